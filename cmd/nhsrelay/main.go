@@ -1,0 +1,54 @@
+// Command nhsrelay is the secure NHS messaging relay: an SMTP relay that
+// delivers clinical mail only to verified NHS endpoints, signed and
+// encrypted with S/MIME. This package parses flags and wires the packages
+// together; it holds no logic of its own.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `usage: nhsrelay COMMAND [ARGS]
+
+commands:
+  init DIR                  write a config, development CA, sample directory and account
+  serve -c FILE             run all listeners until SIGTERM (SIGHUP reloads)
+  check-config -c FILE      validate a config file and print every problem
+  queue list|show|retry|delete
+                            inspect and act on the running server's queue
+  audit verify              check the audit log's hash chain
+  directory ...             manage the directory of NHS endpoints
+  certs ...                 development CA, certificate issue and status
+`
+
+// command is one subcommand: it gets the arguments after its name.
+type command func(args []string) error
+
+func commands() map[string]command {
+	return map[string]command{
+		"init":         runInit,
+		"serve":        runServe,
+		"check-config": runCheckConfig,
+		"queue":        runQueue,
+		"audit":        runAudit,
+		"directory":    runDirectory,
+		"certs":        runCerts,
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	run, ok := commands()[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "nhsrelay: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err := run(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "nhsrelay %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
