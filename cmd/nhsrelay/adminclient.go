@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// defaultConfigPath is where the CLI looks for the config when -c is absent.
+const defaultConfigPath = "/etc/nhsrelay/nhsrelay.toml"
+
+// adminClient talks to a running server's admin HTTP API (loopback, bearer
+// token), as postqueue talks to the Postfix master.
+type adminClient struct {
+	base  string // "http://127.0.0.1:8025"
+	token string
+	http  *http.Client
+}
+
+// configFlag adds -c to fs and returns the path it will hold.
+func configFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("NHSRELAY_CONFIG")
+	if def == "" {
+		def = defaultConfigPath
+	}
+	return fs.String("c", def, "config `file` (env NHSRELAY_CONFIG)")
+}
+
+// newAdminClient reads only the [admin] table of the config file.
+func newAdminClient(configPath string) (*adminClient, error) {
+	var f struct {
+		Admin struct {
+			Listen    string `toml:"listen"`
+			TokenFile string `toml:"token_file"`
+		} `toml:"admin"`
+	}
+	if _, err := toml.DecodeFile(configPath, &f); err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if f.Admin.Listen == "" || f.Admin.TokenFile == "" {
+		return nil, fmt.Errorf("%s: admin.listen and admin.token_file must be set to use the admin API", configPath)
+	}
+	tok, err := os.ReadFile(resolvePath(configPath, f.Admin.TokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read admin token: %w", err)
+	}
+	return &adminClient{
+		base:  "http://" + f.Admin.Listen,
+		token: strings.TrimSpace(string(tok)),
+		http:  &http.Client{Timeout: 60 * time.Second},
+	}, nil
+}
+
+// do sends a JSON request (body may be nil, or an io.Reader sent as is) and
+// decodes a JSON answer into out (may be nil). A non-2xx answer becomes an
+// error carrying the server's {"error": "..."} text.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	ctype := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd, ctype = b, "application/octet-stream"
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if rd != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API (is nhsrelay serve running?): %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin API: %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = w.Write(data)
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+// resolvePath makes p relative to the config file's folder unless absolute.
+func resolvePath(configPath, p string) string {
+	if p == "" || strings.HasPrefix(p, "/") {
+		return p
+	}
+	dir := configPath[:strings.LastIndex(configPath, "/")+1]
+	return dir + p
+}
