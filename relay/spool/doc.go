@@ -1,0 +1,24 @@
+// Package spool stores message bodies durably and encrypted at rest.
+//
+// Each body is one file <id>.msg in the spool folder, written by Spool.Write
+// through the sequence temp file → write → fsync → close → rename → fsync
+// folder, so that a message is either wholly present or absent after a crash
+// (RFC 5321 §6.1: once the server has said 250 it must not lose the message
+// "because the host later crashes"). Concurrent writers share folder fsyncs
+// (group commit), but no Write returns before its own data and name are on
+// stable storage.
+//
+// Bodies are sealed with XChaCha20-Poly1305 in 64 KiB chunks using the STREAM
+// construction (Hoang, Reyhanitabar, Rogaway, Vizár, "Online
+// Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", 2015): a
+// random per-file nonce prefix, a chunk counter and a last-chunk flag form
+// each chunk's nonce, and the file header is authenticated with every chunk,
+// so a changed, reordered, dropped or truncated chunk is an error, never a
+// silently short body. Reading streams: a body is never held whole in
+// memory.
+//
+// The key is 32 random bytes in a key file (CreateKey, LoadKey) that only
+// its owner may read.
+//
+// Main types: Spool; ErrCorrupt for anything that fails authentication.
+package spool
