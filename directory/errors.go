@@ -3,6 +3,8 @@ package directory
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // ErrNotFound means no organisation, endpoint or account has the key asked for.
@@ -26,4 +28,44 @@ func (e *NotVerifiedError) Error() string {
 		s += ": " + e.Reason
 	}
 	return s
+}
+
+// ErrConflict means a write would clash with what the directory holds: an
+// address or fax number another endpoint already uses, or a change a
+// retired endpoint no longer allows. The wrapping error names the clash.
+var ErrConflict = errors.New("directory: conflict")
+
+// ErrNoMailer means a verification challenge was asked for but Config.Mailer
+// is nil, so no code can be sent.
+var ErrNoMailer = errors.New("directory: no mailer configured for verification challenges")
+
+// ErrNoChallenge means there is no outstanding challenge for the endpoint:
+// none was started, it expired, or its attempts were used up. Start another.
+var ErrNoChallenge = errors.New("directory: no outstanding verification challenge")
+
+// ErrWrongCode means a challenge code did not match; the attempt was counted.
+var ErrWrongCode = errors.New("directory: verification code does not match")
+
+// ValidationError lists every field of an organisation, endpoint or account
+// that was rejected, keyed by its JSON field name, each with a message for a
+// person ("address": "domain part must contain a dot"). Nothing was written.
+type ValidationError struct {
+	Fields map[string]string
+}
+
+func (e *ValidationError) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("directory: invalid")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		fmt.Fprintf(&b, " %s: %s", k, e.Fields[k])
+	}
+	return b.String()
 }

@@ -1,0 +1,205 @@
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"nhsrelay/audit"
+)
+
+// Mailer sends one message; cmd wires it to the relay. The directory uses it
+// for verification challenges.
+type Mailer interface {
+	Send(ctx context.Context, from string, to []string, msg io.Reader) error
+}
+
+// Config is what Open needs. Only Store is required.
+type Config struct {
+	Store  Store
+	Now    func() time.Time // nil: time.Now
+	Logger *slog.Logger     // nil: discard
+	Audit  audit.Recorder   // nil: no audit events
+
+	Mailer        Mailer // nil: StartChallenge fails with ErrNoMailer
+	ChallengeFrom string // envelope and header From of challenge mail
+	ChallengeTTL  time.Duration
+	// ChallengeAttempts is how many wrong codes end a challenge (default 5).
+	ChallengeAttempts int
+
+	// ReverifyAfter is how long a verification lasts (default 365 days:
+	// DCB1596 accreditation is annual).
+	ReverifyAfter time.Duration
+	// WarnBefore is how far ahead CheckExpiry warns (default 30 days).
+	WarnBefore time.Duration
+}
+
+// Defaults.
+const (
+	DefaultReverifyAfter     = 365 * 24 * time.Hour
+	DefaultWarnBefore        = 30 * 24 * time.Hour
+	DefaultChallengeTTL      = 72 * time.Hour
+	DefaultChallengeAttempts = 5
+)
+
+// Directory is the in-memory view of a Store, safe for concurrent use.
+// Reads take a read lock on memory only; writes are serialised, go to the
+// Store first and change memory only once the Store has them.
+type Directory struct {
+	cfg   Config
+	log   *slog.Logger
+	store Store
+
+	wmu sync.Mutex // serialises writes (read-modify-write of records)
+
+	mu    sync.RWMutex
+	rev   uint64
+	orgs  map[string]Organisation // by ODS code
+	eps   map[string]Endpoint     // by ID
+	accts map[string]Account      // by lower-case username
+	chals map[string]Challenge    // by endpoint ID
+
+	dummyHash []byte // compared against when an account is unknown
+}
+
+// Open loads everything from cfg.Store into memory.
+func Open(ctx context.Context, cfg Config) (*Directory, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("directory: open: Config.Store is nil")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReverifyAfter <= 0 {
+		cfg.ReverifyAfter = DefaultReverifyAfter
+	}
+	if cfg.WarnBefore <= 0 {
+		cfg.WarnBefore = DefaultWarnBefore
+	}
+	if cfg.ChallengeTTL <= 0 {
+		cfg.ChallengeTTL = DefaultChallengeTTL
+	}
+	if cfg.ChallengeAttempts <= 0 {
+		cfg.ChallengeAttempts = DefaultChallengeAttempts
+	}
+	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("directory: open: %w", err)
+	}
+	d.dummyHash = dummy
+	if err := d.load(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Refresh reloads from the Store if another writer (another node in a
+// cluster) has changed it since the last load. cmd calls it periodically.
+func (d *Directory) Refresh(ctx context.Context) error {
+	rev, err := d.store.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("directory: refresh: %w", err)
+	}
+	d.mu.RLock()
+	same := rev == d.rev
+	d.mu.RUnlock()
+	if same {
+		return nil
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	return d.load(ctx)
+}
+
+func (d *Directory) load(ctx context.Context) error {
+	snap, err := d.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("directory: load: %w", err)
+	}
+	orgs := make(map[string]Organisation, len(snap.Organisations))
+	for _, o := range snap.Organisations {
+		orgs[o.ODS] = o
+	}
+	eps := make(map[string]Endpoint, len(snap.Endpoints))
+	for _, e := range snap.Endpoints {
+		eps[e.ID] = e
+	}
+	accts := make(map[string]Account, len(snap.Accounts))
+	for _, a := range snap.Accounts {
+		accts[strings.ToLower(a.Username)] = a
+	}
+	chals := make(map[string]Challenge, len(snap.Challenges))
+	for _, c := range snap.Challenges {
+		chals[c.EndpointID] = c
+	}
+	d.mu.Lock()
+	d.rev, d.orgs, d.eps, d.accts, d.chals = snap.Revision, orgs, eps, accts, chals
+	d.mu.Unlock()
+	d.log.Info("directory loaded", "organisations", len(orgs), "endpoints", len(eps),
+		"accounts", len(accts), "revision", snap.Revision)
+	return nil
+}
+
+// commit writes b to the Store and then to memory. The caller holds wmu.
+func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	if err := d.store.Apply(ctx, b); err != nil {
+		return fmt.Errorf("directory: %s: %w", op, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rev++
+	for _, o := range b.Organisations {
+		d.orgs[o.ODS] = o
+	}
+	for _, e := range b.Endpoints {
+		d.eps[e.ID] = e
+	}
+	for _, a := range b.Accounts {
+		d.accts[strings.ToLower(a.Username)] = a
+	}
+	for _, c := range b.Challenges {
+		d.chals[c.EndpointID] = c
+	}
+	for _, id := range b.DeleteChallenges {
+		delete(d.chals, id)
+	}
+	return nil
+}
+
+// record writes an audit event. A failure to audit is logged loudly; the
+// change it describes is already durable and is not undone.
+func (d *Directory) record(ctx context.Context, action, endpoint, outcome, detail string) {
+	if d.cfg.Audit == nil {
+		return
+	}
+	ev := audit.Event{Time: d.cfg.Now(), Actor: audit.ActorFrom(ctx), Action: action,
+		Endpoint: endpoint, Outcome: outcome, Detail: detail}
+	if err := d.cfg.Audit.Record(ev); err != nil {
+		d.log.Error("directory: audit record failed", "action", action, "endpoint", endpoint, "err", err)
+	}
+}
+
+// newID returns a fresh endpoint ID ("ep-" and 16 base32 characters).
+func newID() string {
+	var b [10]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return "ep-" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// day formats t as a date for people ("2024-03-31").
+func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
