@@ -190,8 +190,8 @@ func Write(w io.Writer, r Report) error {
 	for _, rc := range r.Recipients {
 		ds.WriteString("\r\n")
 		f("Final-Recipient", "rfc822; "+field(rc.FinalRecipient)) // §2.3.2
-		f("Action", string(rc.Action))                             // §2.3.3
-		f("Status", rc.Status)                                     // §2.3.4
+		f("Action", string(rc.Action))                            // §2.3.3
+		f("Status", rc.Status)                                    // §2.3.4
 		if rc.RemoteMTA != "" {
 			f("Remote-MTA", "dns; "+field(rc.RemoteMTA)) // §2.3.5
 		}
