@@ -1,5 +1,42 @@
 package main
 
-import "errors"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
 
-func runCheckConfig(args []string) error { return errors.New("not built yet") }
+// errProblems says check-config found problems and printed them.
+var errProblems = errors.New("the configuration has problems")
+
+// runCheckConfig validates a config file and prints every problem, one per
+// line, each naming its key, as `postfix check` does.
+func runCheckConfig(args []string) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c, err := loadConfig(*path)
+	if err != nil {
+		for _, e := range unjoin(err) {
+			fmt.Fprintln(os.Stdout, e)
+		}
+		return errProblems
+	}
+	fmt.Fprintf(os.Stdout, "%s: ok (hostname %s, data in %s)\n", c.Path, c.Hostname, c.DataDir)
+	return nil
+}
+
+// unjoin splits an errors.Join result into its parts.
+func unjoin(err error) []error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

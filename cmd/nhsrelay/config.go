@@ -1,0 +1,488 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// exampleConfig documents every key with its default; `nhsrelay init`
+// writes it, filled in for development.
+//
+//go:embed nhsrelay.example.toml
+var exampleConfig string
+
+// fileConfig is the TOML file as written: durations and addresses are
+// strings, checked and converted by validate into a config. Every key is
+// documented in nhsrelay.example.toml and README.md.
+type fileConfig struct {
+	Server    fileServer    `toml:"server"`
+	SMTP      fileSMTP      `toml:"smtp"`
+	TLS       fileTLS       `toml:"tls"`
+	Relay     fileRelay     `toml:"relay"`
+	Admin     fileAdmin     `toml:"admin"`
+	Directory fileDirectory `toml:"directory"`
+}
+
+type fileServer struct {
+	Hostname  string `toml:"hostname"`
+	DataDir   string `toml:"data_dir"`
+	LogFormat string `toml:"log_format"`
+	LogLevel  string `toml:"log_level"`
+}
+
+type fileSMTP struct {
+	SubmissionListen  string   `toml:"submission_listen"`
+	SubmissionsListen string   `toml:"submissions_listen"`
+	MXListen          string   `toml:"mx_listen"`
+	TrustedNetworks   []string `toml:"trusted_networks"`
+	MaxMessageBytes   int64    `toml:"max_message_bytes"`
+	MaxRecipients     int      `toml:"max_recipients"`
+	MaxHeaderBytes    int      `toml:"max_header_bytes"`
+	MaxConnsPerIP     int      `toml:"max_conns_per_ip"`
+	MaxConns          int      `toml:"max_conns"`
+	IdleTimeout       string   `toml:"idle_timeout"`
+	DataTimeout       string   `toml:"data_timeout"`
+	MinDataRate       int      `toml:"min_data_rate"`
+	MaxErrors         int      `toml:"max_errors"`
+}
+
+type fileTLS struct {
+	CertFile       string   `toml:"cert_file"`
+	KeyFile        string   `toml:"key_file"`
+	CAFiles        []string `toml:"ca_files"`
+	ReloadInterval string   `toml:"reload_interval"`
+}
+
+type fileRelay struct {
+	SpoolKeyFile   string `toml:"spool_key_file"`
+	MaildirRoot    string `toml:"maildir_root"`
+	HopConcurrency int    `toml:"hop_concurrency"`
+	RetryMin       string `toml:"retry_min"`
+	RetryMax       string `toml:"retry_max"`
+	DelayWarnAfter string `toml:"delay_warn_after"`
+	GiveUpAfter    string `toml:"give_up_after"`
+}
+
+type fileAdmin struct {
+	Listen           string `toml:"listen"`
+	TokenFile        string `toml:"token_file"`
+	AllowNonLoopback bool   `toml:"allow_non_loopback"`
+}
+
+type fileDirectory struct {
+	ChallengeFrom string `toml:"challenge_from"`
+	ReverifyAfter string `toml:"reverify_after"`
+	WarnBefore    string `toml:"warn_before"`
+	ExpiryCheck   string `toml:"expiry_check"`
+}
+
+// defaultFileConfig holds the value of every key a file leaves out. The
+// defaults are the secure, production choice: standard ports, admin API on
+// loopback, limits as Postfix sets them or tighter.
+func defaultFileConfig() fileConfig {
+	return fileConfig{
+		Server: fileServer{DataDir: "data", LogFormat: "json", LogLevel: "info"},
+		SMTP: fileSMTP{
+			SubmissionListen:  ":587",
+			SubmissionsListen: ":465",
+			MXListen:          ":25",
+			MaxMessageBytes:   50 << 20, // Postfix message_size_limit is 10 MB; clinical attachments are larger
+			MaxRecipients:     1000,     // Postfix smtpd_recipient_limit
+			MaxHeaderBytes:    100 << 10,
+			MaxConnsPerIP:     50, // Postfix smtpd_client_connection_count_limit
+			MaxConns:          1000,
+			IdleTimeout:       "5m", // RFC 5321 §4.5.3.2.7: server timeout at least 5 minutes
+			DataTimeout:       "10m",
+			MinDataRate:       1024, // bytes per second during DATA, against slowloris
+			MaxErrors:         20,   // Postfix smtpd_hard_error_limit
+		},
+		TLS: fileTLS{ReloadInterval: "0s"},
+		Relay: fileRelay{
+			SpoolKeyFile:   "spool.key",
+			HopConcurrency: 10,
+			RetryMin:       "1m",
+			RetryMax:       "1h",
+			DelayWarnAfter: "4h",   // Postfix delay_warning_time is off by default; the issue asks 4h
+			GiveUpAfter:    "120h", // Postfix maximal_queue_lifetime 5d
+		},
+		Admin: fileAdmin{Listen: "127.0.0.1:8025", TokenFile: "admin.token"},
+		Directory: fileDirectory{
+			ReverifyAfter: "8760h", // a year
+			WarnBefore:    "720h",  // 30 days
+			ExpiryCheck:   "24h",
+		},
+	}
+}
+
+// config is a checked fileConfig: durations parsed, networks parsed, every
+// path absolute.
+type config struct {
+	Path string // the file it was read from
+
+	Hostname  string
+	DataDir   string
+	LogFormat string // "json" or "text"
+	LogLevel  slog.Level
+
+	SubmissionListen  string // "" disables the listener
+	SubmissionsListen string
+	MXListen          string
+	TrustedNetworks   []netip.Prefix
+	MaxMessageBytes   int64
+	MaxRecipients     int
+	MaxHeaderBytes    int
+	MaxConnsPerIP     int
+	MaxConns          int
+	IdleTimeout       time.Duration
+	DataTimeout       time.Duration
+	MinDataRate       int
+	MaxErrors         int
+
+	CertFile       string
+	KeyFile        string
+	CAFiles        []string
+	ReloadInterval time.Duration // 0: reload only on SIGHUP
+
+	SpoolKeyFile   string
+	MaildirRoot    string
+	HopConcurrency int
+	RetryMin       time.Duration
+	RetryMax       time.Duration
+	DelayWarnAfter time.Duration
+	GiveUpAfter    time.Duration
+
+	AdminListen    string // "" disables the admin API
+	AdminTokenFile string
+
+	ChallengeFrom string
+	ReverifyAfter time.Duration
+	WarnBefore    time.Duration
+	ExpiryCheck   time.Duration
+}
+
+// Files that live in data_dir; not configurable, so that a backup of
+// data_dir is a backup of the server's state.
+func (c *config) SpoolDir() string       { return filepath.Join(c.DataDir, "spool") }
+func (c *config) QueueDB() string        { return filepath.Join(c.DataDir, "queue.db") }
+func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "directory.db") }
+func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
+func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
+
+// loadConfig reads and checks the file at path. The error from a file that
+// decodes but does not validate is an errors.Join of one error per problem,
+// each naming its key.
+func loadConfig(path string) (*config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return parseConfig(abs, string(data))
+}
+
+// parseConfig decodes and checks text as if read from the file at path
+// (absolute), against which relative paths resolve.
+func parseConfig(path, text string) (*config, error) {
+	fc := defaultFileConfig()
+	md, err := toml.Decode(text, &fc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var problems []error
+	for _, k := range md.Undecoded() {
+		problems = append(problems, fmt.Errorf("%s: unknown key", k))
+	}
+	c, errs := fc.validate(path)
+	problems = append(problems, errs...)
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// validator collects problems, each prefixed with its key.
+type validator struct {
+	dir  string // the config file's folder: relative paths start here
+	errs []error
+}
+
+func (v *validator) addf(key, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(v.dir, p)
+}
+
+// duration parses a Go duration ("90s", "4h"); min is the smallest allowed.
+func (v *validator) duration(key, s string, min time.Duration) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		v.addf(key, "%q is not a duration (write it like \"90s\", \"15m\" or \"4h\")", s)
+		return 0
+	}
+	if d < min {
+		v.addf(key, "%s is below the minimum %s", s, min)
+	}
+	return d
+}
+
+func (v *validator) positive(key string, n int64) {
+	if n <= 0 {
+		v.addf(key, "must be greater than 0, got %d", n)
+	}
+}
+
+// file checks that a required file exists and is a regular file; if secret,
+// that neither group nor others may read it.
+func (v *validator) file(key, p string, secret bool) string {
+	if p == "" {
+		v.addf(key, "must be set")
+		return ""
+	}
+	p = v.path(p)
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		v.addf(key, "no such file: %s", p)
+	case err != nil:
+		v.addf(key, "%v", err)
+	case !fi.Mode().IsRegular():
+		v.addf(key, "not a regular file: %s", p)
+	case secret && fi.Mode().Perm()&0o077 != 0:
+		v.addf(key, "%s has mode %04o; a secret must be readable by its owner only (chmod 600)", p, fi.Mode().Perm())
+	}
+	return p
+}
+
+// listen checks a "host:port" listen address; "" disables the listener.
+func (v *validator) listen(key, addr string) {
+	if addr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.addf(key, "%q is not host:port (write \":587\" or \"127.0.0.1:2587\")", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.addf(key, "port %q is not a number from 0 to 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		v.addf(key, "host %q must be an IP address or localhost, so the listener cannot move with DNS", host)
+	}
+}
+
+func (fc *fileConfig) validate(path string) (*config, []error) {
+	v := &validator{dir: filepath.Dir(path)}
+	c := &config{Path: path}
+
+	// [server]
+	c.Hostname = fc.Server.Hostname
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			v.addf("server.hostname", "not set and the system hostname is unknown: %v", err)
+		}
+		c.Hostname = h
+	}
+	if c.Hostname != "" && !validHostname(c.Hostname) {
+		v.addf("server.hostname", "%q is not a host name (letters, digits, '-' and '.')", c.Hostname)
+	}
+	c.DataDir = v.path(fc.Server.DataDir)
+	if c.DataDir == "" {
+		v.addf("server.data_dir", "must be set")
+	} else if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+		v.addf("server.data_dir", "%s exists and is not a folder", c.DataDir)
+	}
+	switch fc.Server.LogFormat {
+	case "json", "text":
+		c.LogFormat = fc.Server.LogFormat
+	default:
+		v.addf("server.log_format", "%q: want \"json\" or \"text\"", fc.Server.LogFormat)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(fc.Server.LogLevel)); err != nil {
+		v.addf("server.log_level", "%q: want debug, info, warn or error", fc.Server.LogLevel)
+	}
+
+	// [smtp]
+	s := fc.SMTP
+	v.listen("smtp.submission_listen", s.SubmissionListen)
+	v.listen("smtp.submissions_listen", s.SubmissionsListen)
+	v.listen("smtp.mx_listen", s.MXListen)
+	c.SubmissionListen, c.SubmissionsListen, c.MXListen = s.SubmissionListen, s.SubmissionsListen, s.MXListen
+	if c.SubmissionListen == "" && c.SubmissionsListen == "" && c.MXListen == "" {
+		v.addf("smtp", "every listener is disabled; set submission_listen, submissions_listen or mx_listen")
+	}
+	for i, n := range s.TrustedNetworks {
+		p, err := parsePrefix(n)
+		if err != nil {
+			v.addf(fmt.Sprintf("smtp.trusted_networks[%d]", i), "%q is not an address or CIDR prefix", n)
+			continue
+		}
+		if p.Bits() == 0 {
+			// An open relay by configuration: refuse it.
+			v.addf(fmt.Sprintf("smtp.trusted_networks[%d]", i), "%q trusts every address; that is an open relay", n)
+		}
+		c.TrustedNetworks = append(c.TrustedNetworks, p)
+	}
+	v.positive("smtp.max_message_bytes", s.MaxMessageBytes)
+	v.positive("smtp.max_recipients", int64(s.MaxRecipients))
+	v.positive("smtp.max_header_bytes", int64(s.MaxHeaderBytes))
+	v.positive("smtp.max_conns_per_ip", int64(s.MaxConnsPerIP))
+	v.positive("smtp.max_conns", int64(s.MaxConns))
+	v.positive("smtp.min_data_rate", int64(s.MinDataRate))
+	v.positive("smtp.max_errors", int64(s.MaxErrors))
+	if s.MaxConnsPerIP > s.MaxConns && s.MaxConns > 0 {
+		v.addf("smtp.max_conns_per_ip", "%d is more than smtp.max_conns (%d)", s.MaxConnsPerIP, s.MaxConns)
+	}
+	if s.MaxHeaderBytes > 0 && int64(s.MaxHeaderBytes) > s.MaxMessageBytes && s.MaxMessageBytes > 0 {
+		v.addf("smtp.max_header_bytes", "%d is more than smtp.max_message_bytes (%d)", s.MaxHeaderBytes, s.MaxMessageBytes)
+	}
+	c.MaxMessageBytes, c.MaxRecipients, c.MaxHeaderBytes = s.MaxMessageBytes, s.MaxRecipients, s.MaxHeaderBytes
+	c.MaxConnsPerIP, c.MaxConns, c.MinDataRate, c.MaxErrors = s.MaxConnsPerIP, s.MaxConns, s.MinDataRate, s.MaxErrors
+	c.IdleTimeout = v.duration("smtp.idle_timeout", s.IdleTimeout, time.Second)
+	c.DataTimeout = v.duration("smtp.data_timeout", s.DataTimeout, time.Second)
+
+	// [tls]
+	c.CertFile = v.file("tls.cert_file", fc.TLS.CertFile, false)
+	c.KeyFile = v.file("tls.key_file", fc.TLS.KeyFile, true)
+	for i, f := range fc.TLS.CAFiles {
+		c.CAFiles = append(c.CAFiles, v.file(fmt.Sprintf("tls.ca_files[%d]", i), f, false))
+	}
+	c.ReloadInterval = v.duration("tls.reload_interval", fc.TLS.ReloadInterval, 0)
+	if c.ReloadInterval > 0 && c.ReloadInterval < time.Second {
+		v.addf("tls.reload_interval", "%s is below the minimum 1s (0 reloads only on SIGHUP)", c.ReloadInterval)
+	}
+
+	// [relay]
+	r := fc.Relay
+	c.SpoolKeyFile = v.file("relay.spool_key_file", r.SpoolKeyFile, true)
+	c.MaildirRoot = v.path(r.MaildirRoot)
+	if c.MaildirRoot == "" {
+		c.MaildirRoot = c.defaultMaildir()
+	}
+	v.positive("relay.hop_concurrency", int64(r.HopConcurrency))
+	c.HopConcurrency = r.HopConcurrency
+	c.RetryMin = v.duration("relay.retry_min", r.RetryMin, time.Second)
+	c.RetryMax = v.duration("relay.retry_max", r.RetryMax, time.Second)
+	if c.RetryMax < c.RetryMin {
+		v.addf("relay.retry_max", "%s is less than relay.retry_min (%s)", r.RetryMax, r.RetryMin)
+	}
+	c.DelayWarnAfter = v.duration("relay.delay_warn_after", r.DelayWarnAfter, time.Minute)
+	c.GiveUpAfter = v.duration("relay.give_up_after", r.GiveUpAfter, time.Minute)
+	if c.GiveUpAfter <= c.DelayWarnAfter {
+		v.addf("relay.give_up_after", "%s must be longer than relay.delay_warn_after (%s)", r.GiveUpAfter, r.DelayWarnAfter)
+	}
+
+	// [admin]
+	a := fc.Admin
+	c.AdminListen = a.Listen
+	if a.Listen != "" {
+		v.listen("admin.listen", a.Listen)
+		if host, _, err := net.SplitHostPort(a.Listen); err == nil && !a.AllowNonLoopback && !isLoopbackHost(host) {
+			v.addf("admin.listen", "%q is not a loopback address; the admin API belongs on 127.0.0.1 or ::1 (set admin.allow_non_loopback = true to override)", a.Listen)
+		}
+		c.AdminTokenFile = v.file("admin.token_file", a.TokenFile, true)
+		if c.AdminTokenFile != "" {
+			if tok, err := os.ReadFile(c.AdminTokenFile); err == nil && len(strings.TrimSpace(string(tok))) < 16 {
+				v.addf("admin.token_file", "the token is shorter than 16 characters")
+			}
+		}
+	}
+
+	// [directory]
+	d := fc.Directory
+	c.ChallengeFrom = d.ChallengeFrom
+	if c.ChallengeFrom == "" {
+		c.ChallengeFrom = "postmaster@" + c.Hostname
+	} else if at := strings.LastIndexByte(c.ChallengeFrom, '@'); at <= 0 || at == len(c.ChallengeFrom)-1 || strings.ContainsAny(c.ChallengeFrom, " <>\r\n") {
+		v.addf("directory.challenge_from", "%q is not a mail address", c.ChallengeFrom)
+	}
+	c.ReverifyAfter = v.duration("directory.reverify_after", d.ReverifyAfter, 24*time.Hour)
+	c.WarnBefore = v.duration("directory.warn_before", d.WarnBefore, 0)
+	if c.WarnBefore >= c.ReverifyAfter && c.ReverifyAfter > 0 {
+		v.addf("directory.warn_before", "%s must be shorter than directory.reverify_after (%s)", d.WarnBefore, d.ReverifyAfter)
+	}
+	c.ExpiryCheck = v.duration("directory.expiry_check", d.ExpiryCheck, time.Minute)
+
+	return c, v.errs
+}
+
+// parsePrefix accepts "10.0.0.0/8", "::1/128" or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validHostname checks RFC 1123 §2.1 host name syntax.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// setKey replaces the value of the first line of a TOML text that assigns
+// key ("key = ..."), keeping the line's indentation; ok is false if no line
+// does. init uses it to fill in the example config.
+func setKey(text, key, value string) (out string, ok bool) {
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		trimmed := strings.TrimLeft(l, " \t")
+		name, _, found := strings.Cut(trimmed, "=")
+		if !found || strings.TrimSpace(name) != key || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := l[:len(l)-len(trimmed)]
+		nl := ""
+		if strings.HasSuffix(l, "\n") {
+			nl = "\n"
+		}
+		lines[i] = indent + key + " = " + value + nl
+		return strings.Join(lines, ""), true
+	}
+	return text, false
+}

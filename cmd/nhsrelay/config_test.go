@@ -1,0 +1,225 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeConfigDir writes text as nhsrelay.toml into a new folder together
+// with the files the example config names, and returns the config's path.
+func writeConfigDir(t testing.TB, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]os.FileMode{
+		"tls/cert.pem": 0o644,
+		"tls/key.pem":  0o600,
+		"spool.key":    0o600,
+		"admin.token":  0o600,
+	}
+	for name, mode := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("0123456789abcdef0123456789abcdef\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "nhsrelay.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExampleConfigValid(t *testing.T) {
+	t.Parallel()
+	path := writeConfigDir(t, exampleConfig)
+	c, err := loadConfig(path)
+	if err != nil {
+		t.Fatalf("loadConfig(example) = %v", err)
+	}
+	dir := filepath.Dir(path)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DataDir", c.DataDir, filepath.Join(dir, "data")},
+		{"CertFile", c.CertFile, filepath.Join(dir, "tls/cert.pem")},
+		{"MaildirRoot", c.MaildirRoot, filepath.Join(dir, "data", "maildir")},
+		{"SubmissionListen", c.SubmissionListen, ":587"},
+		{"AdminListen", c.AdminListen, "127.0.0.1:8025"},
+		{"DelayWarnAfter", c.DelayWarnAfter, 4 * time.Hour},
+		{"GiveUpAfter", c.GiveUpAfter, 120 * time.Hour},
+		{"MaxMessageBytes", c.MaxMessageBytes, int64(50 << 20)},
+		{"MaxRecipients", c.MaxRecipients, 1000},
+		{"ChallengeFrom", c.ChallengeFrom, "postmaster@localhost"},
+		{"TrustedNetworks", len(c.TrustedNetworks), 0},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("example %s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+}
+
+// TestExampleMatchesDefaults: the example documents every key with the
+// value a file that leaves it out gets, so both must decode alike.
+func TestExampleMatchesDefaults(t *testing.T) {
+	t.Parallel()
+	full, err := loadConfig(writeConfigDir(t, exampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	minimal := `[server]
+hostname = "localhost"
+[tls]
+cert_file = "tls/cert.pem"
+key_file = "tls/key.pem"
+`
+	short, err := loadConfig(writeConfigDir(t, minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Paths differ by folder; compare with them made relative.
+	for _, c := range []*config{full, short} {
+		dir := filepath.Dir(c.Path)
+		for _, p := range []*string{&c.Path, &c.DataDir, &c.CertFile, &c.KeyFile, &c.SpoolKeyFile, &c.MaildirRoot, &c.AdminTokenFile} {
+			*p = strings.TrimPrefix(*p, dir)
+		}
+	}
+	if f, s := full.LogFormat, short.LogFormat; f != s {
+		t.Errorf("log_format: example %q, default %q", f, s)
+	}
+	fs, ss := *full, *short
+	fs.TrustedNetworks, ss.TrustedNetworks = nil, nil
+	fs.CAFiles, ss.CAFiles = nil, nil
+	if fmtConfig(fs) != fmtConfig(ss) {
+		t.Errorf("example and defaults differ:\nexample  %s\ndefaults %s", fmtConfig(fs), fmtConfig(ss))
+	}
+}
+
+func fmtConfig(c config) string { return fmt.Sprintf("%+v", c) }
+
+func TestBadConfigs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		edit func(string) string // applied to the example
+		want []string            // every one must appear in the error
+	}{
+		{"unknown key", add("[smtp]", "max_mesage_bytes = 10"), []string{"smtp.max_mesage_bytes: unknown key"}},
+		{"unknown section", func(s string) string { return s + "\n[smptd]\nlisten = \":25\"\n" }, []string{"smptd", "unknown key"}},
+		{"missing cert", set("cert_file", `"tls/nope.pem"`), []string{"tls.cert_file: no such file"}},
+		{"key readable by others", nil, []string{"tls.key_file:", "chmod 600"}},
+		{"bad duration", set("delay_warn_after", `"4 hours"`), []string{"relay.delay_warn_after:", "not a duration"}},
+		{"give up before warn", set("give_up_after", `"1h"`), []string{"relay.give_up_after: 1h must be longer"}},
+		{"retry max below min", set("retry_max", `"10s"`), []string{"relay.retry_max: 10s is less than"}},
+		{"admin on all interfaces", set("listen", `":8025"`), []string{"admin.listen:", "not a loopback"}},
+		{"admin public allowed", chain(set("listen", `"0.0.0.0:8025"`), set("allow_non_loopback", "true")), nil},
+		{"bad listen", set("mx_listen", `"25"`), []string{"smtp.mx_listen:", "not host:port"}},
+		{"listen on a name", set("mx_listen", `"mail.example:25"`), []string{"smtp.mx_listen:", "IP address"}},
+		{"bad port", set("submission_listen", `":70000"`), []string{"smtp.submission_listen: port"}},
+		{"all listeners off", chain(set("submission_listen", `""`), set("submissions_listen", `""`), set("mx_listen", `""`)), []string{"smtp: every listener is disabled"}},
+		{"open relay", set("trusted_networks", `["0.0.0.0/0"]`), []string{"smtp.trusted_networks[0]:", "open relay"}},
+		{"bad network", set("trusted_networks", `["127.0.0.1", "10.0.0.0/33"]`), []string{"smtp.trusted_networks[1]:"}},
+		{"zero limit", set("max_recipients", "0"), []string{"smtp.max_recipients: must be greater than 0"}},
+		{"negative size", set("max_message_bytes", "-1"), []string{"smtp.max_message_bytes: must be greater than 0"}},
+		{"per-IP above total", set("max_conns_per_ip", "5000"), []string{"smtp.max_conns_per_ip: 5000 is more than smtp.max_conns"}},
+		{"log format", set("log_format", `"xml"`), []string{"server.log_format:"}},
+		{"log level", set("log_level", `"loud"`), []string{"server.log_level:"}},
+		{"hostname", set("hostname", `"relay nhs"`), []string{"server.hostname:"}},
+		{"challenge from", set("challenge_from", `"postmaster"`), []string{"directory.challenge_from:"}},
+		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
+		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
+		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),
+			[]string{"server.log_level:", "relay.retry_min:", "tls.cert_file: must be set"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			text := exampleConfig
+			if tc.edit != nil {
+				text = tc.edit(text)
+			}
+			path := writeConfigDir(t, text)
+			if tc.name == "key readable by others" {
+				if err := os.Chmod(filepath.Join(filepath.Dir(path), "tls/key.pem"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := loadConfig(path)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("loadConfig = %v, want no error", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loadConfig = nil, want an error containing %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("loadConfig error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// set replaces the value of the first line "key = ..." of the example.
+func set(key, value string) func(string) string {
+	return func(s string) string {
+		out, ok := setKey(s, key, value)
+		if !ok {
+			panic("example has no key " + key)
+		}
+		return out
+	}
+}
+
+// add inserts line after the section header.
+func add(section, line string) func(string) string {
+	return func(s string) string { return strings.Replace(s, section+"\n", section+"\n"+line+"\n", 1) }
+}
+
+func chain(fs ...func(string) string) func(string) string {
+	return func(s string) string {
+		for _, f := range fs {
+			s = f(s)
+		}
+		return s
+	}
+}
+
+// FuzzParseConfig: any text either fails cleanly or yields a config whose
+// limits are all usable.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(exampleConfig)
+	f.Add("")
+	f.Add("[smtp]\nmax_recipients = -1\n")
+	f.Add("[admin]\nlisten = \"[::1]:8025\"\n")
+	f.Add("[smtp]\ntrusted_networks = [\"::/0\", \"fe80::1%eth0\"]\n")
+	f.Add("[relay]\nretry_min = \"-5s\"\ngive_up_after = \"9999999999h\"\n")
+	f.Add("[[server]]\n")
+	f.Add("server = 1\n")
+	dir := writeConfigDir(f, exampleConfig)
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := parseConfig(dir, text)
+		if err != nil {
+			return
+		}
+		if c.MaxMessageBytes <= 0 || c.MaxRecipients <= 0 || c.MaxConns <= 0 || c.RetryMin <= 0 || c.GiveUpAfter <= c.DelayWarnAfter {
+			t.Fatalf("accepted a config with an unusable limit: %+v", c)
+		}
+		for _, p := range c.TrustedNetworks {
+			if p.Bits() == 0 {
+				t.Fatalf("accepted trusted network %v", p)
+			}
+		}
+	})
+}
