@@ -55,6 +55,10 @@ type fileSMTP struct {
 	DataTimeout       string   `toml:"data_timeout"`
 	MinDataRate       int      `toml:"min_data_rate"`
 	MaxErrors         int      `toml:"max_errors"`
+	MaxJunkCommands   int      `toml:"max_junk_commands"`
+	GreetWait         string   `toml:"greet_wait"`
+	MaxAuthFailures   int      `toml:"max_auth_failures"`
+	AuthFailureWindow string   `toml:"auth_failure_window"`
 }
 
 type fileTLS struct {
@@ -103,9 +107,13 @@ func defaultFileConfig() fileConfig {
 			MaxConnsPerIP:     50, // Postfix smtpd_client_connection_count_limit
 			MaxConns:          1000,
 			IdleTimeout:       "5m", // RFC 5321 §4.5.3.2.7: server timeout at least 5 minutes
-			DataTimeout:       "10m",
-			MinDataRate:       1024, // bytes per second during DATA, against slowloris
-			MaxErrors:         20,   // Postfix smtpd_hard_error_limit
+			DataTimeout:       "5m",
+			MinDataRate:       500, // Postfix smtpd_min_data_rate, bytes/s, against slowloris
+			MaxErrors:         20,  // Postfix smtpd_hard_error_limit
+			MaxJunkCommands:   100, // Postfix smtpd_junk_command_limit
+			GreetWait:         "500ms",
+			MaxAuthFailures:   10,
+			AuthFailureWindow: "15m",
 		},
 		TLS: fileTLS{ReloadInterval: "0s"},
 		Relay: fileRelay{
@@ -148,6 +156,10 @@ type config struct {
 	DataTimeout       time.Duration
 	MinDataRate       int
 	MaxErrors         int
+	MaxJunkCommands   int
+	GreetWait         time.Duration // negative: no pregreet test
+	MaxAuthFailures   int
+	AuthFailureWindow time.Duration
 
 	CertFile       string
 	KeyFile        string
@@ -350,6 +362,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	v.positive("smtp.max_conns", int64(s.MaxConns))
 	v.positive("smtp.min_data_rate", int64(s.MinDataRate))
 	v.positive("smtp.max_errors", int64(s.MaxErrors))
+	v.positive("smtp.max_junk_commands", int64(s.MaxJunkCommands))
+	v.positive("smtp.max_auth_failures", int64(s.MaxAuthFailures))
 	if s.MaxConnsPerIP > s.MaxConns && s.MaxConns > 0 {
 		v.addf("smtp.max_conns_per_ip", "%d is more than smtp.max_conns (%d)", s.MaxConnsPerIP, s.MaxConns)
 	}
@@ -358,6 +372,12 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	c.MaxMessageBytes, c.MaxRecipients, c.MaxHeaderBytes = s.MaxMessageBytes, s.MaxRecipients, s.MaxHeaderBytes
 	c.MaxConnsPerIP, c.MaxConns, c.MinDataRate, c.MaxErrors = s.MaxConnsPerIP, s.MaxConns, s.MinDataRate, s.MaxErrors
+	c.MaxJunkCommands, c.MaxAuthFailures = s.MaxJunkCommands, s.MaxAuthFailures
+	c.GreetWait = v.duration("smtp.greet_wait", s.GreetWait, -time.Hour)
+	if c.GreetWait > 30*time.Second {
+		v.addf("smtp.greet_wait", "%s is longer than 30s; clients would time out", s.GreetWait)
+	}
+	c.AuthFailureWindow = v.duration("smtp.auth_failure_window", s.AuthFailureWindow, time.Second)
 	c.IdleTimeout = v.duration("smtp.idle_timeout", s.IdleTimeout, time.Second)
 	c.DataTimeout = v.duration("smtp.data_timeout", s.DataTimeout, time.Second)
 

@@ -15,8 +15,8 @@ func writeConfigDir(t testing.TB, text string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]os.FileMode{
-		"tls/cert.pem": 0o644,
-		"tls/key.pem":  0o600,
+		"tls/server.crt": 0o644,
+		"tls/server.key":  0o600,
 		"spool.key":    0o600,
 		"admin.token":  0o600,
 	}
@@ -49,7 +49,7 @@ func TestExampleConfigValid(t *testing.T) {
 		got, want any
 	}{
 		{"DataDir", c.DataDir, filepath.Join(dir, "data")},
-		{"CertFile", c.CertFile, filepath.Join(dir, "tls/cert.pem")},
+		{"CertFile", c.CertFile, filepath.Join(dir, "tls/server.crt")},
 		{"MaildirRoot", c.MaildirRoot, filepath.Join(dir, "data", "maildir")},
 		{"SubmissionListen", c.SubmissionListen, ":587"},
 		{"AdminListen", c.AdminListen, "127.0.0.1:8025"},
@@ -78,8 +78,8 @@ func TestExampleMatchesDefaults(t *testing.T) {
 	minimal := `[server]
 hostname = "localhost"
 [tls]
-cert_file = "tls/cert.pem"
-key_file = "tls/key.pem"
+cert_file = "tls/server.crt"
+key_file = "tls/server.key"
 `
 	short, err := loadConfig(writeConfigDir(t, minimal))
 	if err != nil {
@@ -148,7 +148,7 @@ func TestBadConfigs(t *testing.T) {
 			}
 			path := writeConfigDir(t, text)
 			if tc.name == "key readable by others" {
-				if err := os.Chmod(filepath.Join(filepath.Dir(path), "tls/key.pem"), 0o644); err != nil {
+				if err := os.Chmod(filepath.Join(filepath.Dir(path), "tls/server.key"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
