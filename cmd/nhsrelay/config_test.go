@@ -16,9 +16,9 @@ func writeConfigDir(t testing.TB, text string) string {
 	dir := t.TempDir()
 	files := map[string]os.FileMode{
 		"tls/server.crt": 0o644,
-		"tls/server.key":  0o600,
-		"spool.key":    0o600,
-		"admin.token":  0o600,
+		"tls/server.key": 0o600,
+		"spool.key":      0o600,
+		"admin.token":    0o600,
 	}
 	for name, mode := range files {
 		p := filepath.Join(dir, name)
