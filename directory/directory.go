@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,9 @@ type Directory struct {
 	eps   map[string]Endpoint     // by ID
 	accts map[string]Account      // by lower-case username
 	chals map[string]Challenge    // by endpoint ID
+	// Indexes over eps: lower-case address → IDs, E.164 fax → IDs.
+	byAddr map[string][]string
+	byFax  map[string][]string
 
 	dummyHash []byte // compared against when an account is unknown
 }
@@ -92,6 +96,13 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 	}
 	if cfg.ChallengeAttempts <= 0 {
 		cfg.ChallengeAttempts = DefaultChallengeAttempts
+	}
+	if cfg.Mailer != nil {
+		from, err := NormaliseAddress(cfg.ChallengeFrom)
+		if err != nil || !strings.Contains(from, "@") {
+			return nil, fmt.Errorf("directory: open: ChallengeFrom %q must be a mailbox when a Mailer is set", cfg.ChallengeFrom)
+		}
+		cfg.ChallengeFrom = from
 	}
 	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.DefaultCost)
@@ -146,6 +157,10 @@ func (d *Directory) load(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.rev, d.orgs, d.eps, d.accts, d.chals = snap.Revision, orgs, eps, accts, chals
+	d.byAddr, d.byFax = map[string][]string{}, map[string][]string{}
+	for _, e := range eps {
+		d.index(e)
+	}
 	d.mu.Unlock()
 	d.log.Info("directory loaded", "organisations", len(orgs), "endpoints", len(eps),
 		"accounts", len(accts), "revision", snap.Revision)
@@ -167,7 +182,11 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 		d.orgs[o.ODS] = o
 	}
 	for _, e := range b.Endpoints {
+		if old, ok := d.eps[e.ID]; ok {
+			d.unindex(old)
+		}
 		d.eps[e.ID] = e
+		d.index(e)
 	}
 	for _, a := range b.Accounts {
 		d.accts[strings.ToLower(a.Username)] = a
@@ -179,6 +198,31 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 		delete(d.chals, id)
 	}
 	return nil
+}
+
+// index adds e to byAddr and byFax. The caller holds d.mu.
+func (d *Directory) index(e Endpoint) {
+	a := strings.ToLower(e.Address)
+	d.byAddr[a] = append(d.byAddr[a], e.ID)
+	for _, f := range e.FaxNumbers {
+		d.byFax[f] = append(d.byFax[f], e.ID)
+	}
+}
+
+// unindex removes e from byAddr and byFax. The caller holds d.mu.
+func (d *Directory) unindex(e Endpoint) {
+	drop := func(m map[string][]string, k string) {
+		ids := slices.DeleteFunc(m[k], func(id string) bool { return id == e.ID })
+		if len(ids) == 0 {
+			delete(m, k)
+		} else {
+			m[k] = ids
+		}
+	}
+	drop(d.byAddr, strings.ToLower(e.Address))
+	for _, f := range e.FaxNumbers {
+		drop(d.byFax, f)
+	}
 }
 
 // record writes an audit event. A failure to audit is logged loudly; the

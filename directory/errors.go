@@ -23,9 +23,13 @@ type NotVerifiedError struct {
 }
 
 func (e *NotVerifiedError) Error() string {
-	s := fmt.Sprintf("directory: %s is %s", e.Address, e.Status)
-	if e.Reason != "" {
-		s += ": " + e.Reason
+	// Reason already says the status in words ("suspended: practice closed").
+	s := fmt.Sprintf("directory: %s: %s", e.Address, e.Reason)
+	if e.Reason == "" {
+		s = fmt.Sprintf("directory: %s is %s", e.Address, e.Status)
+	}
+	if e.Successor != "" {
+		s += "; successor: " + e.Successor
 	}
 	return s
 }

@@ -1,0 +1,114 @@
+package directory
+
+import (
+	"cmp"
+	"context"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// CheckExpiry looks at every verified endpoint. One whose verification or
+// last S/MIME certificate expires within Config.WarnBefore gets a warning;
+// one already past it is suspended, with the reason, in one atomic write.
+// cmd runs it daily, exports the counts as metrics and mails Lines to the
+// administrators. An endpoint with TLSOnly set is not judged by its
+// certificates.
+func (d *Directory) CheckExpiry(ctx context.Context) (ExpiryReport, error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	now := d.cfg.Now()
+	rep := ExpiryReport{At: now}
+	var b Batch
+	var suspended []Endpoint
+	for _, e := range d.eps {
+		if e.Status != StatusVerified {
+			continue
+		}
+		rep.Checked++
+		var notices []ExpiryNotice
+		if exp := e.Verification.Expires; !exp.IsZero() {
+			notices = append(notices, d.notice(e, ExpiryVerification, exp, now))
+		}
+		if exp, ok := lastCertExpiry(e); ok && !e.TLSOnly {
+			notices = append(notices, d.notice(e, ExpiryCertificate, exp, now))
+		}
+		var expired []ExpiryNotice
+		for _, n := range notices {
+			switch {
+			case n.DaysLeft < 0 || !now.Before(n.Expires):
+				expired = append(expired, n)
+			case n.Expires.Sub(now) <= d.cfg.WarnBefore:
+				rep.Warnings = append(rep.Warnings, n)
+			}
+		}
+		if len(expired) > 0 {
+			var why []string
+			for _, n := range expired {
+				why = append(why, n.Text)
+			}
+			e.Status, e.StatusReason = StatusSuspended, strings.Join(why, "; ")
+			b.Endpoints = append(b.Endpoints, e)
+			suspended = append(suspended, e)
+			rep.Suspended = append(rep.Suspended, expired...)
+		}
+	}
+	byDate := func(a, b ExpiryNotice) int {
+		return cmp.Or(a.Expires.Compare(b.Expires), strings.Compare(a.Address, b.Address), strings.Compare(string(a.Kind), string(b.Kind)))
+	}
+	slices.SortFunc(rep.Warnings, byDate)
+	slices.SortFunc(rep.Suspended, byDate)
+	if err := d.commit(ctx, "expiry suspensions", b); err != nil {
+		d.record(ctx, "directory.expiry", "", outcomeFailed, err.Error())
+		return rep, err
+	}
+	d.recordSuspensions(ctx, suspended)
+	for _, n := range rep.Warnings {
+		d.log.Warn("directory: expiry due", "endpoint", n.Address, "kind", string(n.Kind), "expires", day(n.Expires), "days_left", n.DaysLeft)
+	}
+	for _, n := range rep.Suspended {
+		rep.Lines = append(rep.Lines, fmt.Sprintf("SUSPENDED %s (%s): %s", n.Address, n.ODS, n.Text))
+	}
+	for _, n := range rep.Warnings {
+		rep.Lines = append(rep.Lines, fmt.Sprintf("WARNING   %s (%s): %s", n.Address, n.ODS, n.Text))
+	}
+	d.log.Info("directory: expiry check", "checked", rep.Checked, "warnings", len(rep.Warnings), "suspended", len(suspended))
+	if len(suspended) > 0 || len(rep.Warnings) > 0 {
+		d.record(ctx, "directory.expiry", "", outcomeOK, fmt.Sprintf("%d checked, %d warnings, %d endpoints suspended", rep.Checked, len(rep.Warnings), len(suspended)))
+	}
+	return rep, nil
+}
+
+func (d *Directory) notice(e Endpoint, kind ExpiryKind, exp, now time.Time) ExpiryNotice {
+	n := ExpiryNotice{EndpointID: e.ID, Address: e.Address, ODS: e.ODS, Kind: kind, Expires: exp, DaysLeft: daysLeft(now, exp)}
+	if !now.Before(exp) {
+		n.DaysLeft = min(n.DaysLeft, -1)
+	}
+	past := !now.Before(exp)
+	switch {
+	case kind == ExpiryVerification && past:
+		n.Text = "verification expired on " + day(exp) + "; verify again"
+	case kind == ExpiryVerification:
+		n.Text = fmt.Sprintf("re-verification due by %s (%d days)", day(exp), n.DaysLeft)
+	case past:
+		n.Text = "S/MIME certificate expired on " + day(exp) + "; a new certificate is needed"
+	default:
+		n.Text = fmt.Sprintf("S/MIME certificate expires on %s (%d days)", day(exp), n.DaysLeft)
+	}
+	return n
+}
+
+// lastCertExpiry returns the latest NotAfter of e's certificates: mail can
+// be encrypted until then.
+func lastCertExpiry(e Endpoint) (time.Time, bool) {
+	var last time.Time
+	for _, der := range e.Certificates {
+		c, err := x509.ParseCertificate(der)
+		if err == nil && c.NotAfter.After(last) {
+			last = c.NotAfter
+		}
+	}
+	return last, !last.IsZero()
+}

@@ -1,0 +1,397 @@
+package directory
+
+import (
+	"cmp"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// CheckRecipient is the policy at RCPT time (smtpd asks it for each
+// recipient). A verified endpoint is returned with a nil error; an unknown
+// address gives an error wrapping ErrNotFound; a known endpoint that may not
+// receive clinical mail now gives a *NotVerifiedError whose Reason says why
+// in words and whose Successor names a verified endpoint of the successor
+// organisation, if there is one. Mail is never rerouted to a successor
+// automatically; only an administrator's redirect (SetRedirect) does that,
+// and then the redirect target is returned.
+func (d *Directory) CheckRecipient(ctx context.Context, addr string) (Endpoint, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	e, err := d.checkRecipientLocked(addr)
+	if err == nil && e.Redirect == "" && !strings.EqualFold(e.Address, addr) {
+		if orig, lerr := d.lookup(addr); lerr == nil && orig.Redirect != "" {
+			d.log.Info("directory: recipient redirected", "rcpt", orig.Address, "endpoint", e.Address)
+		}
+	}
+	return e, err
+}
+
+// refusal returns nil if e may receive clinical mail now, or why not.
+// asked is the address the sender used. The caller holds d.mu.
+func (d *Directory) refusal(e Endpoint, asked string) error {
+	nv := &NotVerifiedError{Address: asked, Status: e.Status}
+	if !strings.EqualFold(asked, e.Address) && !strings.HasSuffix(strings.ToLower(asked), "@"+strings.ToLower(e.Address)) {
+		nv.Address = asked + " (redirected to " + e.Address + ")"
+	}
+	org, hasOrg := d.orgs[e.ODS]
+	switch e.Status {
+	case StatusVerified:
+		now := d.cfg.Now()
+		switch {
+		case !e.Verification.Expires.IsZero() && !now.Before(e.Verification.Expires):
+			nv.Reason = "verification expired on " + day(e.Verification.Expires) + "; it must be verified again"
+		case !hasOrg:
+			nv.Reason = "its organisation " + e.ODS + " is not in the directory"
+		case org.Status == OrgClosed || org.Status == OrgDormant:
+			nv.Reason = "suspended: " + orgClosedReason(org)
+		default:
+			return nil
+		}
+	case StatusPending:
+		nv.Reason = "not yet verified"
+	case StatusSuspended:
+		nv.Reason = "suspended"
+		if e.StatusReason != "" {
+			nv.Reason += ": " + e.StatusReason
+		}
+	case StatusRetired:
+		nv.Reason = "retired"
+		if e.StatusReason != "" {
+			nv.Reason += ": " + e.StatusReason
+		}
+	default:
+		nv.Reason = "in unknown status " + string(e.Status)
+	}
+	if hasOrg && org.Successor != "" {
+		nv.Successor = d.successor(org.Successor, e.Purpose)
+	}
+	return nv
+}
+
+// orgClosedReason says in words why an organisation's endpoints are suspended.
+func orgClosedReason(o Organisation) string {
+	what := "organisation"
+	if o.Kind == "gp-practice" || o.Kind == "" {
+		what = "practice"
+	}
+	switch {
+	case o.Status == OrgDormant:
+		return what + " dormant"
+	case o.ClosedOn.IsZero():
+		return what + " closed"
+	default:
+		return what + " closed on " + day(o.ClosedOn)
+	}
+}
+
+// successor returns "<ODS> <address>" of a verified endpoint of the
+// organisation ods, preferring the same purpose, then general mail. The
+// caller holds d.mu.
+func (d *Directory) successor(ods, purpose string) string {
+	now := d.cfg.Now()
+	var best Endpoint
+	rank := func(e Endpoint) int {
+		switch e.Purpose {
+		case purpose:
+			return 0
+		case PurposeGeneral:
+			return 1
+		}
+		return 2
+	}
+	for _, e := range d.eps {
+		if e.ODS != ods || e.Status != StatusVerified || e.Redirect != "" ||
+			!e.Verification.Expires.IsZero() && !now.Before(e.Verification.Expires) {
+			continue
+		}
+		if best.ID == "" || cmp.Or(cmp.Compare(rank(e), rank(best)), strings.Compare(e.Address, best.Address)) < 0 {
+			best = e
+		}
+	}
+	if best.ID == "" {
+		return ""
+	}
+	return ods + " " + best.Address
+}
+
+// Lookup finds the endpoint for addr, in any status: the exact mailbox
+// first, then the endpoint for its whole domain. Case is folded.
+func (d *Directory) Lookup(ctx context.Context, addr string) (Endpoint, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.lookup(addr)
+}
+
+func (d *Directory) lookup(addr string) (Endpoint, error) {
+	a, err := NormaliseAddress(addr)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("directory: lookup: %v: %w", err, ErrNotFound)
+	}
+	if e, ok := d.exact(a); ok {
+		return e, nil
+	}
+	if at := strings.LastIndexByte(a, '@'); at >= 0 {
+		if e, ok := d.exact(a[at+1:]); ok {
+			return e, nil
+		}
+	}
+	return Endpoint{}, fmt.Errorf("directory: lookup %s: %w", a, ErrNotFound)
+}
+
+// exact returns the endpoint whose address is a (case folded): the live one
+// if there is one, else the most recently verified retired one. The caller
+// holds d.mu.
+func (d *Directory) exact(a string) (Endpoint, bool) {
+	var found Endpoint
+	for _, id := range d.byAddr[strings.ToLower(a)] {
+		e := d.eps[id]
+		if e.Status != StatusRetired {
+			return e, true
+		}
+		if found.ID == "" || e.Verification.At.After(found.Verification.At) {
+			found = e
+		}
+	}
+	return found, found.ID != ""
+}
+
+// Endpoint returns the endpoint with id.
+func (d *Directory) Endpoint(ctx context.Context, id string) (Endpoint, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	e, ok := d.eps[id]
+	if !ok {
+		return Endpoint{}, fmt.Errorf("directory: endpoint %q: %w", clip(id), ErrNotFound)
+	}
+	return e, nil
+}
+
+// Endpoints returns the endpoints f selects, sorted by address then ID.
+func (d *Directory) Endpoints(ctx context.Context, f Filter) []Endpoint {
+	addr := strings.ToLower(strings.TrimSpace(f.Address))
+	addr = strings.TrimPrefix(addr, "mailto:")
+	words := searchWords(f.Name)
+	d.mu.RLock()
+	var out []Endpoint
+	for _, e := range d.eps {
+		a := strings.ToLower(e.Address)
+		switch {
+		case f.ODS != "" && !strings.EqualFold(e.ODS, strings.TrimSpace(f.ODS)):
+		case f.Status != "" && e.Status != f.Status:
+		case addr != "" && a != addr && (strings.Contains(addr, "@") || !strings.HasSuffix(a, "@"+addr)):
+		case len(words) > 0 && !nameMatches(d.orgs[e.ODS].Name, words):
+		default:
+			out = append(out, e)
+		}
+	}
+	d.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Endpoint) int {
+		return cmp.Or(strings.Compare(a.Address, b.Address), strings.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// ByFax returns the live endpoint that owns a fax number, in any common UK
+// format (the fax bridge routes by the number dialled).
+func (d *Directory) ByFax(ctx context.Context, number string) (Endpoint, error) {
+	n, err := NormaliseFax(number)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("directory: by fax: %v: %w", err, ErrNotFound)
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, id := range d.byFax[n] {
+		if e := d.eps[id]; e.Status != StatusRetired {
+			return e, nil
+		}
+	}
+	return Endpoint{}, fmt.Errorf("directory: by fax %s: %w", n, ErrNotFound)
+}
+
+// Organisation returns the organisation with ODS code ods (case folded).
+func (d *Directory) Organisation(ctx context.Context, ods string) (Organisation, error) {
+	code := strings.ToUpper(strings.TrimSpace(ods))
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	o, ok := d.orgs[code]
+	if !ok {
+		return Organisation{}, fmt.Errorf("directory: organisation %q: %w", clip(ods), ErrNotFound)
+	}
+	return o, nil
+}
+
+// Organisations searches by name for an address book: every word of name
+// must start a word of the organisation's name, case-insensitively ("castle
+// med" finds "CASTLE MEDICAL CENTRE"); a single word also matches the start
+// of an ODS code. "" returns all. Sorted by name, then ODS code.
+func (d *Directory) Organisations(ctx context.Context, name string) []Organisation {
+	words := searchWords(name)
+	code := strings.ToUpper(strings.TrimSpace(name))
+	d.mu.RLock()
+	var out []Organisation
+	for _, o := range d.orgs {
+		if len(words) == 0 || nameMatches(o.Name, words) || len(words) == 1 && strings.HasPrefix(o.ODS, code) {
+			out = append(out, o)
+		}
+	}
+	d.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Organisation) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ODS, b.ODS))
+	})
+	return out
+}
+
+func searchWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+func nameMatches(name string, query []string) bool {
+	words := searchWords(name)
+	for _, q := range query {
+		if !slices.ContainsFunc(words, func(w string) bool { return strings.HasPrefix(w, q) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// Check answers "can I send to this address?" for people (the CLI's
+// directory check and the API's /v1/directory/check).
+func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
+	r := CheckResult{Address: strings.TrimSpace(addr)}
+	a, err := NormaliseAddress(addr)
+	if err != nil {
+		r.Reasons = append(r.Reasons, "not a valid address: "+err.Error())
+		return r
+	}
+	r.Address = a
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	e, err := d.lookup(a)
+	if err != nil {
+		r.Reasons = append(r.Reasons, "no such NHS endpoint in the directory")
+		return r
+	}
+	if !strings.EqualFold(e.Address, a) {
+		r.Reasons = append(r.Reasons, "no endpoint for this mailbox; the endpoint for its domain "+e.Address+" takes it")
+	}
+	if e.Redirect != "" {
+		r.Reasons = append(r.Reasons, "redirected by an administrator to "+e.Redirect)
+		if to, ok := d.exact(e.Redirect); ok {
+			e = to
+		}
+	}
+	r.Endpoint = e
+	if o, ok := d.orgs[e.ODS]; ok {
+		r.Organisation = &o
+	}
+	_, refused := d.checkRecipientLocked(a)
+	var nv *NotVerifiedError
+	if errors.As(refused, &nv) {
+		reason := nv.Reason
+		if nv.Successor != "" {
+			reason += "; successor: " + nv.Successor
+		}
+		r.Reasons = append(r.Reasons, reason)
+	} else if refused != nil {
+		r.Reasons = append(r.Reasons, refused.Error())
+	}
+	now := d.cfg.Now()
+	if v := e.Verification.Expires; refused == nil && !v.IsZero() && v.Sub(now) < d.cfg.WarnBefore {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("verification expires on %s (%d days); verify again before then", day(v), daysLeft(now, v)))
+	}
+	valid := 0
+	for _, der := range e.Certificates {
+		ci := certInfo(der, e.Address, now)
+		if ci.Problem == "" {
+			valid++
+			if ci.DaysLeft < int(d.cfg.WarnBefore/(24*time.Hour)) {
+				r.Reasons = append(r.Reasons, fmt.Sprintf("S/MIME certificate %s expires on %s (%d days)", ci.Subject, day(ci.NotAfter), ci.DaysLeft))
+			}
+		}
+		r.Certificates = append(r.Certificates, ci)
+	}
+	switch {
+	case e.TLSOnly:
+		r.Reasons = append(r.Reasons, "administrator exception: sent without S/MIME, over verified TLS only")
+	case valid == 0:
+		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: mail would be held, never sent in clear")
+	}
+	r.Path = path(e)
+	r.OK = refused == nil && (e.TLSOnly || valid > 0)
+	return r
+}
+
+// checkRecipientLocked is CheckRecipient for a caller holding d.mu.
+func (d *Directory) checkRecipientLocked(addr string) (Endpoint, error) {
+	e, err := d.lookup(addr)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	if e.Redirect == "" {
+		if err := d.refusal(e, e.Address); err != nil {
+			return Endpoint{}, err
+		}
+		return e, nil
+	}
+	to, ok := d.exact(e.Redirect)
+	switch {
+	case !ok:
+		return Endpoint{}, &NotVerifiedError{Address: e.Address, Status: e.Status,
+			Reason: "redirected to " + e.Redirect + ", which is no longer in the directory"}
+	case to.Redirect != "":
+		// SetRedirect refuses chains; one may still appear if the target was
+		// redirected later. Refuse rather than follow: one hop only.
+		return Endpoint{}, &NotVerifiedError{Address: e.Address, Status: e.Status,
+			Reason: "redirected to " + to.Address + ", which is itself redirected"}
+	}
+	if err := d.refusal(to, e.Address); err != nil {
+		return Endpoint{}, err
+	}
+	return to, nil
+}
+
+func path(e Endpoint) string {
+	switch e.NextHop.Kind {
+	case HopHosted:
+		return "hosted here"
+	case HopHost:
+		if e.NextHop.TLS == TLSPlainLoopback {
+			return "smtp to " + e.NextHop.Host + " (plain, loopback only)"
+		}
+		return "smtp to " + e.NextHop.Host + " (verified TLS)"
+	default:
+		dom := e.Address[strings.LastIndexByte(e.Address, '@')+1:]
+		return "MX of " + dom + " (verified TLS)"
+	}
+}
+
+func daysLeft(now, t time.Time) int {
+	return int(t.Sub(now).Hours() / 24)
+}
+
+// certInfo describes one certificate and what, if anything, is wrong with
+// it for sending to addr.
+func certInfo(der []byte, addr string, now time.Time) CertInfo {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return CertInfo{Problem: "cannot be parsed: " + err.Error()}
+	}
+	ci := CertInfo{Subject: c.Subject.String(), Emails: c.EmailAddresses, NotAfter: c.NotAfter, DaysLeft: daysLeft(now, c.NotAfter)}
+	switch {
+	case now.After(c.NotAfter):
+		ci.Problem = "expired on " + day(c.NotAfter)
+	case now.Before(c.NotBefore):
+		ci.Problem = "not valid until " + day(c.NotBefore)
+	case strings.Contains(addr, "@") && !slices.ContainsFunc(c.EmailAddresses, func(m string) bool { return strings.EqualFold(m, addr) }):
+		// RFC 8550 §3: the certificate should name the address it encrypts for.
+		ci.Problem = "does not name " + addr
+	}
+	return ci
+}
