@@ -1,40 +1,207 @@
 package spool
 
 import (
+	"crypto/cipher"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // ErrCorrupt means a spool file failed authentication or is malformed:
-// tampered, truncated, reordered, or sealed with another key.
+// tampered, truncated, reordered, or renamed from another ID.
 var ErrCorrupt = errors.New("spool: corrupt or tampered message file")
+
+// ErrExists means Write was given an ID that is already in the spool.
+var ErrExists = errors.New("spool: message already exists")
+
+// ErrBadID means an ID is empty, too long, or has characters other than
+// ASCII letters, digits, '.', '_' and '-' (or starts with '.').
+var ErrBadID = errors.New("spool: invalid message id")
+
+const (
+	msgSuffix = ".msg"
+	tmpSuffix = ".tmp"
+	maxIDLen  = 128
+)
 
 // Spool is a folder of encrypted message bodies. It is safe for concurrent use.
 type Spool struct {
-	dir string
-	key []byte
+	dir  string
+	aead cipher.AEAD
+	kid  []byte
+	bufs sync.Pool // *[]byte of sealedChunk bytes, one per Write in flight
+	dirs groupSync
 }
 
-// Open opens the spool in dir with key, creating dir if needed and removing
-// stray temporary files an interrupted Write left behind.
+// Open opens the spool in dir with key (KeySize bytes), creating dir with
+// mode 0700 if needed and removing stray temporary files that an
+// interrupted Write left behind. Only one process may use a spool folder.
 func Open(dir string, key []byte) (*Spool, error) {
-	return &Spool{dir: dir, key: key}, nil
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("spool: open %s: key is %d bytes, want %d", dir, len(key), KeySize)
+	}
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	s := &Spool{dir: dir, aead: aead, kid: keyID(key)}
+	s.bufs.New = func() any { b := make([]byte, sealedChunk); return &b }
+	s.dirs.dir = dir
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), tmpSuffix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("spool: open: remove stray temp file: %w", err)
+			}
+		}
+	}
+	return s, nil
 }
 
-// Write stores body under id and returns the number of plaintext bytes
-// written, only once the file's data and its directory entry are durable.
+// validID reports whether id is safe as a file name on every platform and
+// cannot name anything outside the spool.
+func validID(id string) error {
+	if id == "" || len(id) > maxIDLen || id[0] == '.' {
+		return fmt.Errorf("%w: %q", ErrBadID, id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q", ErrBadID, id)
+		}
+	}
+	return nil
+}
+
+func (s *Spool) path(id string) string { return filepath.Join(s.dir, id+msgSuffix) }
+
+// Write encrypts body and stores it under id, and returns the number of
+// plaintext bytes written only once the file's data and its directory entry
+// are on stable storage. RFC 5321 §6.1: after the 250 reply the message
+// must not be lost "because the host later crashes".
+//
+// The sequence is temp file → write → fsync → close → link to <id>.msg →
+// remove temp → fsync folder. A link, not a rename, so an existing message
+// is never replaced (ErrExists). The folder fsync is shared: one fsync
+// started after this Write's link covers it and every other Write linked
+// before it began (group commit). On error nothing is left under id.
 func (s *Spool) Write(id string, body io.Reader) (n int64, err error) {
-	return 0, errors.New("spool: not implemented yet")
+	if err := validID(id); err != nil {
+		return 0, err
+	}
+	final := s.path(id)
+	if _, err := os.Lstat(final); err == nil { // fail early; the link below is the real check
+		return 0, fmt.Errorf("spool: write %s: %w", id, ErrExists)
+	}
+	f, err := os.CreateTemp(s.dir, id+".*"+tmpSuffix) // mode 0600
+	if err != nil {
+		return 0, fmt.Errorf("spool: create %s: %w", id, err)
+	}
+	linked := false
+	defer func() {
+		if err != nil { // leave nothing half-written for recovery to find
+			f.Close()
+			os.Remove(f.Name())
+			if linked {
+				os.Remove(final)
+			}
+		}
+	}()
+	header, err := newHeader(s.kid)
+	if err != nil {
+		return 0, err
+	}
+	bp := s.bufs.Get().(*[]byte)
+	n, err = seal(f, body, s.aead, header, append(header, id...), *bp)
+	s.bufs.Put(bp)
+	if err != nil {
+		return n, fmt.Errorf("spool: write %s: %w", id, err)
+	}
+	if err = f.Sync(); err != nil { // 1. the file's data
+		return n, fmt.Errorf("spool: fsync %s: %w", id, err)
+	}
+	if err = f.Close(); err != nil {
+		return n, fmt.Errorf("spool: close %s: %w", id, err)
+	}
+	if err = os.Link(f.Name(), final); err != nil { // 2. the name, atomically, never over another
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("spool: write %s: %w", id, ErrExists)
+			return n, err
+		}
+		return n, fmt.Errorf("spool: link %s: %w", id, err)
+	}
+	linked = true
+	if err = os.Remove(f.Name()); err != nil {
+		return n, fmt.Errorf("spool: remove temp for %s: %w", id, err)
+	}
+	if err = s.dirs.sync(); err != nil { // 3. the directory entry, shared
+		return n, fmt.Errorf("spool: fsync dir for %s: %w", id, err)
+	}
+	return n, nil
 }
 
-// Open returns a streaming, decrypting reader for id's body. A read returns
-// an error wrapping ErrCorrupt if the file was tampered with or truncated.
+// Open returns a streaming, decrypting reader for id's body. A missing
+// body is an error wrapping fs.ErrNotExist; a bad header one wrapping
+// ErrCorrupt or ErrWrongKey. Reads return an error wrapping ErrCorrupt as
+// soon as a chunk fails authentication, and never io.EOF before the
+// authenticated last chunk: a reader that sees io.EOF has the whole body.
 func (s *Spool) Open(id string) (io.ReadCloser, error) {
-	return nil, errors.New("spool: not implemented yet")
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(id))
+	if err != nil {
+		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+	}
+	o, err := newOpener(f, f, s.aead, s.kid, id)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: open %s: %w", id, err)
+	}
+	return o, nil
 }
 
-// Remove deletes id's body; a missing body is not an error.
-func (s *Spool) Remove(id string) error { return nil }
+// Remove deletes id's body; a missing body is not an error. The removal is
+// not fsynced: a body that reappears after a crash has no queue record and
+// recovery removes it again.
+func (s *Spool) Remove(id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: remove %s: %w", id, err)
+	}
+	return nil
+}
 
-// IDs lists the IDs of complete messages in the spool, for recovery.
-func (s *Spool) IDs() ([]string, error) { return nil, nil }
+// IDs lists, sorted, the IDs of the complete messages in the spool, for
+// recovery to match against queue records. Temporary files never appear.
+func (s *Spool) IDs() ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: list: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), msgSuffix)
+		if ok && e.Type().IsRegular() && validID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
