@@ -1,0 +1,140 @@
+package smime_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nhsrelay/certs"
+	"nhsrelay/certs/certstest"
+	"nhsrelay/certs/smime"
+)
+
+// party is one S/MIME identity, in memory and as PEM files for openssl.
+type party struct {
+	kp                *certs.KeyPair
+	certFile, keyFile string
+}
+
+func (p party) signer() smime.Signer {
+	return smime.Signer{Cert: p.kp.Cert, Chain: p.kp.Chain, Key: p.kp.Key}
+}
+
+// world is a CA, a sending organisation and a receiving endpoint.
+type world struct {
+	dir       string
+	ca        *certs.CA
+	caFile    string
+	roots     *x509.CertPool
+	sender    party // organisation signing certificate, ODS A81001
+	recipient party // results@rrk.nhs.test
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	tca := certstest.NewCA(t)
+	w := &world{dir: t.TempDir(), ca: &certs.CA{Cert: tca.Cert, Key: tca.Key}, roots: tca.Pool}
+	w.caFile = filepath.Join(w.dir, "ca.crt")
+	writePEM(t, w.caFile, tca.Cert)
+	w.sender = w.issue(t, "A81001")
+	w.recipient = w.issue(t, "results@rrk.nhs.test")
+	return w
+}
+
+func (w *world) issue(t testing.TB, subject string) party {
+	t.Helper()
+	certPEM, keyPEM, err := w.ca.IssueSMIME(subject)
+	if err != nil {
+		t.Fatalf("IssueSMIME(%q): %v", subject, err)
+	}
+	prefix := filepath.Join(w.dir, strings.NewReplacer("@", "_", ".", "_").Replace(subject))
+	cf, kf, err := certs.WritePair(prefix, certPEM, keyPEM)
+	if err != nil {
+		t.Fatalf("WritePair: %v", err)
+	}
+	kp, err := certs.LoadKeyPair(cf, kf)
+	if err != nil {
+		t.Fatalf("LoadKeyPair: %v", err)
+	}
+	return party{kp: kp, certFile: cf, keyFile: kf}
+}
+
+func writePEM(t testing.TB, name string, certs ...*x509.Certificate) {
+	t.Helper()
+	var b bytes.Buffer
+	for _, c := range certs {
+		b.WriteString("-----BEGIN CERTIFICATE-----\n")
+		b.WriteString(wrap64(c.Raw))
+		b.WriteString("-----END CERTIFICATE-----\n")
+	}
+	if err := os.WriteFile(name, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wrap64(der []byte) string {
+	var b strings.Builder
+	s := encodeStd(der)
+	for len(s) > 64 {
+		b.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	b.WriteString(s + "\n")
+	return b.String()
+}
+
+// sample is a clinical message as a GP's mail client would submit it.
+const sample = "From: gp@a81001.nhs.test\nTo: results@rrk.nhs.test\nSubject: Blood results for NHS 943 476 5919\n" +
+	"Date: Mon, 2 Nov 2026 09:00:00 +0000\nMessage-ID: <1@a81001.nhs.test>\nMIME-Version: 1.0\n" +
+	"Content-Type: text/plain; charset=utf-8\n\nHb 131 g/L. Please review.\n"
+
+func (w *world) seal(t testing.TB, msg string, recipients ...*x509.Certificate) []byte {
+	t.Helper()
+	if len(recipients) == 0 {
+		recipients = []*x509.Certificate{w.recipient.kp.Cert, w.sender.kp.Cert}
+	}
+	var out bytes.Buffer
+	err := smime.Seal(&out, strings.NewReader(msg), w.sender.signer(), recipients, smime.OuterHeader{
+		From: []string{"gp@a81001.nhs.test"}, To: []string{"results@rrk.nhs.test"},
+		Date: time.Date(2026, 11, 2, 9, 0, 1, 0, time.UTC), MessageID: "<sealed-1@relay.nhs.test>",
+	})
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+	return out.Bytes()
+}
+
+// openssl runs the real openssl binary with stdin and returns stdout.
+func openssl(t testing.TB, stdin []byte, args ...string) []byte {
+	t.Helper()
+	out, err := opensslErr(stdin, args...)
+	if err != nil {
+		t.Fatalf("openssl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func opensslErr(stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.Command("openssl", args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, &opensslError{err: err, stderr: stderr.String()}
+	}
+	return stdout.Bytes(), nil
+}
+
+type opensslError struct {
+	err    error
+	stderr string
+}
+
+func (e *opensslError) Error() string { return e.err.Error() + ": " + e.stderr }
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
