@@ -1,0 +1,31 @@
+// Package smtpd is nhsrelay's SMTP front door, built on emersion/go-smtp. It
+// runs three kinds of listener (Mode): Submission (587, STARTTLS), and
+// SubmissionTLS (465, implicit TLS, RFC 8314) for GP and hospital mail
+// clients, which must authenticate over TLS; and MX (25, STARTTLS offered,
+// RFC 3207) for other NHS relays, which may only deliver to endpoints hosted
+// here. Every recipient is checked against the directory; every accepted
+// message is handed to the relay's durable queue, and 250 is sent only after
+// the queue says the message is on stable storage.
+//
+// Standards implemented here, and how fully:
+//
+//   - RFC 5321 (SMTP): replies, Received trace header (§4.4), limits (§4.5.3);
+//     protocol engine is go-smtp's.
+//   - RFC 3463 / RFC 2034: every reply carries an enhanced status code whose
+//     class digit is derived from the basic code (reply).
+//   - RFC 4954 (AUTH) with SASL PLAIN (RFC 4616) and LOGIN, over TLS only;
+//     538 5.7.11 before TLS, 530 5.7.0 for MAIL before AUTH.
+//   - RFC 3207 (STARTTLS), RFC 8314 (implicit TLS on 465).
+//   - RFC 3848: "with ESMTP / ESMTPS / ESMTPA / ESMTPSA" in Received.
+//   - RFC 2920 (PIPELINING): clients that talk before the greeting, before
+//     the EHLO reply, before the STARTTLS reply or before the 354 DATA reply
+//     are refused (554 5.5.1) and disconnected — see wire.go for what can be
+//     seen and when.
+//   - RFC 1870 (SIZE): advertised; 552 5.3.4 past MaxMessageBytes.
+//   - SMTP smuggling (CVE-2023-51764 class): a message with a bare CR or bare
+//     LF is refused with 554 5.6.0 (RFC 5321 §2.3.8), streaming, so the queue
+//     never commits it.
+//
+// Main types: Server (New, Serve, Shutdown), Config, Mode, and the two small
+// interfaces it consumes, Directory and Queue.
+package smtpd

@@ -1,0 +1,281 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"nhsrelay/audit"
+	"nhsrelay/directory"
+)
+
+// lookupTimeout bounds each directory call made for a client.
+const lookupTimeout = 30 * time.Second
+
+// session is one go-smtp Session: from EHLO to Logout (go-smtp starts a new
+// one after STARTTLS). go-smtp's methods take no context, so the session
+// makes one and cancels it in Logout.
+type session struct {
+	s      *Server
+	mode   Mode
+	c      *smtp.Conn
+	w      *wireConn
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+	tls    bool
+
+	account *directory.Account
+	from    string
+	rcpts   []string
+	inbound bool  // every recipient so far is hosted here
+	dataSeq int64 // last wireConn.dataSeq this session consumed
+}
+
+func (s *Server) newSession(c *smtp.Conn, mode Mode) (smtp.Session, error) {
+	w := wireOf(c.Conn())
+	if w == nil {
+		s.cfg.Logger.Error("smtpd: connection not admitted through our listener")
+		return nil, reply(421, 3, 0, "local error")
+	}
+	if v := w.violated(); v != "" {
+		return nil, reply(554, 5, 1, "protocol error, closing connection")
+	}
+	w.setTop(c.Conn())
+	ss := &session{s: s, mode: mode, c: c, w: w, dataSeq: w.dataSeq.Load()}
+	if w.tlsConn != nil {
+		ss.tls = true
+	} else {
+		_, ss.tls = c.TLSConnectionState()
+	}
+	ss.ctx, ss.cancel = context.WithCancel(context.Background())
+	ss.log = s.cfg.Logger.With("cid", w.cid, "client", w.ip.String(), "mode", mode.String())
+	ss.log.Debug("session", "helo", c.Hostname(), "tls", ss.tls)
+	return ss, nil
+}
+
+func wireOf(c net.Conn) *wireConn {
+	switch c := c.(type) {
+	case *wireConn:
+		return c
+	case *tls.Conn:
+		w, _ := c.NetConn().(*wireConn)
+		return w
+	}
+	return nil
+}
+
+// refuse counts and logs a refusal and returns the reply to send: r, or
+// 421 4.7.0 once the client has made MaxErrors errors (Postfix's
+// smtpd_hard_error_limit), after which the connection closes.
+func (ss *session) refuse(reason string, r *smtp.SMTPError, err error) *smtp.SMTPError {
+	ss.s.m.rejected.WithLabelValues(reason).Inc()
+	args := []any{"reason", reason, "code", r.Code, "user", ss.user()}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	ss.log.Info("refused", args...)
+	if ss.w.addError() {
+		ss.s.m.rejected.WithLabelValues("error_limit").Inc()
+		ss.log.Warn("error limit reached, closing", "code", 421)
+		return reply(421, 7, 0, ss.s.cfg.Hostname+" too many errors, closing connection")
+	}
+	return r
+}
+
+func (ss *session) user() string {
+	if ss.account == nil {
+		return ""
+	}
+	return ss.account.Username
+}
+
+// gate stops a session whose client broke the protocol.
+func (ss *session) gate() error {
+	if v := ss.w.violated(); v != "" {
+		return reply(554, 5, 1, "protocol error, closing connection")
+	}
+	return nil
+}
+
+// mayRelay: authenticated, or from a trusted network.
+func (ss *session) mayRelay() bool { return ss.account != nil || ss.w.trusted }
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := ss.gate(); err != nil {
+		return err
+	}
+	if ss.mode.submission() && !ss.w.trusted {
+		if !ss.tls {
+			return ss.refuse("tls_required", reply(530, 7, 0, "Must issue a STARTTLS command first"), nil) // RFC 3207 §4
+		}
+		if ss.account == nil {
+			return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil) // RFC 4954 §6
+		}
+	}
+	if ss.account != nil && (from == "" || !ss.account.Owns(from)) {
+		ss.s.record(audit.Event{Actor: ss.account.Username, Action: "smtp.sender_refused",
+			Outcome: "refused", Detail: "MAIL FROM not owned by the account"})
+		return ss.refuse("sender_not_owned", reply(553, 7, 1,
+			fmt.Sprintf("<%s>: sender address not owned by user %s", oneLine(from), ss.account.Username)), nil)
+	}
+	ss.from, ss.rcpts, ss.inbound = from, nil, ss.mode == MX
+	ss.w.setTxn(true)
+	ss.w.progress()
+	return nil
+}
+
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := ss.gate(); err != nil {
+		return err
+	}
+	if ss.mode.submission() && !ss.mayRelay() { // Mail refuses first; never rely on it alone
+		return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil)
+	}
+	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
+	ep, err := ss.s.cfg.Directory.CheckRecipient(ctx, to)
+	cancel()
+	if err != nil {
+		var nv *directory.NotVerifiedError
+		reason := "rcpt_lookup_failed"
+		switch {
+		case errors.Is(err, directory.ErrNotFound):
+			reason = "rcpt_unknown"
+		case errors.As(err, &nv):
+			reason = "rcpt_not_verified"
+		}
+		return ss.refuse(reason, ss.s.toReply(err, ss.w.cid), err)
+	}
+	if !ep.Hosted() {
+		if !ss.mayRelay() {
+			// No open relay: without AUTH or a trusted network, only mail
+			// for endpoints hosted here is accepted.
+			ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.relay_refused",
+				Endpoint: ep.Address, Outcome: "refused", Detail: "relaying denied on " + ss.mode.String()})
+			return ss.refuse("relay_denied", reply(550, 7, 1, "relaying denied"), nil)
+		}
+		ss.inbound = false
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	ss.w.progress()
+	return nil
+}
+
+func (ss *session) Reset() {
+	ss.from, ss.rcpts = "", nil
+	ss.w.setTxn(false)
+}
+
+func (ss *session) Logout() error {
+	ss.cancel()
+	ss.w.setTxn(false)
+	return nil
+}
+
+// AuthMechanisms offers PLAIN and LOGIN on submission over TLS only
+// (RFC 4954 §4: no plaintext passwords without a protection layer).
+func (ss *session) AuthMechanisms() []string {
+	if ss.mode.submission() && ss.tls {
+		return []string{sasl.Plain, sasl.Login}
+	}
+	return nil
+}
+
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if err := ss.gate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case !ss.mode.submission():
+		return nil, ss.refuse("auth_unavailable", reply(502, 5, 1, "AUTH is not offered on this port; use submission (587 or 465)"), nil)
+	case !ss.tls:
+		return nil, ss.refuse("tls_required", reply(538, 7, 11, "Must issue a STARTTLS command first"), nil) // RFC 4954 §6
+	case ss.s.authFail.blocked(ss.w.ip):
+		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_refused",
+			Outcome: "refused", Detail: "too many failed authentications"})
+		return nil, ss.refuse("auth_rate_limited", reply(454, 7, 0, "too many failed authentications from your address, try again later"), nil)
+	}
+	switch mech {
+	case sasl.Plain:
+		return saslGuard{sasl.NewPlainServer(ss.authenticate)}, nil
+	case sasl.Login:
+		return saslGuard{&loginServer{auth: ss.authenticate}}, nil
+	}
+	return nil, ss.refuse("auth_mechanism", reply(504, 5, 4, "unrecognized authentication mechanism"), nil) // RFC 4954 §6
+}
+
+// authenticate checks a username and password; neither is ever logged,
+// only the username when it matched.
+func (ss *session) authenticate(identity, user, pass string) error {
+	if identity != "" && identity != user { // RFC 4616 §2: we authorise no one as another
+		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid"), nil)
+	}
+	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
+	acct, err := ss.s.cfg.Directory.Authenticate(ctx, user, pass)
+	cancel()
+	if err == nil && acct.Disabled {
+		err = directory.ErrAuthFailed
+	}
+	switch {
+	case errors.Is(err, directory.ErrAuthFailed):
+		ss.s.authFail.add(ss.w.ip)
+		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",
+			Detail: "AUTH failed on " + ss.mode.String()})
+		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid"), nil) // RFC 4954 §6
+	case err != nil:
+		ss.log.Error("authentication lookup failed", "err", err)
+		return reply(454, 7, 0, "temporary authentication failure, quote "+ss.w.cid+" to the service desk")
+	}
+	ss.account = &acct
+	ss.w.progress()
+	ss.log = ss.log.With("user", acct.Username)
+	ss.log.Info("authenticated")
+	return nil
+}
+
+// saslGuard keeps go-sasl's own error text (which go-smtp would send as
+// is) off the wire.
+type saslGuard struct{ sasl.Server }
+
+func (g saslGuard) Next(response []byte) ([]byte, bool, error) {
+	ch, done, err := g.Server.Next(response)
+	var se *smtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		err = reply(501, 5, 2, "malformed AUTH response") // RFC 4954 §4
+	}
+	return ch, done, err
+}
+
+// loginServer is the server side of the obsolete but widely used LOGIN
+// mechanism (draft-murchison-sasl-login), which go-sasl has only as a client.
+type loginServer struct {
+	step int
+	user string
+	auth sasl.PlainAuthenticator
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		if response == nil { // no initial response
+			l.step = 1
+			return []byte("Username:"), false, nil
+		}
+		l.user, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	case 1:
+		l.user, l.step = string(response), 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.auth("", l.user, string(response))
+	}
+	return nil, false, sasl.ErrUnexpectedClientResponse
+}
