@@ -1,0 +1,307 @@
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nhsrelay/audit"
+	"nhsrelay/directory"
+	"nhsrelay/relay/queue"
+	"nhsrelay/relay/spool"
+)
+
+// ErrHold, wrapped by a Sealer's error, means the recipients cannot be sent
+// to safely (no valid certificate): they are Held and the sender is told in
+// a DSN carrying the error's words.
+var ErrHold = errors.New("relay: message held")
+
+// ErrNoRecipients means Submit was given an envelope without recipients.
+var ErrNoRecipients = errors.New("relay: no recipients")
+
+// Directory is what relay asks of the directory: the endpoint (next hop,
+// certificates) for a recipient. *directory.Directory satisfies it.
+type Directory interface {
+	Lookup(ctx context.Context, addr string) (directory.Endpoint, error)
+}
+
+// Sealer protects a message for its recipients before it leaves (S/MIME,
+// issue 5). It reads body and writes what is sent to w. An error wrapping
+// ErrHold holds the recipients; any other error defers them.
+type Sealer interface {
+	Seal(ctx context.Context, m queue.Message, rcpts []directory.Endpoint, body io.Reader, w io.Writer) error
+}
+
+// Config is what New needs. Zero durations and limits take the defaults
+// named beside them.
+type Config struct {
+	Hostname  string // our name in EHLO, Reporting-MTA and DSN addresses
+	SpoolDir  string
+	SpoolKey  []byte
+	Store     queue.Store
+	Directory Directory
+	// MaildirRoot holds hosted endpoints' mailboxes:
+	// MaildirRoot/<address>/{tmp,new,cur}.
+	MaildirRoot string
+	Now         func() time.Time // nil → time.Now; tests advance a fake clock and call Kick
+	Logger      *slog.Logger
+	Audit       audit.Recorder        // nil → no audit events
+	Metrics     prometheus.Registerer // nil → no metrics
+	RootCAs     *x509.CertPool        // nil → system roots
+
+	HopConcurrency int           // deliveries at once per next hop, default 10
+	Concurrency    int           // messages in delivery at once, default 100
+	RetryMin       time.Duration // first retry delay, default 1m
+	RetryMax       time.Duration // longest retry delay, default 1h
+	DelayWarnAfter time.Duration // delay DSN once after this, default 4h
+	GiveUpAfter    time.Duration // failure DSN after this, default 5 days
+	IdleTimeout    time.Duration // idle SMTP connections close after this, default 30s
+	AttemptTimeout time.Duration // one delivery attempt to one hop, default 10m
+
+	Dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil → net.Dialer
+	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)    // nil → net.DefaultResolver
+	Sealer   Sealer                                                        // nil → sent unchanged
+}
+
+func (c *Config) defaults() error {
+	if c.Hostname == "" {
+		return errors.New("relay: config: Hostname is empty")
+	}
+	if c.SpoolDir == "" {
+		return errors.New("relay: config: SpoolDir is empty")
+	}
+	if c.Store == nil {
+		return errors.New("relay: config: Store is nil")
+	}
+	if c.Directory == nil {
+		return errors.New("relay: config: Directory is nil")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&c.HopConcurrency, 10)
+	setDefault(&c.Concurrency, 100)
+	setDefault(&c.RetryMin, time.Minute)
+	setDefault(&c.RetryMax, time.Hour)
+	setDefault(&c.DelayWarnAfter, 4*time.Hour)
+	setDefault(&c.GiveUpAfter, 5*24*time.Hour)
+	setDefault(&c.IdleTimeout, 30*time.Second)
+	setDefault(&c.AttemptTimeout, 10*time.Minute)
+	if c.RetryMax < c.RetryMin {
+		return fmt.Errorf("relay: config: RetryMax %v is less than RetryMin %v", c.RetryMax, c.RetryMin)
+	}
+	if c.Dial == nil {
+		d := &net.Dialer{Timeout: 30 * time.Second}
+		c.Dial = d.DialContext
+	}
+	if c.LookupMX == nil {
+		c.LookupMX = net.DefaultResolver.LookupMX
+	}
+	return nil
+}
+
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
+}
+
+// Relay is the durable queue and its delivery workers.
+type Relay struct {
+	cfg     Config
+	spool   *spool.Spool
+	store   queue.Store
+	log     *slog.Logger
+	metrics *metrics
+
+	kick  chan struct{}
+	slots chan struct{} // Concurrency
+
+	mu       sync.Mutex
+	pending  map[string]entry // messages with recipients still Queued
+	inflight map[string]bool
+	hops     map[string]*hop
+	wg       sync.WaitGroup // attempts in flight
+}
+
+// entry is what the scheduler keeps in memory for a queued message.
+type entry struct {
+	due      time.Time // earliest NextAttempt of its Queued recipients
+	received time.Time
+}
+
+// New opens the spool, reconciles it with the queue store after a crash
+// and loads the queued work. Run starts delivery.
+func New(cfg Config) (*Relay, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	sp, err := spool.Open(cfg.SpoolDir, cfg.SpoolKey)
+	if err != nil {
+		return nil, fmt.Errorf("relay: open spool: %w", err)
+	}
+	r := &Relay{
+		cfg:      cfg,
+		spool:    sp,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		kick:     make(chan struct{}, 1),
+		slots:    make(chan struct{}, cfg.Concurrency),
+		pending:  map[string]entry{},
+		inflight: map[string]bool{},
+		hops:     map[string]*hop{},
+	}
+	if err := r.recover(context.Background()); err != nil {
+		return nil, err
+	}
+	if r.metrics, err = newMetrics(cfg.Metrics, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// recover makes spool and store agree. A spool file without a record was
+// never acknowledged (the record is committed after the file, before 250):
+// it is removed. A record without its file is a lost message: it is logged
+// at error level and dropped, since nothing can deliver it.
+func (r *Relay) recover(ctx context.Context) error {
+	ids, err := r.spool.IDs()
+	if err != nil {
+		return fmt.Errorf("relay: recover: list spool: %w", err)
+	}
+	onDisk := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		onDisk[id] = true
+	}
+	msgs, err := r.store.List(ctx)
+	if err != nil {
+		return fmt.Errorf("relay: recover: list queue: %w", err)
+	}
+	for _, m := range msgs {
+		if !onDisk[m.ID] {
+			r.log.Error("queue record without its spool file: message lost, record dropped",
+				"msgid", m.ID, "from", m.From, "recipients", len(m.Recipients))
+			r.audit(audit.Event{Action: "lost", QueueID: m.ID, Outcome: "failed",
+				Detail: "spool file missing at start-up"})
+			if err := r.store.Delete(ctx, m.ID); err != nil {
+				return fmt.Errorf("relay: recover: drop %s: %w", m.ID, err)
+			}
+			continue
+		}
+		delete(onDisk, m.ID)
+		if done(m) { // crashed between the last update and the removal
+			if err := r.remove(ctx, m.ID); err != nil {
+				return fmt.Errorf("relay: recover: %w", err)
+			}
+			continue
+		}
+		r.schedule(m)
+	}
+	for id := range onDisk {
+		r.log.Info("spool file without queue record removed (never acknowledged)", "msgid", id)
+		if err := r.spool.Remove(id); err != nil {
+			return fmt.Errorf("relay: recover: remove %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// done reports whether every recipient is final (Delivered or Failed).
+// Held recipients keep the message queued for an administrator's Retry or
+// Delete.
+func done(m queue.Message) bool {
+	for _, rc := range m.Recipients {
+		if rc.State != queue.Delivered && rc.State != queue.Failed {
+			return false
+		}
+	}
+	return true
+}
+
+// remove deletes the record, then the body: a crash in between leaves a
+// body without a record, which recovery removes.
+func (r *Relay) remove(ctx context.Context, id string) error {
+	if err := r.store.Delete(ctx, id); err != nil {
+		return fmt.Errorf("delete record %s: %w", id, err)
+	}
+	if err := r.spool.Remove(id); err != nil {
+		return fmt.Errorf("remove body %s: %w", id, err)
+	}
+	r.mu.Lock()
+	delete(r.pending, id)
+	r.mu.Unlock()
+	return nil
+}
+
+// schedule records m's next due time in memory (or forgets it if nothing
+// is queued).
+func (r *Relay) schedule(m queue.Message) {
+	var due time.Time
+	for _, rc := range m.Recipients {
+		if rc.State == queue.Queued && (due.IsZero() || rc.NextAttempt.Before(due)) {
+			due = rc.NextAttempt
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if due.IsZero() && !hasState(m, queue.Held) {
+		delete(r.pending, m.ID)
+		return
+	}
+	r.pending[m.ID] = entry{due: due, received: m.Received}
+}
+
+func hasState(m queue.Message, s queue.State) bool {
+	for _, rc := range m.Recipients {
+		if rc.State == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Relay) audit(ev audit.Event) {
+	if r.cfg.Audit == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = r.cfg.Now()
+	}
+	if ev.Actor == "" {
+		ev.Actor = "system"
+	}
+	if err := r.cfg.Audit.Record(ev); err != nil {
+		r.log.Error("audit record failed", "msgid", ev.QueueID, "action", ev.Action, "err", err)
+	}
+}
+
+var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+
+// NewID returns a unique queue ID that sorts by creation time: 13
+// characters of nanoseconds since 1970 and 13 random ones, in Crockford's
+// base32 (digits and capitals only, safe as a file name and in a Maildir
+// key).
+func NewID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	if _, err := rand.Read(b[8:]); err != nil {
+		panic("relay: crypto/rand failed: " + err.Error()) // never returns an error on supported platforms
+	}
+	// 8 bytes = 64 bits → 13 base32 characters each half, order preserved
+	// because the encoding alphabet is in ascending byte order.
+	return idEncoding.EncodeToString(b[:8]) + idEncoding.EncodeToString(b[8:])
+}

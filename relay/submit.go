@@ -1,0 +1,104 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"nhsrelay/audit"
+	"nhsrelay/relay/queue"
+)
+
+// bodyReader remembers the error of the caller's reader, so Submit can
+// return it wrapped whatever the spool makes of it.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// Submit queues a message: the body is streamed to the encrypted spool and
+// made durable, then the queue record is committed. It returns only when
+// both are on stable storage, so the caller may then acknowledge (RFC 5321
+// §6.1: after 250 the message must not be lost). On error nothing is left
+// behind; an error from reading body is returned wrapped.
+func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (string, error) {
+	rcpts := dedupe(env.Recipients)
+	if len(rcpts) == 0 {
+		return "", ErrNoRecipients
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("relay: submit: %w", err)
+	}
+	id := NewID()
+	br := &bodyReader{r: body}
+	n, err := r.spool.Write(id, br)
+	if br.err != nil {
+		r.spool.Remove(id)
+		return "", fmt.Errorf("relay: submit: read message: %w", br.err)
+	}
+	if err != nil {
+		r.spool.Remove(id)
+		return "", fmt.Errorf("relay: submit: %w", err)
+	}
+	now := r.cfg.Now()
+	m := queue.Message{
+		ID: id, From: env.From, Account: env.Account, ClientIP: env.ClientIP,
+		Inbound: env.Inbound, Received: now, Size: n,
+	}
+	for _, a := range rcpts {
+		m.Recipients = append(m.Recipients, queue.Recipient{Address: a, State: queue.Queued, NextAttempt: now})
+	}
+	// The record is committed after the body, with a context that a
+	// client's disconnect cannot cancel halfway: a record is never without
+	// its file.
+	if err := r.store.Add(context.WithoutCancel(ctx), m); err != nil {
+		r.spool.Remove(id)
+		return "", fmt.Errorf("relay: submit: commit %s: %w", id, err)
+	}
+	r.schedule(m)
+	r.metrics.accepted.Inc()
+	r.log.Info("queued", "msgid", id, "from", env.From, "recipients", len(rcpts), "size", n,
+		"account", env.Account, "client_ip", env.ClientIP, "inbound", env.Inbound)
+	r.audit(audit.Event{Actor: actor(ctx, env), Action: "accepted", QueueID: id, Outcome: "ok",
+		Detail: fmt.Sprintf("%d recipient(s), %d bytes", len(rcpts), n)})
+	r.Kick()
+	return id, nil
+}
+
+func actor(ctx context.Context, env Envelope) string {
+	if a := audit.ActorFrom(ctx); a != "system" {
+		return a
+	}
+	if env.Account != "" {
+		return env.Account
+	}
+	if env.From == "" {
+		return "system"
+	}
+	return "smtp:" + env.ClientIP
+}
+
+// dedupe drops repeated recipients (compared case-insensitively), so one
+// mailbox never gets the message twice from one transaction.
+func dedupe(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	var out []string
+	for _, a := range in {
+		k := strings.ToLower(a)
+		if a == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, a)
+	}
+	return out
+}
