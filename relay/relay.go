@@ -70,8 +70,8 @@ type Config struct {
 	AttemptTimeout time.Duration // one delivery attempt to one hop, default 10m
 
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil → net.Dialer
-	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)    // nil → net.DefaultResolver
-	Sealer   Sealer                                                        // nil → sent unchanged
+	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)       // nil → net.DefaultResolver
+	Sealer   Sealer                                                            // nil → sent unchanged
 }
 
 func (c *Config) defaults() error {
