@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,13 @@ func Parse(r io.Reader) (orgs []directory.Organisation, rejected []Rejected, err
 			continue
 		}
 		o, err := parseRow(fields)
+		if err == nil {
+			// The directory's own checks, row by row, so that a row it would
+			// refuse is rejected here with its line rather than failing the
+			// whole import.
+			o, err = directory.NormaliseOrganisation(o)
+			err = columnsOf(err)
+		}
 		if err != nil {
 			rejected = append(rejected, Rejected{lr.n, err.Error()})
 			continue
@@ -96,6 +104,30 @@ var columnNames = [Columns]string{
 // fieldError names a column in the words the ODS documentation uses.
 func fieldError(col int, format string, args ...any) error {
 	return fmt.Errorf("column %d (%s): %s", col+1, columnNames[col], fmt.Sprintf(format, args...))
+}
+
+// fieldColumns maps directory.Organisation JSON fields to 0-based columns.
+var fieldColumns = map[string]int{"ods": colCode, "name": colName, "status": colStatus,
+	"postcode": colPostcode, "phone": colPhone, "kind": colPrescribing}
+
+// columnsOf rewrites a *directory.ValidationError in terms of columns.
+func columnsOf(err error) error {
+	var ve *directory.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var parts []string
+	for field, msg := range ve.Fields {
+		if col, ok := fieldColumns[field]; ok {
+			parts = append(parts, fieldError(col, "%s", msg).Error())
+		} else if strings.HasPrefix(field, "address") {
+			parts = append(parts, "address lines (columns 5–9): "+msg)
+		} else {
+			parts = append(parts, field+": "+msg)
+		}
+	}
+	slices.Sort(parts)
+	return errors.New(strings.Join(parts, "; "))
 }
 
 // parseRow turns the 27 fields of one row into an Organisation.

@@ -255,3 +255,16 @@ func TestParseRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDirectoryChecks(t *testing.T) {
+	t.Parallel()
+	_, rejected, err := Parse(strings.NewReader(row(map[int]string{10: "NOT A POSTCODE", 18: "call us"})))
+	if err != nil || len(rejected) != 1 {
+		t.Fatalf("Parse = %v, %v; want one rejected row", rejected, err)
+	}
+	for _, want := range []string{"column 10 (postcode): \"NOT A POSTCODE\" is not a UK postcode", "column 18 (contact telephone)"} {
+		if !strings.Contains(rejected[0].Reason, want) {
+			t.Errorf("reason = %q, want it to contain %q", rejected[0].Reason, want)
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"nhsrelay/audit"
+	"nhsrelay/directory"
+)
+
+// fhir adapts a handler to the FHIR API: errors become OperationOutcome
+// resources, all answers are application/fhir+json.
+func (s *server) fhir(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		ae := toAPIError(err, "")
+		code := "invalid"
+		switch ae.status {
+		case http.StatusNotFound:
+			code = "not-found"
+		case http.StatusMethodNotAllowed, http.StatusNotAcceptable:
+			code = "not-supported"
+		case http.StatusInternalServerError:
+			code = "exception"
+			cause := err
+			if ae.cause != nil {
+				cause = ae.cause
+			}
+			s.log.Error("directory fhir api", "path", r.URL.Path, "actor", audit.ActorFrom(r.Context()), "err", cause)
+		}
+		writeFHIR(w, ae.status, OperationOutcome{ResourceType: "OperationOutcome",
+			Issue: []fhirIssue{{Severity: "error", Code: code, Diagnostics: ae.msg}}})
+	}
+}
+
+func writeFHIR(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", fhirJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v) // a write error means the client went away
+}
+
+// checkFormat accepts _format only for JSON (FHIR R4 §3.1.0.1.10).
+func checkFormat(r *http.Request) error {
+	switch r.URL.Query().Get("_format") {
+	case "", "json", "application/json", "application/fhir+json":
+		return nil
+	}
+	return errorf(http.StatusNotAcceptable, "_format: only JSON (application/fhir+json) is served")
+}
+
+// validID checks a FHIR logical id: [A-Za-z0-9\-\.]{1,64} (R4 §2.24.0.1 id).
+func validID(id string) error {
+	ok := len(id) >= 1 && len(id) <= 64
+	for i := 0; i < len(id) && ok; i++ {
+		c := id[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.'
+	}
+	if !ok {
+		return errorf(http.StatusBadRequest, "%q is not a FHIR id (1 to 64 letters, digits, '-' and '.')", id)
+	}
+	return nil
+}
+
+// splitToken splits a FHIR token search value "system|code" (R4 §3.1.1.4.3).
+// hasSystem is false for a bare "code".
+func splitToken(v string) (system, code string, hasSystem bool) {
+	system, code, hasSystem = strings.Cut(v, "|")
+	if !hasSystem {
+		return "", v, false
+	}
+	return system, code, true
+}
+
+// orgParam reads the organization search parameter: a reference
+// ("Organization/A81001", or an absolute URL ending so), an ODS token
+// ("https://fhir.nhs.uk/Id/ods-organization-code|A81001"), or a bare code.
+func orgParam(v string) (string, error) {
+	if sys, code, ok := splitToken(v); ok {
+		if sys != ODSSystem && sys != "" {
+			return "", fieldError("organization", "identifier system must be "+ODSSystem)
+		}
+		v = code
+	} else if i := strings.LastIndex(v, "Organization/"); i >= 0 {
+		v = v[i+len("Organization/"):]
+	}
+	if err := validID(v); err != nil {
+		return "", fieldError("organization", "not an ODS code or Organization reference")
+	}
+	return strings.ToUpper(v), nil
+}
+
+// addressParam reads the address search parameter: a mailto: URI as
+// Endpoint.address holds, or a plain address.
+func addressParam(v string) (string, error) {
+	if len(v) >= 7 && strings.EqualFold(v[:7], "mailto:") {
+		u, err := url.PathUnescape(v[7:])
+		if err != nil {
+			return "", fieldError("address", "bad percent-encoding in the mailto: URI")
+		}
+		v = u
+	}
+	v = strings.TrimPrefix(v, "*@") // a whole-domain endpoint, see mailtoURI
+	if v == "" || strings.ContainsAny(v, " \t\r\n<>") {
+		return "", fieldError("address", "not a mail address or domain")
+	}
+	return v, nil
+}
+
+// baseURL is the absolute URL of this server as the client reached it, for
+// Bundle.entry.fullUrl (which must be absolute, R4 §2.36.4.1).
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/fhir/"
+}
+
+func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "identifier", "organization", "address", "status", "_format"); err != nil {
+		return err
+	}
+	if err := checkFormat(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var (
+		f        directory.Filter
+		id       string
+		none     bool // the parameters can match nothing
+		statuses []directory.EndpointStatus
+	)
+	if v := q.Get("identifier"); v != "" {
+		switch sys, code, _ := splitToken(v); sys {
+		case "", EndpointIDSystem:
+			id = code
+		case ODSSystem: // as NHS England's SDS FHIR API allows
+			f.ODS = strings.ToUpper(code)
+		default:
+			none = true // an identifier system we do not issue matches nothing
+		}
+	}
+	if v := q.Get("organization"); v != "" {
+		code, err := orgParam(v)
+		if err != nil {
+			return err
+		}
+		if f.ODS != "" && f.ODS != code {
+			none = true
+		}
+		f.ODS = code
+	}
+	if v := q.Get("address"); v != "" {
+		addr, err := addressParam(v)
+		if err != nil {
+			return err
+		}
+		f.Address = addr
+	}
+	if v := q.Get("status"); v != "" {
+		var ok bool
+		if statuses, ok = fhirStatuses[v]; !ok {
+			return fieldError("status", "must be active, suspended or off")
+		}
+	}
+	var matched []directory.Endpoint
+	if !none {
+		for _, e := range s.d.Endpoints(r.Context(), f) {
+			if id != "" && e.ID != id {
+				continue
+			}
+			if statuses != nil && !containsStatus(statuses, e.Status) {
+				continue
+			}
+			matched = append(matched, e)
+		}
+	}
+	base := baseURL(r)
+	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
+		Link: []bundleLink{{Relation: "self", URL: base + "Endpoint?" + r.URL.RawQuery}}}
+	orgs := map[string]directory.Organisation{}
+	for _, e := range matched {
+		o, seen := orgs[e.ODS]
+		if !seen {
+			o, _ = s.d.Organisation(r.Context(), e.ODS) // unknown: no display name
+			orgs[e.ODS] = o
+		}
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Endpoint/" + e.ID,
+			Resource: toFHIREndpoint(e, o), Search: bundleSearch{Mode: "match"}})
+	}
+	writeFHIR(w, http.StatusOK, b)
+	return nil
+}
+
+func containsStatus(ss []directory.EndpointStatus, s directory.EndpointStatus) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "_format"); err != nil {
+		return err
+	}
+	if err := checkFormat(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := validID(id); err != nil {
+		return err
+	}
+	e, err := s.d.Endpoint(r.Context(), id)
+	if err != nil {
+		return toAPIError(err, "Endpoint/"+id+" is not in this directory")
+	}
+	o, err := s.d.Organisation(r.Context(), e.ODS)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return err
+	}
+	writeFHIR(w, http.StatusOK, toFHIREndpoint(e, o))
+	return nil
+}
+
+func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "identifier", "name", "_format"); err != nil {
+		return err
+	}
+	if err := checkFormat(r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	code, none := "", false
+	if v := q.Get("identifier"); v != "" {
+		sys, c, _ := splitToken(v)
+		if sys != "" && sys != ODSSystem {
+			none = true
+		}
+		code = strings.ToUpper(c)
+	}
+	var matched []directory.Organisation
+	if !none {
+		for _, o := range s.d.Organisations(r.Context(), q.Get("name")) {
+			if code == "" || o.ODS == code {
+				matched = append(matched, o)
+			}
+		}
+	}
+	base := baseURL(r)
+	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
+		Link: []bundleLink{{Relation: "self", URL: base + "Organization?" + r.URL.RawQuery}}}
+	for _, o := range matched {
+		eps := s.d.Endpoints(r.Context(), directory.Filter{ODS: o.ODS})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Organization/" + o.ODS,
+			Resource: toFHIROrganization(o, eps), Search: bundleSearch{Mode: "match"}})
+	}
+	writeFHIR(w, http.StatusOK, b)
+	return nil
+}
+
+func (s *server) fhirReadOrganisation(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r, "_format"); err != nil {
+		return err
+	}
+	if err := checkFormat(r); err != nil {
+		return err
+	}
+	code := r.PathValue("ods")
+	if err := validID(code); err != nil {
+		return err
+	}
+	code = strings.ToUpper(code)
+	o, err := s.d.Organisation(r.Context(), code)
+	if err != nil {
+		return toAPIError(err, "Organization/"+code+" is not in this directory")
+	}
+	eps := s.d.Endpoints(r.Context(), directory.Filter{ODS: code})
+	writeFHIR(w, http.StatusOK, toFHIROrganization(o, eps))
+	return nil
+}
+
+// fhirNotFound answers everything else under /fhir/: a write to a resource
+// we serve is 405 (this API is read-only), anything else 404.
+func (s *server) fhirNotFound(w http.ResponseWriter, r *http.Request) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/fhir/")
+	typ, _, _ := strings.Cut(rest, "/")
+	if (typ == "Endpoint" || typ == "Organization") && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return errorf(http.StatusMethodNotAllowed, "this FHIR API is read-only: %s is not allowed", r.Method)
+	}
+	return errorf(http.StatusNotFound, "no FHIR resource at %s: this server serves Endpoint and Organization", r.URL.Path)
+}
