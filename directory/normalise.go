@@ -21,7 +21,7 @@ const (
 // host's to interpret); lookups fold it.
 func NormaliseAddress(s string) (string, error) {
 	a := strings.TrimSpace(s)
-	if len(a) > 2 && a[0] == '<' && a[len(a)-1] == '>' {
+	if len(a) >= 2 && a[0] == '<' && a[len(a)-1] == '>' {
 		a = a[1 : len(a)-1]
 	}
 	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
