@@ -42,7 +42,7 @@ import (
 // junk-command limit, closes the session after a 421 or when the server is
 // draining, and releases the connection counts on Close.
 type wireConn struct {
-	net.Conn           // raw TCP, or on 465 our *tls.Conn
+	net.Conn // raw TCP, or on 465 our *tls.Conn
 	srv      *Server
 	mode     Mode
 	cid      string
