@@ -3,9 +3,12 @@ package crashtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"nhsrelay/directory"
+	"nhsrelay/relay/queue"
 )
 
 // lookTool finds a system program the tests drive; Postfix's tools live in
@@ -253,4 +259,63 @@ func (r *relayProc) dumpLog(t *testing.T) {
 		b = b[len(b)-keep:]
 	}
 	t.Logf("last lines of the nhsrelay log:\n%s", b)
+}
+
+// api calls the admin API with the bearer token and decodes a JSON answer
+// into out (may be nil). Any status but 2xx fails the test.
+func (r *relayProc) api(t *testing.T, method, path, body string, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.adminAddr+path, rd)
+	if err != nil {
+		t.Fatalf("admin API request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("admin API %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		t.Fatalf("admin API %s %s: read: %v", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("admin API %s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("admin API %s %s: decode: %v: %s", method, path, err, b)
+		}
+	}
+}
+
+// addEndpoint adds a verified endpoint for a whole domain (every address
+// @domain) with the given next hop, as an administrator would: POST it,
+// then attest it. tls_only: the test has no S/MIME keys for it.
+func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string) {
+	t.Helper()
+	var e directory.Endpoint
+	r.api(t, "POST", "/v1/directory/endpoints", fmt.Sprintf(
+		`{"address":%q,"ods":"RX9","purpose":"general","next_hop":%s,"tls_only":true}`, domain, nextHop), &e)
+	if e.ID == "" {
+		t.Fatalf("POST endpoint: no ID in the answer")
+	}
+	r.api(t, "POST", "/v1/directory/endpoints/"+e.ID+"/attest", `{"evidence":"crash test sink on loopback"}`, nil)
+}
+
+// queueLen is how many messages the running relay still holds.
+func (r *relayProc) queueLen(t *testing.T) int {
+	t.Helper()
+	var msgs []queue.Message
+	r.api(t, "GET", "/v1/queue", "", &msgs)
+	return len(msgs)
 }
