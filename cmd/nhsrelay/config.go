@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"nhsrelay/directory"
 )
 
 // exampleConfig documents every key with its default; `nhsrelay init`
@@ -134,53 +136,53 @@ func defaultFileConfig() fileConfig {
 }
 
 // config is a checked fileConfig: durations parsed, networks parsed, every
-// path absolute.
+// path absolute. The key tag names the file key a field comes from.
 type config struct {
 	Path string // the file it was read from
 
-	Hostname  string
-	DataDir   string
-	LogFormat string // "json" or "text"
-	LogLevel  slog.Level
+	Hostname  string     `key:"server.hostname"`
+	DataDir   string     `key:"server.data_dir"`
+	LogFormat string     `key:"server.log_format"` // "json" or "text"
+	LogLevel  slog.Level `key:"server.log_level"`
 
-	SubmissionListen  string // "" disables the listener
-	SubmissionsListen string
-	MXListen          string
-	TrustedNetworks   []netip.Prefix
-	MaxMessageBytes   int64
-	MaxRecipients     int
-	MaxHeaderBytes    int
-	MaxConnsPerIP     int
-	MaxConns          int
-	IdleTimeout       time.Duration
-	DataTimeout       time.Duration
-	MinDataRate       int
-	MaxErrors         int
-	MaxJunkCommands   int
-	GreetWait         time.Duration // negative: no pregreet test
-	MaxAuthFailures   int
-	AuthFailureWindow time.Duration
+	SubmissionListen  string         `key:"smtp.submission_listen"` // "" disables the listener
+	SubmissionsListen string         `key:"smtp.submissions_listen"`
+	MXListen          string         `key:"smtp.mx_listen"`
+	TrustedNetworks   []netip.Prefix `key:"smtp.trusted_networks"`
+	MaxMessageBytes   int64          `key:"smtp.max_message_bytes"`
+	MaxRecipients     int            `key:"smtp.max_recipients"`
+	MaxHeaderBytes    int            `key:"smtp.max_header_bytes"`
+	MaxConnsPerIP     int            `key:"smtp.max_conns_per_ip"`
+	MaxConns          int            `key:"smtp.max_conns"`
+	IdleTimeout       time.Duration  `key:"smtp.idle_timeout"`
+	DataTimeout       time.Duration  `key:"smtp.data_timeout"`
+	MinDataRate       int            `key:"smtp.min_data_rate"`
+	MaxErrors         int            `key:"smtp.max_errors"`
+	MaxJunkCommands   int            `key:"smtp.max_junk_commands"`
+	GreetWait         time.Duration  `key:"smtp.greet_wait"` // negative: no pregreet test
+	MaxAuthFailures   int            `key:"smtp.max_auth_failures"`
+	AuthFailureWindow time.Duration  `key:"smtp.auth_failure_window"`
 
-	CertFile       string
-	KeyFile        string
-	CAFiles        []string
-	ReloadInterval time.Duration // 0: reload only on SIGHUP
+	CertFile       string        `key:"tls.cert_file"`
+	KeyFile        string        `key:"tls.key_file"`
+	CAFiles        []string      `key:"tls.ca_files"`
+	ReloadInterval time.Duration `key:"tls.reload_interval"` // 0: reload only on SIGHUP
 
-	SpoolKeyFile   string
-	MaildirRoot    string
-	HopConcurrency int
-	RetryMin       time.Duration
-	RetryMax       time.Duration
-	DelayWarnAfter time.Duration
-	GiveUpAfter    time.Duration
+	SpoolKeyFile   string        `key:"relay.spool_key_file"`
+	MaildirRoot    string        `key:"relay.maildir_root"`
+	HopConcurrency int           `key:"relay.hop_concurrency"`
+	RetryMin       time.Duration `key:"relay.retry_min"`
+	RetryMax       time.Duration `key:"relay.retry_max"`
+	DelayWarnAfter time.Duration `key:"relay.delay_warn_after"`
+	GiveUpAfter    time.Duration `key:"relay.give_up_after"`
 
-	AdminListen    string // "" disables the admin API
-	AdminTokenFile string
+	AdminListen    string `key:"admin.listen"` // "" disables the admin API
+	AdminTokenFile string `key:"admin.token_file"`
 
-	ChallengeFrom string
-	ReverifyAfter time.Duration
-	WarnBefore    time.Duration
-	ExpiryCheck   time.Duration
+	ChallengeFrom string        `key:"directory.challenge_from"`
+	ReverifyAfter time.Duration `key:"directory.reverify_after"`
+	WarnBefore    time.Duration `key:"directory.warn_before"`
+	ExpiryCheck   time.Duration `key:"directory.expiry_check"`
 }
 
 // Files that live in data_dir; not configurable, so that a backup of
@@ -433,8 +435,15 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	c.ChallengeFrom = d.ChallengeFrom
 	if c.ChallengeFrom == "" {
 		c.ChallengeFrom = "postmaster@" + c.Hostname
-	} else if at := strings.LastIndexByte(c.ChallengeFrom, '@'); at <= 0 || at == len(c.ChallengeFrom)-1 || strings.ContainsAny(c.ChallengeFrom, " <>\r\n") {
-		v.addf("directory.challenge_from", "%q is not a mail address", c.ChallengeFrom)
+	}
+	if a, err := directory.NormaliseAddress(c.ChallengeFrom); err != nil || !strings.Contains(a, "@") {
+		if d.ChallengeFrom == "" {
+			v.addf("directory.challenge_from", "not set, and the default %q is not a mail address (server.hostname has no domain); set it", c.ChallengeFrom)
+		} else {
+			v.addf("directory.challenge_from", "%q is not a mail address", c.ChallengeFrom)
+		}
+	} else {
+		c.ChallengeFrom = a
 	}
 	c.ReverifyAfter = v.duration("directory.reverify_after", d.ReverifyAfter, 24*time.Hour)
 	c.WarnBefore = v.duration("directory.warn_before", d.WarnBefore, 0)

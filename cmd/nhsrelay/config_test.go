@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestExampleConfigValid(t *testing.T) {
 		{"GiveUpAfter", c.GiveUpAfter, 120 * time.Hour},
 		{"MaxMessageBytes", c.MaxMessageBytes, int64(50 << 20)},
 		{"MaxRecipients", c.MaxRecipients, 1000},
-		{"ChallengeFrom", c.ChallengeFrom, "postmaster@localhost"},
+		{"ChallengeFrom", c.ChallengeFrom, "postmaster@relay.nhs.example"},
 		{"TrustedNetworks", len(c.TrustedNetworks), 0},
 	}
 	for _, ck := range checks {
@@ -76,7 +77,7 @@ func TestExampleMatchesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	minimal := `[server]
-hostname = "localhost"
+hostname = "relay.nhs.example"
 [tls]
 cert_file = "tls/server.crt"
 key_file = "tls/server.key"
@@ -133,6 +134,7 @@ func TestBadConfigs(t *testing.T) {
 		{"log format", set("log_format", `"xml"`), []string{"server.log_format:"}},
 		{"log level", set("log_level", `"loud"`), []string{"server.log_level:"}},
 		{"hostname", set("hostname", `"relay nhs"`), []string{"server.hostname:"}},
+		{"challenge from default needs a domain", set("hostname", `"localhost"`), []string{"directory.challenge_from: not set, and the default"}},
 		{"challenge from", set("challenge_from", `"postmaster"`), []string{"directory.challenge_from:"}},
 		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
@@ -222,4 +224,27 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEveryKeyDocumented: each config field names its key, and the example
+// config shows every key.
+func TestEveryKeyDocumented(t *testing.T) {
+	t.Parallel()
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		key := f.Tag.Get("key")
+		if f.Name == "Path" {
+			continue
+		}
+		if key == "" {
+			t.Errorf("config.%s has no key tag", f.Name)
+			continue
+		}
+		section, name, _ := strings.Cut(key, ".")
+		at := strings.Index(exampleConfig, "\n["+section+"]\n")
+		if at < 0 || !strings.Contains(exampleConfig[at:], "\n"+name+" = ") {
+			t.Errorf("example config does not show %s", key)
+		}
+	}
 }

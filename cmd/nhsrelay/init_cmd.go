@@ -181,6 +181,7 @@ func devConfig(hostname string) (string, error) {
 		{"mx_listen", strconv.Quote(devMX)},
 		{"ca_files", `["ca/` + certs.CACertFile + `"]`},
 		{"listen", strconv.Quote(devAdmin)},
+		{"challenge_from", strconv.Quote("verification@" + sampleDomain)},
 	} {
 		var ok bool
 		if text, ok = setKey(text, kv[0], kv[1]); !ok {
@@ -196,8 +197,15 @@ func devConfig(hostname string) (string, error) {
 // (verified by attestation), one remote practice still pending, one remote
 // pharmacy suspended. Codes and names are made up; nhs.example is reserved
 // (RFC 2606).
-var (
-	sampleOrgs = []directory.Organisation{
+const (
+	sampleDomain     = "nhs.example"
+	sampleSenderUser = "riverside"
+	sampleSender     = "reception.a81001@nhs.example" // hosted: the account's own mailbox
+	sampleRecipient  = "referrals.rx9@nhs.example"    // hosted: where the first message goes
+)
+
+func sampleOrgs() []directory.Organisation {
+	return []directory.Organisation{
 		{ODS: "A81001", Name: "Riverside Medical Practice", Kind: "gp-practice", Status: directory.OrgActive,
 			Address: []string{"1 River Street", "Leeds"}, Postcode: "LS1 4AP", Phone: "0113 496 0000", Source: directory.SourceAdmin},
 		{ODS: "RX9", Name: "Northfield Teaching Hospitals NHS Trust", Kind: "trust", Status: directory.OrgActive,
@@ -207,10 +215,7 @@ var (
 		{ODS: "FA123", Name: "Harbour Pharmacy", Kind: "pharmacy", Status: directory.OrgActive,
 			Address: []string{"3 Quay Side", "Whitby"}, Postcode: "YO21 3PU", Source: directory.SourceAdmin},
 	}
-	sampleSenderUser = "riverside"
-	sampleSender     = "reception.a81001@nhs.example" // hosted: the account's own mailbox
-	sampleRecipient  = "referrals.rx9@nhs.example"    // hosted: where the first message goes
-)
+}
 
 type sampleEndpoint struct {
 	e       directory.Endpoint
@@ -256,7 +261,7 @@ func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir strin
 	if err != nil {
 		return err
 	}
-	for _, o := range sampleOrgs {
+	for _, o := range sampleOrgs() {
 		if err := d.PutOrganisation(ctx, o); err != nil {
 			return fmt.Errorf("organisation %s: %w", o.ODS, err)
 		}
