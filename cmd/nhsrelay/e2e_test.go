@@ -1,0 +1,376 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestEndToEnd drives the real binary as an operator would: init, serve,
+// send with swaks over STARTTLS+AUTH, find the message in the Maildir,
+// inspect and act on the queue, verify the audit log, stop with SIGTERM.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "run")
+
+	out := runBin(t, bin, "init", dir)
+	password := regexp.MustCompile(`(?m)^\s+password\s+(\S+)$`).FindStringSubmatch(out)
+	if password == nil {
+		t.Fatalf("init output has no password line:\n%s", out)
+	}
+	if !strings.Contains(out, "swaks --server 127.0.0.1:2587 --tls") {
+		t.Errorf("init output has no swaks line:\n%s", out)
+	}
+	if _, err := exec.Command(bin, "init", dir).CombinedOutput(); err == nil {
+		t.Errorf("a second init into %s succeeded; want it to refuse", dir)
+	}
+	for name, want := range map[string]os.FileMode{"admin.token": 0o600, "spool.key": 0o600, "nhsrelay.toml": 0o600,
+		"tls/server.key": 0o600, "keys/" + sampleRecipient + ".key": 0o600} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", name, fi.Mode().Perm(), err, want)
+		}
+	}
+
+	// Move every listener to a free loopback port: tests never use fixed ports.
+	cfgPath := filepath.Join(dir, "nhsrelay.toml")
+	ports := map[string]string{}
+	text := readFile(t, cfgPath)
+	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
+		ports[key] = freeAddr(t)
+		var ok bool
+		if text, ok = setKey(text, key, strconv.Quote(ports[key])); !ok {
+			t.Fatalf("config has no %s", key)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := runBin(t, bin, "check-config", "-c", cfgPath); !strings.Contains(out, ": ok") {
+		t.Errorf("check-config = %q, want ok", out)
+	}
+
+	srv := startServe(t, bin, cfgPath)
+	admin := adminHTTP{base: "http://" + ports["listen"], token: strings.TrimSpace(readFile(t, filepath.Join(dir, "admin.token")))}
+	srv.waitReady(t, admin.base+"/healthz")
+
+	// 1. Submission: STARTTLS with the certificate verified against the
+	// development CA, AUTH PLAIN, to a hosted endpoint.
+	token := fmt.Sprintf("e2e-token-%d", time.Now().UnixNano())
+	caFile := filepath.Join(dir, "ca", "ca.crt")
+	swaks := func(args ...string) (string, error) {
+		out, err := exec.Command("swaks", append([]string{"--tls-ca-path", caFile, "--timeout", "20"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	got, err := swaks("--server", ports["submission_listen"], "--tls", "--tls-verify",
+		"--auth", "PLAIN", "--auth-user", sampleSenderUser, "--auth-password", password[1],
+		"--from", sampleSender, "--to", sampleRecipient, "--header", "Subject: e2e", "--body", token)
+	if err != nil || !strings.Contains(got, "250 2.0.0 Ok: queued as") {
+		t.Fatalf("swaks submission: %v\n%s", err, got)
+	}
+	maildir := filepath.Join(dir, "data", "maildir", sampleRecipient, "new")
+	if !waitFor(func() bool { return dirContains(maildir, token) }) {
+		t.Fatalf("no message with %s in %s\nserver log:\n%s", token, maildir, srv.log())
+	}
+
+	// 2. No open relay: the MX listener refuses a recipient not hosted here.
+	got, err = swaks("--server", ports["mx_listen"], "--tls", "--from", "someone@elsewhere.example",
+		"--to", "admin.b82005@hillside.nhs.example", "--quit-after", "RCPT")
+	if err == nil || !strings.Contains(got, "550 5.7.1") {
+		t.Errorf("MX relay attempt: err %v, want 550 5.7.1\n%s", err, got)
+	}
+
+	// 3. The queue: a verified remote endpoint whose next hop refuses
+	// connections keeps a message queued with its last error.
+	deadHop := freeAddr(t)
+	var ep struct {
+		ID string `json:"id"`
+	}
+	admin.call(t, http.MethodPost, "/v1/directory/endpoints", map[string]any{
+		"address": "gp.e2e@remote.nhs.example", "ods": "B82005",
+		"next_hop": map[string]string{"kind": "host", "host": deadHop, "tls": "plain-loopback"},
+	}, &ep)
+	admin.call(t, http.MethodPost, "/v1/directory/endpoints/"+ep.ID+"/attest", map[string]string{"evidence": "e2e test"}, nil)
+	got, err = swaks("--server", ports["submissions_listen"], "--tls-on-connect", "--tls-verify",
+		"--auth", "PLAIN", "--auth-user", sampleSenderUser, "--auth-password", password[1],
+		"--from", sampleSender, "--to", "gp.e2e@remote.nhs.example", "--body", "queued")
+	id := regexp.MustCompile(`queued as (\S+)`).FindStringSubmatch(got)
+	if err != nil || id == nil {
+		t.Fatalf("swaks implicit TLS: %v\n%s", err, got)
+	}
+	var list string
+	if !waitFor(func() bool {
+		list = runBin(t, bin, "queue", "-c", cfgPath, "list")
+		return strings.Contains(list, "gp.e2e@remote.nhs.example") && strings.Contains(list, "(")
+	}) {
+		t.Fatalf("queue list never showed the deferred message with its error:\n%s\nserver log:\n%s", list, srv.log())
+	}
+	for _, want := range []string{"-Queue ID-", id[1], sampleSender, "-- 1 Kbytes in 1 Request."} {
+		if !strings.Contains(list, want) {
+			t.Errorf("queue list lacks %q:\n%s", want, list)
+		}
+	}
+	if show := runBin(t, bin, "queue", "-c", cfgPath, "show", id[1]); !strings.Contains(show, "state:        queued") {
+		t.Errorf("queue show:\n%s", show)
+	}
+	runBin(t, bin, "queue", "-c", cfgPath, "retry", id[1])
+	runBin(t, bin, "queue", "-c", cfgPath, "delete", id[1])
+	if list := runBin(t, bin, "queue", "-c", cfgPath, "list"); !strings.Contains(list, "Mail queue is empty") {
+		t.Errorf("queue list after delete:\n%s", list)
+	}
+	if out, err := exec.Command(bin, "queue", "-c", cfgPath, "show", id[1]).CombinedOutput(); err == nil {
+		t.Errorf("queue show of a deleted message succeeded:\n%s", out)
+	}
+
+	// 4. Metrics, behind the token.
+	var metrics bytes.Buffer
+	admin.call(t, http.MethodGet, "/metrics", nil, &metrics)
+	for _, m := range []string{"nhsrelay_relay_delivered_total", "nhsrelay_smtpd_connections_total", "go_goroutines"} {
+		if !strings.Contains(metrics.String(), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+
+	// 5. SIGHUP reloads and keeps serving.
+	srv.signal(t, syscall.SIGHUP)
+	if !waitFor(func() bool { return strings.Contains(srv.log(), "SIGHUP") }) {
+		t.Errorf("no SIGHUP line in the log")
+	}
+	if code := admin.status(t, "/v1/queue"); code != http.StatusOK {
+		t.Errorf("admin API after SIGHUP: %d", code)
+	}
+
+	// 6. SIGTERM: graceful stop, exit 0.
+	srv.signal(t, syscall.SIGTERM)
+	if err := srv.wait(t); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, srv.log())
+	}
+	if !strings.Contains(srv.log(), "stopped cleanly") {
+		t.Errorf("log has no clean stop:\n%s", srv.log())
+	}
+	if strings.Contains(srv.log(), token) || strings.Contains(srv.log(), password[1]) {
+		t.Errorf("the log holds message content or the password")
+	}
+
+	// 7. The audit log's chain is intact; a changed record is named.
+	out = runBin(t, bin, "audit", "verify", "-c", cfgPath)
+	if !regexp.MustCompile(`: [1-9]\d* records, chain intact`).MatchString(out) {
+		t.Errorf("audit verify = %q", out)
+	}
+	logPath := filepath.Join(dir, "data", "audit.log")
+	tampered := strings.Replace(readFile(t, logPath), `"outcome":"ok"`, `"outcome":"no"`, 1)
+	bad := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(bad, []byte(tampered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := exec.Command(bin, "audit", "verify", "-f", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out2), "chain broken at line") {
+		t.Errorf("audit verify of a changed log: %v\n%s", err, out2)
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nhsrelay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runBin runs the binary and fails the test if it fails.
+func runBin(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nhsrelay %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
+	}
+	return stdout.String()
+}
+
+// freeAddr returns a loopback address with a port the kernel just chose.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(cond func() bool) bool {
+	for range 200 {
+		if cond() {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func dirContains(dir, s string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// served is a running `nhsrelay serve`.
+type served struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan error
+}
+
+func startServe(t *testing.T, bin, cfgPath string) *served {
+	t.Helper()
+	s := &served{cmd: exec.Command(bin, "serve", "-c", cfgPath), out: &lockedBuffer{}, done: make(chan error, 1)}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log())
+		}
+	})
+	return s
+}
+
+func (s *served) log() string { return s.out.String() }
+
+func (s *served) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+func (s *served) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(60 * time.Second):
+		return errors.New("did not exit within 60s")
+	}
+}
+
+func (s *served) waitReady(t *testing.T, healthz string) {
+	t.Helper()
+	ok := waitFor(func() bool {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return false
+		default:
+		}
+		resp, err := http.Get(healthz)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ok {
+		t.Fatalf("serve did not become ready\n%s", s.log())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// adminHTTP calls the admin API directly, for what the CLI under test does
+// not cover (directory changes).
+type adminHTTP struct{ base, token string }
+
+func (a adminHTTP) call(t *testing.T, method, path string, in, out any) {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+path, body)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s\n%s", method, path, resp.Status, data)
+	}
+	switch o := out.(type) {
+	case nil:
+	case io.Writer:
+		o.Write(data)
+	default:
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode: %v\n%s", method, path, err, data)
+		}
+	}
+}
+
+func (a adminHTTP) status(t *testing.T, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, a.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
