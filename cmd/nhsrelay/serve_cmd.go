@@ -368,26 +368,22 @@ func rootPool(files []string) (*x509.CertPool, error) {
 }
 
 // expiryLoop runs the directory's expiry check at start and then every
-// interval, and logs a summary: endpoints checked, warnings, suspensions,
-// one line per notice.
+// interval. The directory logs and audits each notice and a count; here the
+// run's summary (one line per notice, the text of the administrators'
+// daily summary) goes to the log as one record when there is anything in it.
 func expiryLoop(ctx context.Context, dir *directory.Directory, interval time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		rep, err := dir.CheckExpiry(audit.WithActor(ctx, "expiry-check"))
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
 			logger.Error("expiry check failed", "err", err)
-		} else {
-			logger.Info("expiry check", "checked", rep.Checked, "warnings", len(rep.Warnings), "suspended", len(rep.Suspended))
-			for _, n := range rep.Suspended {
-				logger.Warn("expiry: endpoint suspended", "endpoint", n.Address, "ods", n.ODS, "kind", string(n.Kind), "detail", n.Text)
-			}
-			for _, n := range rep.Warnings {
-				logger.Warn("expiry: due soon", "endpoint", n.Address, "ods", n.ODS, "kind", string(n.Kind), "days_left", n.DaysLeft, "detail", n.Text)
-			}
+		case len(rep.Lines) > 0:
+			logger.Warn("expiry summary", "checked", rep.Checked, "warnings", len(rep.Warnings),
+				"suspended", len(rep.Suspended), "lines", rep.Lines)
 		}
 		select {
 		case <-ctx.Done():
