@@ -74,6 +74,9 @@ type fileRelay struct {
 	SpoolKeyFile   string `toml:"spool_key_file"`
 	MaildirRoot    string `toml:"maildir_root"`
 	HopConcurrency int    `toml:"hop_concurrency"`
+	Concurrency    int    `toml:"concurrency"`
+	AttemptTimeout string `toml:"attempt_timeout"`
+	ConnIdle       string `toml:"connection_idle_timeout"`
 	RetryMin       string `toml:"retry_min"`
 	RetryMax       string `toml:"retry_max"`
 	DelayWarnAfter string `toml:"delay_warn_after"`
@@ -121,6 +124,9 @@ func defaultFileConfig() fileConfig {
 		Relay: fileRelay{
 			SpoolKeyFile:   "spool.key",
 			HopConcurrency: 10,
+			Concurrency:    100,
+			AttemptTimeout: "10m",
+			ConnIdle:       "30s",
 			RetryMin:       "1m",
 			RetryMax:       "1h",
 			DelayWarnAfter: "4h",   // Postfix delay_warning_time is off by default; the issue asks 4h
@@ -171,6 +177,9 @@ type config struct {
 	SpoolKeyFile   string        `key:"relay.spool_key_file"`
 	MaildirRoot    string        `key:"relay.maildir_root"`
 	HopConcurrency int           `key:"relay.hop_concurrency"`
+	Concurrency    int           `key:"relay.concurrency"`
+	AttemptTimeout time.Duration `key:"relay.attempt_timeout"`
+	ConnIdle       time.Duration `key:"relay.connection_idle_timeout"`
 	RetryMin       time.Duration `key:"relay.retry_min"`
 	RetryMax       time.Duration `key:"relay.retry_max"`
 	DelayWarnAfter time.Duration `key:"relay.delay_warn_after"`
@@ -403,6 +412,10 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	v.positive("relay.hop_concurrency", int64(r.HopConcurrency))
 	c.HopConcurrency = r.HopConcurrency
+	v.positive("relay.concurrency", int64(r.Concurrency))
+	c.Concurrency = r.Concurrency
+	c.AttemptTimeout = v.duration("relay.attempt_timeout", r.AttemptTimeout, time.Second)
+	c.ConnIdle = v.duration("relay.connection_idle_timeout", r.ConnIdle, time.Second)
 	c.RetryMin = v.duration("relay.retry_min", r.RetryMin, time.Second)
 	c.RetryMax = v.duration("relay.retry_max", r.RetryMax, time.Second)
 	if c.RetryMax < c.RetryMin {

@@ -139,7 +139,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	rel, err := relay.New(relay.Config{
 		Hostname: cfg.Hostname, SpoolDir: cfg.SpoolDir(), SpoolKey: key, Store: qstore, Directory: dir,
 		MaildirRoot: cfg.MaildirRoot, Logger: logger.With("component", "relay"), Audit: alog, Metrics: reg,
-		RootCAs: roots, HopConcurrency: cfg.HopConcurrency, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
+		RootCAs: roots, HopConcurrency: cfg.HopConcurrency, Concurrency: cfg.Concurrency,
+		AttemptTimeout: cfg.AttemptTimeout, IdleTimeout: cfg.ConnIdle, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
 		DelayWarnAfter: cfg.DelayWarnAfter, GiveUpAfter: cfg.GiveUpAfter,
 	})
 	if err != nil {
