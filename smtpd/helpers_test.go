@@ -176,7 +176,7 @@ func startServer(t *testing.T, edit func(*Config)) *testServer {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Shutdown: %v", err)
 		}
 		for range 3 {
