@@ -26,17 +26,24 @@ const (
 type server struct {
 	d   *directory.Directory
 	log *slog.Logger
+	mux *http.ServeMux
+
+	maxJSON, maxCSV int64 // body limits
 }
 
 // New returns the handler for the admin API (/v1/directory/...) and the FHIR
 // read API (/fhir/...). It does not authenticate: mount it behind the admin
 // listener's bearer-token check, which sets the actor with audit.WithActor.
 func New(d *directory.Directory, logger *slog.Logger) http.Handler {
+	return newServer(d, logger, maxJSONBody, maxCSVBody).mux
+}
+
+func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int64) *server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{d: d, log: logger}
 	mux := http.NewServeMux()
+	s := &server{d: d, log: logger, mux: mux, maxJSON: maxJSON, maxCSV: maxCSV}
 
 	const v1 = "/v1/directory"
 	mux.HandleFunc("GET "+v1+"/organisations", s.admin(s.listOrganisations))
@@ -58,7 +65,22 @@ func New(d *directory.Directory, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /fhir/Organization", s.fhir(s.fhirSearchOrganisations))
 	mux.HandleFunc("GET /fhir/Organization/{ods}", s.fhir(s.fhirReadOrganisation))
 	mux.HandleFunc("/fhir/", s.fhir(s.fhirNotFound))
-	return mux
+	return s
+}
+
+// allowed returns the methods that some other route serves for r's path,
+// so that a catch-all can answer 405 with Allow rather than 404.
+func (s *server) allowed(r *http.Request) []string {
+	_, catchAll := s.mux.Handler(r)
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != catchAll {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // apiError is an error with the HTTP status and the words to send. Fields
@@ -158,7 +180,11 @@ func (s *server) admin(h func(w http.ResponseWriter, r *http.Request) error) htt
 }
 
 func (s *server) adminNotFound(w http.ResponseWriter, r *http.Request) error {
-	return errorf(http.StatusNotFound, "no such admin API resource: %s %s", r.Method, r.URL.Path)
+	if allow := s.allowed(r); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+	}
+	return errorf(http.StatusNotFound, "no such admin API resource: %s", r.URL.Path)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -172,14 +198,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decodeJSON reads exactly one JSON object of at most maxJSONBody bytes into
 // v, refusing unknown fields and trailing data.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+func (s *server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return errorf(http.StatusUnsupportedMediaType, "request body must be application/json, not %q", ct)
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxJSON))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)

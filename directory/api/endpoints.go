@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -105,7 +106,7 @@ func (s *server) writeEndpoint(w http.ResponseWriter, r *http.Request, status in
 // addEndpoint creates a pending endpoint; the server assigns its ID.
 func (s *server) addEndpoint(w http.ResponseWriter, r *http.Request) error {
 	var in endpointInput
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if in.ID != "" {
@@ -129,7 +130,7 @@ func (s *server) addEndpoint(w http.ResponseWriter, r *http.Request) error {
 func (s *server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var in endpointInput
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if in.ID != "" && in.ID != id {
@@ -193,7 +194,7 @@ func (s *server) endpointAction(w http.ResponseWriter, r *http.Request) error {
 	switch action {
 	case "suspend", "retire":
 		var in reasonInput
-		if err := decodeJSON(w, r, &in); err != nil {
+		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		reason, err2 := text("reason", in.Reason)
@@ -208,14 +209,14 @@ func (s *server) endpointAction(w http.ResponseWriter, r *http.Request) error {
 	case "challenge":
 		if r.ContentLength != 0 { // an empty object is fine too
 			var in struct{}
-			if err := decodeJSON(w, r, &in); err != nil {
+			if err := s.decodeJSON(w, r, &in); err != nil {
 				return err
 			}
 		}
 		err, status = s.d.StartChallenge(ctx, id), http.StatusAccepted
 	case "verify":
 		var in codeInput
-		if err := decodeJSON(w, r, &in); err != nil {
+		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		code, err2 := text("code", in.Code)
@@ -225,7 +226,7 @@ func (s *server) endpointAction(w http.ResponseWriter, r *http.Request) error {
 		err = s.d.ConfirmChallenge(ctx, id, code)
 	case "attest":
 		var in evidenceInput
-		if err := decodeJSON(w, r, &in); err != nil {
+		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		evidence, err2 := text("evidence", in.Evidence)
@@ -235,10 +236,16 @@ func (s *server) endpointAction(w http.ResponseWriter, r *http.Request) error {
 		err = s.d.Attest(ctx, id, evidence)
 	case "redirect":
 		var in redirectInput
-		if err := decodeJSON(w, r, &in); err != nil {
+		if err := s.decodeJSON(w, r, &in); err != nil {
 			return err
 		}
 		err = s.d.SetRedirect(ctx, id, strings.TrimSpace(in.To))
+		var ve *directory.ValidationError
+		if errors.As(err, &ve) { // the directory names the endpoint field; the request's is "to"
+			if msg, ok := ve.Fields["redirect"]; ok {
+				return fieldError("to", msg)
+			}
+		}
 	default:
 		return errorf(http.StatusNotFound, "no endpoint action %q (suspend, retire, challenge, verify, attest, redirect)", action)
 	}

@@ -293,11 +293,9 @@ func (s *server) fhirReadOrganisation(w http.ResponseWriter, r *http.Request) er
 // fhirNotFound answers everything else under /fhir/: a write to a resource
 // we serve is 405 (this API is read-only), anything else 404.
 func (s *server) fhirNotFound(w http.ResponseWriter, r *http.Request) error {
-	rest := strings.TrimPrefix(r.URL.Path, "/fhir/")
-	typ, _, _ := strings.Cut(rest, "/")
-	if (typ == "Endpoint" || typ == "Organization") && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return errorf(http.StatusMethodNotAllowed, "this FHIR API is read-only: %s is not allowed", r.Method)
+	if allow := s.allowed(r); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, "this FHIR API is read-only: %s is not allowed on %s", r.Method, r.URL.Path)
 	}
 	return errorf(http.StatusNotFound, "no FHIR resource at %s: this server serves Endpoint and Organization", r.URL.Path)
 }

@@ -26,7 +26,7 @@ func (s *server) importODS(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return fieldError("strict", "must be 1 or 0")
 	}
-	body := http.MaxBytesReader(w, r.Body, maxCSVBody)
+	body := http.MaxBytesReader(w, r.Body, s.maxCSV)
 	rep, err := ods.Import(r.Context(), s.d, body, strict)
 	var se *ods.StrictError
 	switch {

@@ -59,7 +59,7 @@ func (s *server) getOrganisation(w http.ResponseWriter, r *http.Request) error {
 // (PUT replaces).
 func (s *server) addOrganisation(w http.ResponseWriter, r *http.Request) error {
 	var in organisationInput
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	code := strings.ToUpper(strings.TrimSpace(in.ODS))
@@ -86,7 +86,7 @@ func (s *server) addOrganisation(w http.ResponseWriter, r *http.Request) error {
 func (s *server) putOrganisation(w http.ResponseWriter, r *http.Request) error {
 	code := strings.ToUpper(r.PathValue("ods"))
 	var in organisationInput
-	if err := decodeJSON(w, r, &in); err != nil {
+	if err := s.decodeJSON(w, r, &in); err != nil {
 		return err
 	}
 	if in.ODS != "" && !strings.EqualFold(strings.TrimSpace(in.ODS), code) {
