@@ -248,3 +248,25 @@ func TestEveryKeyDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeDocumentsEveryKey keeps the README's configuration reference in
+// step with the code.
+func TestReadmeDocumentsEveryKey(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		key := ct.Field(i).Tag.Get("key")
+		if key == "" {
+			continue
+		}
+		section, name, _ := strings.Cut(key, ".")
+		at := strings.Index(string(readme), "### ["+section+"]")
+		if at < 0 || !strings.Contains(string(readme[at:]), "| `"+name+"` |") {
+			t.Errorf("README.md does not document %s in its [%s] table", key, section)
+		}
+	}
+}
