@@ -204,6 +204,9 @@ func ValidateSMIME(cert *x509.Certificate, intermediates []*x509.Certificate, ro
 	}
 }
 
+// hasEmailProtection: QUIRK: RFC 8550 §4.4.4 lets a certificate without any
+// EKU extension be used for S/MIME; NHS endpoint certificates must name
+// emailProtection, so a certificate without it is refused.
 func hasEmailProtection(cert *x509.Certificate) bool {
 	for _, u := range cert.ExtKeyUsage {
 		if u == x509.ExtKeyUsageEmailProtection || u == x509.ExtKeyUsageAny {

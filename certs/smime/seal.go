@@ -105,8 +105,11 @@ func (s Sealer) Seal(w io.Writer, original io.Reader, signer Signer, recipients 
 	digest := crypto.SHA256.New()
 	signed := io.MultiWriter(env, digest)
 	// RFC 2046 §5.2.1: message/rfc822 allows only 7bit, 8bit or binary;
-	// SMTP has already limited lines to 998 octets.
-	io.WriteString(signed, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	// SMTP has already limited lines to 998 octets. forwarded=no
+	// (draft-ietf-lamps-header-protection-07 §4.1.1, the wrapped-message
+	// form that RFC 9788 now calls legacy) tells clients this wrapper is
+	// header protection, not a forwarded message.
+	io.WriteString(signed, "Content-Type: message/rfc822; forwarded=no\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	cw := &crlfWriter{w: signed}
 	if _, err := io.Copy(cw, original); err != nil {
 		return fmt.Errorf("smime: seal: read message: %w", err)

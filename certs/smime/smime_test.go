@@ -106,7 +106,7 @@ func TestSealReadByOpenSSL(t *testing.T) {
 		t.Fatalf("decrypted entity is not multipart/signed:\n%s", trunc(inner))
 	}
 	content := openssl(t, inner, "cms", "-verify", "-CAfile", w.caFile, "-purpose", "smimesign")
-	want := "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + crlf(sample)
+	want := "Content-Type: message/rfc822; forwarded=no\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + crlf(sample)
 	if string(content) != want {
 		t.Errorf("openssl verified content = %q, want %q", content, want)
 	}
