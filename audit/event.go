@@ -1,9 +1,3 @@
-// Package audit is the append-only, hash-chained audit log: every step a
-// message or a directory entry goes through is one Event (who, what, which
-// ID, which endpoint, outcome — never content). Each record carries the
-// SHA-256 of the record before it, so a changed or removed record breaks the
-// chain at a point Verify can name. It is a leaf package: any package may
-// record events through the Recorder interface.
 package audit
 
 import "time"
