@@ -1,0 +1,150 @@
+package directory_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"nhsrelay/directory"
+	"nhsrelay/directory/directorytest"
+)
+
+func odsExtract() []directory.Organisation {
+	return []directory.Organisation{
+		{ODS: "A81001", Name: "THE DENSHAM SURGERY", Status: directory.OrgActive, Address: []string{"THE HEALTH CENTRE", "LAWSON STREET", "STOCKTON-ON-TEES"}, Postcode: "TS18 1HU", Phone: "01642 672351", Kind: "gp-practice"},
+		{ODS: "A81002", Name: `QUEENS PARK MEDICAL CENTRE, "NORTH"`, Status: directory.OrgActive, Postcode: "TS18 2AW", Kind: "gp-practice"},
+		{ODS: "A81003", Name: "VICTORIA MEDICAL PRACTICE", Status: directory.OrgProposed, Kind: "gp-practice"},
+	}
+}
+
+func TestImportOrganisations(t *testing.T) {
+	t.Parallel()
+	a2 := directorytest.Verified("gp.a81002@nhs.example", mx)
+	a2.ODS = "A81002"
+	a2pending := directorytest.Pending("new.a81002@nhs.example")
+	a2pending.ODS = "A81002"
+	a2retired := directory.Endpoint{Address: "old.a81002@nhs.example", ODS: "A81002", Status: directory.StatusRetired, StatusReason: "replaced"}
+	fx := newFixture(t, a2, a2pending, a2retired)
+	ctx := admin(t)
+	// Seed made A81002 as an admin entry with a successor the ODS file lacks.
+	mustOrg(t, fx.d, directory.Organisation{ODS: "A81002", Name: "Queens Park", Status: directory.OrgActive, Successor: "A81001"})
+
+	res, err := fx.d.ImportOrganisations(ctx, odsExtract())
+	if err != nil {
+		t.Fatalf("ImportOrganisations: %v", err)
+	}
+	want := directory.ImportResult{Added: []string{"A81001", "A81003"}, Updated: []string{"A81002"}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("first import = %+v, want %+v", res, want)
+	}
+	o, _ := fx.d.Organisation(ctx, "A81002")
+	if o.Source != directory.SourceODS || o.Successor != "A81001" || !o.ImportedAt.Equal(t0) || o.Name != `QUEENS PARK MEDICAL CENTRE, "NORTH"` {
+		t.Fatalf("A81002 after import = %+v; want ODS data, admin successor kept, imported at t0", o)
+	}
+
+	// The same file again changes nothing: not even the import time.
+	fx.clock.Advance(24 * time.Hour)
+	res, err = fx.d.ImportOrganisations(ctx, odsExtract())
+	if err != nil {
+		t.Fatalf("re-import: %v", err)
+	}
+	want = directory.ImportResult{Unchanged: []string{"A81001", "A81002", "A81003"}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("re-import = %+v, want all unchanged", res)
+	}
+	rev, _ := fx.store.Revision(ctx)
+
+	// A81002 closes: its live endpoints are suspended with the reason in words.
+	closing := odsExtract()
+	closing[1].Status, closing[1].ClosedOn = directory.OrgClosed, time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC)
+	closing[2].Status = directory.OrgDormant
+	res, err = fx.d.ImportOrganisations(ctx, closing)
+	if err != nil {
+		t.Fatalf("closing import: %v", err)
+	}
+	want = directory.ImportResult{Closed: []string{"A81002", "A81003"}, Unchanged: []string{"A81001"},
+		Suspended: []string{"gp.a81002@nhs.example", "new.a81002@nhs.example"}}
+	if fmt.Sprint(res) != fmt.Sprint(want) {
+		t.Fatalf("closing import = %+v, want %+v", res, want)
+	}
+	if rev2, _ := fx.store.Revision(ctx); rev2 != rev+1 {
+		t.Errorf("closing import took %d writes, want 1 (atomic)", rev2-rev)
+	}
+	for _, addr := range []string{"gp.a81002@nhs.example", "new.a81002@nhs.example"} {
+		e := mustLookup(t, fx.d, addr)
+		if e.Status != directory.StatusSuspended || e.StatusReason != "practice closed on 2024-03-31" {
+			t.Errorf("%s after closure: %s %q, want suspended, practice closed on 2024-03-31", addr, e.Status, e.StatusReason)
+		}
+		hasEvent(t, fx.audit, "endpoint.suspended", addr, "ok")
+	}
+	if e := mustLookup(t, fx.d, "old.a81002@nhs.example"); e.Status != directory.StatusRetired {
+		t.Errorf("retired endpoint became %s", e.Status)
+	}
+	// The refusal names the successor only once it has a verified endpoint.
+	var nv *directory.NotVerifiedError
+	if _, err := fx.d.CheckRecipient(ctx, "gp.a81002@nhs.example"); !errors.As(err, &nv) || nv.Reason != "suspended: practice closed on 2024-03-31" || nv.Successor != "" {
+		t.Fatalf("CheckRecipient(closed) = %#v", err)
+	}
+	succ := mustAdd(t, fx.d, directory.Endpoint{Address: "gp.a81001@nhs.example", ODS: "A81001"})
+	if err := fx.d.Attest(ctx, succ.ID, "phoned"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.d.CheckRecipient(ctx, "gp.a81002@nhs.example"); !errors.As(err, &nv) || nv.Successor != "A81001 gp.a81001@nhs.example" {
+		t.Fatalf("CheckRecipient(closed, successor verified) = %v, want successor A81001 gp.a81001@nhs.example", err)
+	}
+	hasEvent(t, fx.audit, "organisation.closed", "", "ok")
+
+	// Importing the closing file again is idempotent too.
+	res, err = fx.d.ImportOrganisations(ctx, closing)
+	if err != nil || len(res.Unchanged) != 3 || len(res.Suspended) != 0 {
+		t.Fatalf("closing re-import = %+v, %v; want all unchanged, nothing suspended", res, err)
+	}
+	// A dormant practice says so.
+	if o, _ := fx.d.Organisation(ctx, "A81003"); o.Status != directory.OrgDormant {
+		t.Errorf("A81003 status %s, want dormant", o.Status)
+	}
+}
+
+func TestImportIsAtomic(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	orgs := odsExtract()
+	orgs = append(orgs, directory.Organisation{ODS: "A81004", Name: "", Postcode: "nope"}, orgs[0])
+	_, err := fx.d.ImportOrganisations(admin(t), orgs)
+	f := fields(t, err)
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range f {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	if strings.Join(keys, " ") != "A81001.ods A81004.name A81004.postcode" {
+		t.Fatalf("import fields = %v, want A81001.ods (duplicate), A81004.name, A81004.postcode", f)
+	}
+	if got := fx.d.Organisations(t.Context(), ""); len(got) != 0 {
+		t.Fatalf("failed import wrote %d organisations, want none", len(got))
+	}
+	hasEvent(t, fx.audit, "directory.import", "", "refused")
+}
+
+func TestImportLarge(t *testing.T) {
+	t.Parallel()
+	// The national file has ~12,000 practices; import and re-import them.
+	fx := newFixture(t)
+	var orgs []directory.Organisation
+	for i := range 12000 {
+		orgs = append(orgs, directory.Organisation{ODS: fmt.Sprintf("P%05d", i), Name: fmt.Sprintf("PRACTICE %d", i), Postcode: "LS1 4AP", Kind: "gp-practice"})
+	}
+	res, err := fx.d.ImportOrganisations(admin(t), orgs)
+	if err != nil || len(res.Added) != 12000 {
+		t.Fatalf("import = %d added, %v", len(res.Added), err)
+	}
+	res, err = fx.d.ImportOrganisations(admin(t), orgs)
+	if err != nil || len(res.Unchanged) != 12000 {
+		t.Fatalf("re-import = %d unchanged, %v", len(res.Unchanged), err)
+	}
+}
