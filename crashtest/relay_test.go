@@ -19,9 +19,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"nhsrelay/directory"
-	"nhsrelay/relay/queue"
 )
 
 // lookTool finds a system program the tests drive; Postfix's tools live in
@@ -118,6 +115,7 @@ func newRelay(t *testing.T, bin string, edit func(cfg map[string]any)) *relayPro
 		logPath:   filepath.Join(dir, "serve.log"),
 	}
 	table(cfg, "server")["log_format"] = "text"
+	table(cfg, "server")["log_level"] = "warn"
 	smtp := table(cfg, "smtp")
 	smtp["submission_listen"] = r.smtpAddr
 	smtp["submissions_listen"] = ""
@@ -303,7 +301,7 @@ func (r *relayProc) api(t *testing.T, method, path, body string, out any) {
 // then attest it. tls_only: the test has no S/MIME keys for it.
 func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string) {
 	t.Helper()
-	var e directory.Endpoint
+	var e struct{ ID string } // directory.Endpoint, as JSON
 	r.api(t, "POST", "/v1/directory/endpoints", fmt.Sprintf(
 		`{"address":%q,"ods":"RX9","purpose":"general","next_hop":%s,"tls_only":true}`, domain, nextHop), &e)
 	if e.ID == "" {
@@ -315,7 +313,7 @@ func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string) {
 // queueLen is how many messages the running relay still holds.
 func (r *relayProc) queueLen(t *testing.T) int {
 	t.Helper()
-	var msgs []queue.Message
+	var msgs []json.RawMessage // queue.Message, as JSON
 	r.api(t, "GET", "/v1/queue", "", &msgs)
 	return len(msgs)
 }

@@ -7,27 +7,30 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 )
 
-// sink is the remote next hop: an SMTP server on loopback that counts, per
-// envelope recipient (the token), how many times a message was delivered.
+// sink is the remote next hop: an SMTP server on loopback that records, per
+// envelope recipient (the token), each delivery and the epoch of the relay
+// process that made it: the test bumps the epoch between a kill and the
+// restart, and a connection keeps the epoch it was accepted in.
 type sink struct {
-	addr string
-	mu   sync.Mutex
-	got  map[string]int // envelope recipient → deliveries
-	n    int            // deliveries in all
+	addr  string
+	epoch atomic.Int64
+	mu    sync.Mutex
+	got   map[string][]int64 // envelope recipient → epoch of each delivery
 }
 
 // startSink runs a sink on a kernel-chosen loopback port until the test ends.
 func startSink(t *testing.T) *sink {
 	t.Helper()
-	s := &sink{got: make(map[string]int)}
+	s := &sink{got: make(map[string][]int64)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{s: s}, nil
+		return &sinkSession{s: s, epoch: s.epoch.Load()}, nil
 	}))
 	srv.Domain = "sink.localhost"
 	srv.ReadTimeout = time.Minute
@@ -50,19 +53,20 @@ func startSink(t *testing.T) *sink {
 	return s
 }
 
-// counts returns a copy of the per-token delivery counts and the total.
-func (s *sink) counts() (map[string]int, int) {
+// deliveries returns a copy of what the sink recorded.
+func (s *sink) deliveries() map[string][]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.got))
+	out := make(map[string][]int64, len(s.got))
 	for k, v := range s.got {
-		out[k] = v
+		out[k] = append([]int64(nil), v...)
 	}
-	return out, s.n
+	return out
 }
 
 type sinkSession struct {
 	s     *sink
+	epoch int64
 	rcpts []string
 }
 
@@ -82,8 +86,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	for _, rc := range ss.rcpts {
-		ss.s.got[rc]++
-		ss.s.n++
+		ss.s.got[rc] = append(ss.s.got[rc], ss.epoch)
 	}
 	ss.s.mu.Unlock()
 	return nil

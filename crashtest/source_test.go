@@ -93,7 +93,8 @@ func (s *senders) follow(r io.Reader) {
 	var rcpt string
 	afterDot := false
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "smtp-source: ")
+		// Lines start with the program name as invoked (argv[0]).
+		_, line, ok := strings.Cut(sc.Text(), "smtp-source: ")
 		if !ok {
 			continue
 		}
