@@ -367,6 +367,7 @@ func (d *dirCmd) verify(ctx context.Context, args []string) error {
 		return err
 	}
 	base := dirAPI + "/endpoints/" + url.PathEscape(e.ID)
+	e = directory.Endpoint{} // decode the answer afresh: empty fields are left out
 	switch {
 	case d.o.challenge:
 		if err := d.c.do(ctx, http.MethodPost, base+"/challenge", nil, &e); err != nil {
@@ -407,6 +408,7 @@ func (d *dirCmd) setStatus(ctx context.Context, arg, action, done string) error 
 		return err
 	}
 	path := dirAPI + "/endpoints/" + url.PathEscape(e.ID) + "/" + action
+	e = directory.Endpoint{} // decode the answer afresh: empty fields are left out
 	if err := d.c.do(ctx, http.MethodPost, path, map[string]string{"reason": d.o.reason}, &e); err != nil {
 		return err
 	}
@@ -424,6 +426,7 @@ func (d *dirCmd) redirect(ctx context.Context, args []string) error {
 		to = ""
 	}
 	path := dirAPI + "/endpoints/" + url.PathEscape(e.ID) + "/redirect"
+	e = directory.Endpoint{} // decode the answer afresh: empty fields are left out
 	if err := d.c.do(ctx, http.MethodPost, path, map[string]string{"to": to}, &e); err != nil {
 		return err
 	}
