@@ -126,7 +126,9 @@ func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[
 			return all(*res)
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(time.Unix(1, 0)) })
+	// go-smtp sets its own deadline per command, so the attempt's timeout
+	// is enforced by closing the connection, which unblocks any read.
+	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
 	out, reusable := r.transact(m, g, c, body)
 	if !stop() || !reusable {
 		c.close()
