@@ -1,6 +1,3 @@
-// Package queuetest is the contract suite every queue.Store passes (Run),
-// and StartRedis, which runs a real redis-server for the Redis store's
-// tests.
 package queuetest
 
 import (
