@@ -34,6 +34,9 @@ commands:
                              import the NHS ODS GP practice file epraccur.csv
                              ("-" reads standard input); -strict: any bad row
                              refuses the whole file, nothing is written
+  import-ods -successors [-strict] FILE
+                             import the ODS successor file succ.csv: successors
+                             are named in refusals, mail is never rerouted
   verify -challenge ENDPOINT send a one-time code to the endpoint's address
   verify -code CODE ENDPOINT confirm the code its owner received
   verify -attest EVIDENCE ENDPOINT
@@ -117,6 +120,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 // dirOptions holds every subcommand's flags; each uses its own.
 type dirOptions struct {
 	json, orgs, org, strict, verbose, tlsOnly, plain, challenge bool
+	successors                                                  bool
 	ods, status, name, address, purpose, hop, code, attest      string
 	reason, format, what, output                                string
 	faxes, contacts                                             multiFlag
@@ -160,6 +164,7 @@ var directoryCommands = map[string]dirSubcommand{
 		jsonFlag(fs, o)
 		fs.BoolVar(&o.strict, "strict", false, "refuse the whole file if any row is bad")
 		fs.BoolVar(&o.verbose, "v", false, "list the ODS codes added, updated and closed")
+		fs.BoolVar(&o.successors, "successors", false, "FILE is the ODS successor file (succ.csv)")
 	}, (*dirCmd).importODS},
 	"verify": {"one ENDPOINT", 1, 1, func(fs *flag.FlagSet, o *dirOptions) {
 		jsonFlag(fs, o)
@@ -338,11 +343,31 @@ func (d *dirCmd) importODS(ctx context.Context, args []string) error {
 		r = f
 	}
 	path := dirAPI + "/import-ods"
+	if d.o.successors {
+		path += "-successors"
+	}
 	if d.o.strict {
 		path += "?strict=1"
 	}
 	if d.o.json {
 		return d.c.do(ctx, http.MethodPost, path, r, d.out)
+	}
+	if d.o.successors {
+		var rep ods.SuccessorReport
+		if err := d.c.do(ctx, http.MethodPost, path, r, &rep); err != nil {
+			return err
+		}
+		fmt.Fprintln(d.out, rep.Summary())
+		if d.o.verbose && len(rep.Updated) > 0 {
+			fmt.Fprintf(d.out, "successor set: %s\n", strings.Join(rep.Updated, " "))
+		}
+		if d.o.verbose && len(rep.Unknown) > 0 {
+			fmt.Fprintf(d.out, "not in the directory: %s\n", strings.Join(rep.Unknown, " "))
+		}
+		for _, x := range rep.Rejected {
+			fmt.Fprintf(d.out, "rejected: %s\n", x)
+		}
+		return nil
 	}
 	var rep ods.Report
 	if err := d.c.do(ctx, http.MethodPost, path, r, &rep); err != nil {

@@ -160,6 +160,15 @@ func TestDirectoryCLIImportExport(t *testing.T) {
 	}
 	wantContains(t, "lenient import", out, "2 added", "6 rejected", "rejected: line 2: 4 columns, want 27", "rejected: line 7:")
 
+	out, err = runDir(t, cfg, `"A81003","A81001","Merger","20240401","1"`+"\n", "import-ods", "-successors", "-v", "-")
+	if err != nil {
+		t.Fatalf("successor import: %v", err)
+	}
+	wantContains(t, "successor import", out, "1 successors set", "successor set: A81003")
+	if o, _ := d.Organisation(t.Context(), "A81003"); o.Successor != "A81001" {
+		t.Errorf("A81003 successor = %q", o.Successor)
+	}
+
 	file := filepath.Join(t.TempDir(), "orgs.csv")
 	mustRunDir(t, cfg, "export", "-format", "csv", "-what", "organisations", "-o", file)
 	data, err := os.ReadFile(file)

@@ -56,6 +56,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 	mux.HandleFunc("PUT "+v1+"/endpoints/{id}", s.admin(s.putEndpoint))
 	mux.HandleFunc("POST "+v1+"/endpoints/{id}/{action}", s.admin(s.endpointAction))
 	mux.HandleFunc("POST "+v1+"/import-ods", s.admin(s.importODS))
+	mux.HandleFunc("POST "+v1+"/import-ods-successors", s.admin(s.importSuccessors))
 	mux.HandleFunc("GET "+v1+"/check", s.admin(s.check))
 	mux.HandleFunc("GET "+v1+"/export", s.admin(s.export))
 	mux.HandleFunc(v1+"/", s.admin(s.adminNotFound))
@@ -86,11 +87,12 @@ func (s *server) allowed(r *http.Request) []string {
 // apiError is an error with the HTTP status and the words to send. Fields
 // names bad JSON fields or query parameters.
 type apiError struct {
-	status int
-	msg    string
-	fields map[string]string
-	report *ods.Report
-	cause  error // for the log only, never sent
+	status     int
+	msg        string
+	fields     map[string]string
+	report     *ods.Report
+	successors *ods.SuccessorReport
+	cause      error // for the log only, never sent
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -110,6 +112,8 @@ type errorBody struct {
 	Error  string            `json:"error"`
 	Fields map[string]string `json:"fields,omitempty"`
 	Report *ods.Report       `json:"report,omitempty"`
+	// Successors is the report of a refused strict successor import.
+	Successors *ods.SuccessorReport `json:"successors,omitempty"`
 }
 
 // toAPIError maps an error from the directory (or from decoding) to what the
@@ -174,7 +178,7 @@ func (s *server) admin(h func(w http.ResponseWriter, r *http.Request) error) htt
 			s.log.Error("directory api", "method", r.Method, "path", r.URL.Path,
 				"actor", audit.ActorFrom(r.Context()), "err", err)
 		}
-		body := errorBody{Error: ae.msg, Fields: ae.fields, Report: ae.report}
+		body := errorBody{Error: ae.msg, Fields: ae.fields, Report: ae.report, Successors: ae.successors}
 		writeJSON(w, ae.status, body)
 	}
 }

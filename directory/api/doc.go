@@ -21,6 +21,7 @@
 //	POST /v1/directory/endpoints/{id}/attest        {"evidence": "..."} administrator attests
 //	POST /v1/directory/endpoints/{id}/redirect      {"to": "addr"} ("" removes it)
 //	POST /v1/directory/import-ods[?strict=1]        body: epraccur.csv
+//	POST /v1/directory/import-ods-successors[?strict=1]  body: succ.csv
 //	GET  /v1/directory/check?address=               can I send to this? (directory.CheckResult)
 //	GET  /v1/directory/export?format=csv|json[&what=endpoints|organisations]
 //

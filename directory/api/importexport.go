@@ -15,16 +15,9 @@ import (
 // importODS imports an epraccur.csv body. The answer is the ods.Report; a
 // strict import with bad rows is 422 with the report in the error body.
 func (s *server) importODS(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "strict"); err != nil {
+	strict, err := strictParam(r)
+	if err != nil {
 		return err
-	}
-	strict := false
-	switch v := r.URL.Query().Get("strict"); v {
-	case "", "0", "false", "no":
-	case "1", "true", "yes":
-		strict = true
-	default:
-		return fieldError("strict", "must be 1 or 0")
 	}
 	body := http.MaxBytesReader(w, r.Body, s.maxCSV)
 	rep, err := ods.Import(r.Context(), s.d, body, strict)
@@ -41,6 +34,42 @@ func (s *server) importODS(w http.ResponseWriter, r *http.Request) error {
 		"closed", len(rep.Closed), "rejected", len(rep.Rejected))
 	writeJSON(w, http.StatusOK, rep)
 	return nil
+}
+
+// importSuccessors imports an ODS successor file (succ.csv) body.
+func (s *server) importSuccessors(w http.ResponseWriter, r *http.Request) error {
+	strict, err := strictParam(r)
+	if err != nil {
+		return err
+	}
+	rep, err := ods.ImportSuccessors(r.Context(), s.d, http.MaxBytesReader(w, r.Body, s.maxCSV), strict)
+	var se *ods.StrictError
+	switch {
+	case errors.As(err, &se):
+		ae := toAPIError(err, "")
+		ae.successors = &rep
+		return ae
+	case err != nil:
+		return err
+	}
+	s.changed(r, "ods successor import", "rows", strconv.Itoa(rep.Rows), "updated", len(rep.Updated),
+		"unknown", len(rep.Unknown), "rejected", len(rep.Rejected))
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// strictParam reads ?strict= (the only parameter the imports take).
+func strictParam(r *http.Request) (bool, error) {
+	if err := checkQuery(r, "strict"); err != nil {
+		return false, err
+	}
+	switch r.URL.Query().Get("strict") {
+	case "", "0", "false", "no":
+		return false, nil
+	case "1", "true", "yes":
+		return true, nil
+	}
+	return false, fieldError("strict", "must be 1 or 0")
 }
 
 // check answers "can I send to this address?".

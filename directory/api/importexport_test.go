@@ -149,3 +149,24 @@ func TestCells(t *testing.T) {
 		t.Errorf("cells(%q) = %q, want %q", in, got, want)
 	}
 }
+
+func TestImportSuccessors(t *testing.T) {
+	t.Parallel()
+	f := start(t, options{})
+	f.do(t, "POST", "/v1/directory/import-ods", fixtureCSV(t, "epraccur-sample.csv")).want(t, http.StatusOK, nil)
+	succ := []byte(`"A81003","A81001","Merger","20240401","1"` + "\n" + `"A81005","A81005","","",""` + "\n")
+
+	e := f.do(t, "POST", "/v1/directory/import-ods-successors?strict=1", succ).wantError(t, http.StatusUnprocessableEntity, "")
+	if e.Successors == nil || len(e.Successors.Rejected) != 1 || e.Successors.Written {
+		t.Errorf("strict successor import error = %+v, want its report", e)
+	}
+	var rep ods.SuccessorReport
+	f.do(t, "POST", "/v1/directory/import-ods-successors", succ).want(t, http.StatusOK, &rep)
+	if !slices.Equal(rep.Updated, []string{"A81003"}) || len(rep.Rejected) != 1 {
+		t.Errorf("successor import = %s", rep.Summary())
+	}
+	if o, _ := f.d.Organisation(t.Context(), "A81003"); o.Successor != "A81001" {
+		t.Errorf("A81003 successor = %q, want A81001", o.Successor)
+	}
+	f.do(t, "POST", "/v1/directory/import-ods-successors?strict=2", succ).wantError(t, http.StatusBadRequest, "strict")
+}
