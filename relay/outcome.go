@@ -14,6 +14,10 @@ import (
 	"nhsrelay/relay/queue"
 )
 
+// errFinished aborts the record update of a message that is finished, so
+// that it is deleted instead.
+var errFinished = errors.New("relay: message finished")
+
 // finish applies one attempt's results: DSNs are queued first (a crash
 // after that repeats a DSN, never loses one), then the record is updated,
 // then a message whose recipients are all final is removed.
@@ -104,8 +108,21 @@ func (r *Relay) finish(ctx context.Context, m queue.Message, results map[string]
 			}
 		}
 		updated = *cur
+		if done(updated) {
+			return errFinished // deleted below: one commit instead of two
+		}
 		return nil
 	})
+	if errors.Is(err, errFinished) {
+		r.report(m, final, now)
+		if err := r.remove(ctx, m.ID); err != nil {
+			// The record stays as it was; the next attempt finds the
+			// deliveries already made (Maildir is idempotent by key).
+			r.log.Error("remove finished message", "msgid", m.ID, "err", err)
+			r.deferEntry(m.ID)
+		}
+		return
+	}
 	if errors.Is(err, queue.ErrNotFound) {
 		r.mu.Lock()
 		delete(r.pending, m.ID)
@@ -120,12 +137,6 @@ func (r *Relay) finish(ctx context.Context, m queue.Message, results map[string]
 		return
 	}
 	r.report(m, final, now)
-	if done(updated) {
-		if err := r.remove(ctx, m.ID); err != nil {
-			r.log.Error("remove finished message", "msgid", m.ID, "err", err)
-		}
-		return
-	}
 	r.schedule(updated)
 }
 

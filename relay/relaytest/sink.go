@@ -48,6 +48,7 @@ type Sink struct {
 	opts  Options
 	conns atomic.Int64
 	mu    sync.Mutex
+	open  []net.Conn
 	msgs  []Message
 	rcpt  RcptFunc
 	data  DataFunc
@@ -75,7 +76,7 @@ func Start(t testing.TB, opts Options) *Sink {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(countingListener{ln, &s.conns})
+		srv.Serve(countingListener{ln, s})
 	}()
 	t.Cleanup(func() {
 		srv.Close()
@@ -99,6 +100,18 @@ func (s *Sink) Messages() []Message {
 
 // Connections is how many TCP connections the sink has accepted.
 func (s *Sink) Connections() int { return int(s.conns.Load()) }
+
+// DropConnections closes every connection accepted so far without a
+// reply, as a server restarting or timing out idle clients would.
+func (s *Sink) DropConnections() {
+	s.mu.Lock()
+	open := s.open
+	s.open = nil
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}
 
 // WaitMessages polls until the sink holds at least n messages or the
 // bounded deadline passes, then returns what it holds.
@@ -176,13 +189,16 @@ func (ss *session) Logout() error { return nil }
 
 type countingListener struct {
 	net.Listener
-	n *atomic.Int64
+	s *Sink
 }
 
 func (l countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
-		l.n.Add(1)
+		l.s.conns.Add(1)
+		l.s.mu.Lock()
+		l.s.open = append(l.s.open, c)
+		l.s.mu.Unlock()
 	}
 	return c, err
 }
