@@ -41,6 +41,11 @@
 //	GET /fhir/Organization?identifier=&name=                        Bundle (searchset)
 //	GET /fhir/Organization/{ods}
 //
-// Errors are OperationOutcome resources. How directory values map onto
-// FHIR is documented beside the code in fhir.go.
+// Errors are OperationOutcome resources. Unsupported search parameters are
+// ignored unless the client sends "Prefer: handling=strict" (R4 §3.1.1.5).
+// How directory values map onto FHIR (status: verified → active, suspended
+// → suspended, pending and retired → off; connectionType direct-project, or
+// urn:nhsrelay:endpoint-connection-type#smtp-tls for an endpoint exempted
+// from S/MIME; address mailto:, "mailto:*@domain" for a whole domain) is
+// documented beside the code in fhir.go.
 package api

@@ -48,9 +48,37 @@ func writeFHIR(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v) // a write error means the client went away
 }
 
+// fhirQuery checks a FHIR search's parameters. FHIR R4 §3.1.1.5: by default
+// a server ignores parameters it does not support (and leaves them out of
+// the self link); a client that sends "Prefer: handling=strict" gets an
+// error instead. A supported parameter given twice is refused either way,
+// since this server would otherwise match on one of them silently.
+func fhirQuery(r *http.Request, supported ...string) (url.Values, error) {
+	if strings.Contains(r.Header.Get("Prefer"), "handling=strict") {
+		if err := checkQuery(r, supported...); err != nil {
+			return nil, err
+		}
+	}
+	used := url.Values{}
+	q := r.URL.Query()
+	for _, k := range supported {
+		switch vs := q[k]; len(vs) {
+		case 0:
+		case 1:
+			used.Set(k, vs[0])
+		default:
+			return nil, fieldError(k, "given more than once")
+		}
+	}
+	if err := checkFormat(used.Get("_format")); err != nil {
+		return nil, err
+	}
+	return used, nil
+}
+
 // checkFormat accepts _format only for JSON (FHIR R4 §3.1.0.1.10).
-func checkFormat(r *http.Request) error {
-	switch r.URL.Query().Get("_format") {
+func checkFormat(format string) error {
+	switch format {
 	case "", "json", "application/json", "application/fhir+json":
 		return nil
 	}
@@ -126,13 +154,10 @@ func baseURL(r *http.Request) string {
 }
 
 func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "identifier", "organization", "address", "status", "_format"); err != nil {
+	q, err := fhirQuery(r, "identifier", "organization", "address", "status", "_format")
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(r); err != nil {
-		return err
-	}
-	q := r.URL.Query()
 	var (
 		f        directory.Filter
 		id       string
@@ -186,7 +211,7 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
-		Link: []bundleLink{{Relation: "self", URL: base + "Endpoint?" + r.URL.RawQuery}}}
+		Link: []bundleLink{{Relation: "self", URL: base + "Endpoint?" + q.Encode()}}}
 	orgs := map[string]directory.Organisation{}
 	for _, e := range matched {
 		o, seen := orgs[e.ODS]
@@ -211,10 +236,7 @@ func containsStatus(ss []directory.EndpointStatus, s directory.EndpointStatus) b
 }
 
 func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "_format"); err != nil {
-		return err
-	}
-	if err := checkFormat(r); err != nil {
+	if _, err := fhirQuery(r, "_format"); err != nil {
 		return err
 	}
 	id := r.PathValue("id")
@@ -234,13 +256,10 @@ func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "identifier", "name", "_format"); err != nil {
+	q, err := fhirQuery(r, "identifier", "name", "_format")
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(r); err != nil {
-		return err
-	}
-	q := r.URL.Query()
 	code, none := "", false
 	if v := q.Get("identifier"); v != "" {
 		sys, c, _ := splitToken(v)
@@ -259,7 +278,7 @@ func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request)
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
-		Link: []bundleLink{{Relation: "self", URL: base + "Organization?" + r.URL.RawQuery}}}
+		Link: []bundleLink{{Relation: "self", URL: base + "Organization?" + q.Encode()}}}
 	for _, o := range matched {
 		eps := s.d.Endpoints(r.Context(), directory.Filter{ODS: o.ODS})
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Organization/" + o.ODS,
@@ -270,10 +289,7 @@ func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request)
 }
 
 func (s *server) fhirReadOrganisation(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r, "_format"); err != nil {
-		return err
-	}
-	if err := checkFormat(r); err != nil {
+	if _, err := fhirQuery(r, "_format"); err != nil {
 		return err
 	}
 	code := r.PathValue("ods")

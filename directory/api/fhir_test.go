@@ -108,6 +108,7 @@ func TestFHIREndpointSearch(t *testing.T) {
 		{"status=suspended", "ep-test-2"},
 		{"organization=A81001&identifier=" + url.QueryEscape(ODSSystem+"|B82002"), ""},
 		{"_format=json&identifier=ep-test-1", "ep-test-1"},
+		{"_count=10&identifier=ep-test-1", "ep-test-1"}, // unsupported, ignored (not strict)
 	}
 	for _, tc := range tests {
 		var b struct {
@@ -131,7 +132,7 @@ func TestFHIREndpointSearch(t *testing.T) {
 		if got := strings.Join(ids, " "); got != tc.ids || b.Total != len(ids) || b.ResourceType != "Bundle" || b.Type != "searchset" {
 			t.Errorf("?%s = %s %s total %d [%s], want [%s]", tc.query, b.ResourceType, b.Type, b.Total, got, tc.ids)
 		}
-		if len(b.Link) != 1 || b.Link[0].Relation != "self" {
+		if len(b.Link) != 1 || b.Link[0].Relation != "self" || strings.Contains(b.Link[0].URL, "_count") {
 			t.Errorf("?%s: link = %+v", tc.query, b.Link)
 		}
 	}
@@ -180,14 +181,14 @@ func TestFHIRErrors(t *testing.T) {
 		{"unknown organization", "GET", "/fhir/Organization/Z99999", 404, "not-found"},
 		{"bad id", "GET", "/fhir/Endpoint/" + url.PathEscape("ep test!"), 400, "invalid"},
 		{"id too long", "GET", "/fhir/Endpoint/" + strings.Repeat("a", 65), 400, "invalid"},
-		{"unknown parameter", "GET", "/fhir/Endpoint?name=x", 400, "invalid"},
+		{"unknown parameter, strict", "GET", "/fhir/Endpoint?name=x", 400, "invalid"},
 		{"repeated parameter", "GET", "/fhir/Endpoint?address=a@b.example&address=c@d.example", 400, "invalid"},
 		{"bad status", "GET", "/fhir/Endpoint?status=entered-in-error", 400, "invalid"},
 		{"bad organization", "GET", "/fhir/Endpoint?organization=" + url.QueryEscape("Organization/A 1"), 400, "invalid"},
 		{"bad organization system", "GET", "/fhir/Endpoint?organization=" + url.QueryEscape("urn:x|A81001"), 400, "invalid"},
 		{"bad address", "GET", "/fhir/Endpoint?address=" + url.QueryEscape("mailto:%zz"), 400, "invalid"},
 		{"xml", "GET", "/fhir/Endpoint?_format=xml", 406, "not-supported"},
-		{"read with parameter", "GET", "/fhir/Endpoint/ep-test-1?x=1", 400, "invalid"},
+		{"read with parameter, strict", "GET", "/fhir/Endpoint/ep-test-1?x=1", 400, "invalid"},
 		{"write", "POST", "/fhir/Endpoint", 405, "not-supported"},
 		{"delete", "DELETE", "/fhir/Organization/A81001", 405, "not-supported"},
 		{"other resource", "GET", "/fhir/Patient/9000000009", 404, "not-found"},
@@ -196,7 +197,7 @@ func TestFHIRErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var oo OperationOutcome
-			f.do(t, tc.method, tc.path, nil).wantFHIR(t, tc.status, &oo)
+			f.do(t, tc.method, tc.path, nil, "Prefer", "handling=strict").wantFHIR(t, tc.status, &oo)
 			if oo.ResourceType != "OperationOutcome" || len(oo.Issue) != 1 || oo.Issue[0].Severity != "error" ||
 				oo.Issue[0].Code != tc.code || oo.Issue[0].Diagnostics == "" {
 				t.Errorf("OperationOutcome = %+v, want one error issue %q with diagnostics", oo, tc.code)
