@@ -18,16 +18,17 @@ import (
 
 // sink accepts and discards mail, counting whole messages.
 type sink struct {
-	count    int64
-	received atomic.Int64
-	done     chan time.Time // gets the time of the count-th message, once
+	requireTLS bool // refuse MAIL before STARTTLS, so a relay cannot fall back to plain
+	count      int64
+	received   atomic.Int64
+	done       chan time.Time // gets the time of the count-th message, once
 }
 
 func runSink(args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` to listen on")
 	count := fs.Int64("count", 1, "exit after this many messages")
-	certFile := fs.String("cert", "", "PEM certificate `file`; with -key, STARTTLS is offered")
+	certFile := fs.String("cert", "", "PEM certificate `file`; with -key, STARTTLS is offered and required")
 	keyFile := fs.String("key", "", "PEM private key `file`")
 	doneFile := fs.String("done-file", "", "write the Unix time in ns of the last message here")
 	addrFile := fs.String("addr-file", "", "write the address listened on here")
@@ -46,8 +47,8 @@ func runSink(args []string) error {
 		return fmt.Errorf("-listen %q: a test sink listens on loopback only", *listen)
 	}
 	s := &sink{count: *count, done: make(chan time.Time, 1)}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{s: s}, nil
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &sinkSession{s: s, conn: c}, nil
 	}))
 	srv.Domain = "smtpload-sink.localhost"
 	srv.ReadTimeout = 5 * time.Minute
@@ -59,6 +60,7 @@ func runSink(args []string) error {
 			return fmt.Errorf("load certificate: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.requireTLS = true
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -91,12 +93,22 @@ func runSink(args []string) error {
 	}
 }
 
-// sinkSession is one SMTP session; it accepts every sender and recipient.
-type sinkSession struct{ s *sink }
+// sinkSession is one SMTP session; it accepts every sender and recipient,
+// over TLS only when the sink has a certificate.
+type sinkSession struct {
+	s    *sink
+	conn *smtp.Conn
+}
 
-func (*sinkSession) Reset()                               {}
-func (*sinkSession) Logout() error                        { return nil }
-func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (*sinkSession) Reset()        {}
+func (*sinkSession) Logout() error { return nil }
+func (ss *sinkSession) Mail(string, *smtp.MailOptions) error {
+	if _, ok := ss.conn.TLSConnectionState(); ss.s.requireTLS && !ok {
+		// RFC 3207 §4: 530 5.7.0 Must issue a STARTTLS command first.
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	}
+	return nil
+}
 func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (ss *sinkSession) Data(r io.Reader) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
