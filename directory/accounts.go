@@ -16,10 +16,16 @@ const MinPasswordLength = 10
 // bcrypt uses at most 72 bytes, so longer passwords are refused rather than
 // silently cut.
 func HashPassword(pw string) (string, error) {
+	return HashPasswordCost(pw, bcrypt.DefaultCost)
+}
+
+// HashPasswordCost is HashPassword with a chosen bcrypt cost (tests use
+// bcrypt.MinCost).
+func HashPasswordCost(pw string, cost int) (string, error) {
 	if len(pw) < MinPasswordLength {
 		return "", fmt.Errorf("directory: hash password: at least %d characters are needed", MinPasswordLength)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
 	if err != nil {
 		if errors.Is(err, bcrypt.ErrPasswordTooLong) {
 			return "", errors.New("directory: hash password: at most 72 bytes are allowed")
@@ -75,7 +81,7 @@ func (d *Directory) Authenticate(ctx context.Context, user, pass string) (Accoun
 	d.mu.RLock()
 	a, ok := d.accts[strings.ToLower(strings.TrimSpace(user))]
 	d.mu.RUnlock()
-	hash := d.dummyHash
+	hash := d.dummy()
 	if ok {
 		hash = []byte(a.PasswordHash)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 )
@@ -19,7 +21,12 @@ func TestAccounts(t *testing.T) {
 	if _, err := directory.HashPassword(strings.Repeat("p", 73)); err == nil || !strings.Contains(err.Error(), "72 bytes") {
 		t.Fatalf("HashPassword(73 bytes) = %v, want refused, not cut", err)
 	}
-	hash, err := directory.HashPassword("correct horse battery")
+	if h, err := directory.HashPassword("correct horse battery"); err != nil {
+		t.Fatalf("HashPassword: %v", err)
+	} else if cost, _ := bcrypt.Cost([]byte(h)); cost != bcrypt.DefaultCost {
+		t.Fatalf("HashPassword cost = %d, want %d", cost, bcrypt.DefaultCost)
+	}
+	hash, err := directory.HashPasswordCost("correct horse battery", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}

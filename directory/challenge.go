@@ -73,7 +73,7 @@ func (d *Directory) StartChallenge(ctx context.Context, id string) error {
 		return err
 	}
 	code := newCode()
-	hash, err := bcrypt.GenerateFromPassword([]byte(canonicalCode(code)), bcrypt.DefaultCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(canonicalCode(code)), d.cfg.HashCost)
 	if err != nil {
 		d.wmu.Unlock()
 		return fmt.Errorf("directory: start challenge %s: %w", e.Address, err)

@@ -41,6 +41,11 @@ type Config struct {
 	ReverifyAfter time.Duration
 	// WarnBefore is how far ahead CheckExpiry warns (default 30 days).
 	WarnBefore time.Duration
+
+	// HashCost is the bcrypt cost for challenge codes and for the stand-in
+	// hash Authenticate compares unknown users against (default
+	// bcrypt.DefaultCost). Tests lower it to bcrypt.MinCost.
+	HashCost int
 }
 
 // Defaults.
@@ -71,6 +76,7 @@ type Directory struct {
 	byAddr map[string][]string
 	byFax  map[string][]string
 
+	dummyOnce sync.Once
 	dummyHash []byte // compared against when an account is unknown
 }
 
@@ -104,12 +110,13 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 		}
 		cfg.ChallengeFrom = from
 	}
-	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
-	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), bcrypt.DefaultCost)
-	if err != nil {
-		return nil, fmt.Errorf("directory: open: %w", err)
+	if cfg.HashCost == 0 {
+		cfg.HashCost = bcrypt.DefaultCost
 	}
-	d.dummyHash = dummy
+	if cfg.HashCost < bcrypt.MinCost || cfg.HashCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("directory: open: HashCost %d is outside bcrypt's %d to %d", cfg.HashCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
@@ -236,6 +243,18 @@ func (d *Directory) record(ctx context.Context, action, endpoint, outcome, detai
 	if err := d.cfg.Audit.Record(ev); err != nil {
 		d.log.Error("directory: audit record failed", "action", action, "endpoint", endpoint, "err", err)
 	}
+}
+
+// dummy returns a bcrypt hash of a random password, made on first use.
+func (d *Directory) dummy() []byte {
+	d.dummyOnce.Do(func() {
+		h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), d.cfg.HashCost)
+		if err != nil { // only for a cost out of range, which Open refuses
+			panic("directory: dummy hash: " + err.Error())
+		}
+		d.dummyHash = h
+	})
+	return d.dummyHash
 }
 
 // newID returns a fresh endpoint ID ("ep-" and 16 base32 characters).

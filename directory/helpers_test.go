@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"nhsrelay/audit"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
@@ -36,7 +38,7 @@ func newFixture(t *testing.T, eps ...directory.Endpoint) *fixture {
 	directorytest.Seed(t, st, eps...)
 	fx.store = st
 	d, err := directory.Open(t.Context(), directory.Config{Store: st, Now: fx.clock.Now, Audit: fx.audit,
-		Mailer: fx.mailer, ChallengeFrom: "directory@relay.nhs.example"})
+		Mailer: fx.mailer, ChallengeFrom: "directory@relay.nhs.example", HashCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

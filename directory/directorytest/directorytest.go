@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"nhsrelay/audit"
 	"nhsrelay/directory"
 	"nhsrelay/directory/boltstore"
@@ -58,12 +60,13 @@ func New(t testing.TB, eps ...directory.Endpoint) *directory.Directory {
 }
 
 // Open is New with cfg edited by edit before the directory opens (set
-// Mailer, Audit, Now...). cfg.Store is already set.
+// Mailer, Audit, Now...). cfg.Store is already set, and HashCost is
+// bcrypt.MinCost to keep tests fast.
 func Open(t testing.TB, edit func(*directory.Config), eps ...directory.Endpoint) *directory.Directory {
 	t.Helper()
 	st := NewStore(t)
 	Seed(t, st, eps...)
-	cfg := directory.Config{Store: st}
+	cfg := directory.Config{Store: st, HashCost: bcrypt.MinCost}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -118,10 +121,11 @@ func Seed(t testing.TB, st directory.Store, eps ...directory.Endpoint) {
 	}
 }
 
-// Account creates an account user with password pass owning addrs.
+// Account creates an account user with password pass (at least
+// directory.MinPasswordLength characters) owning addrs.
 func Account(t testing.TB, d *directory.Directory, user, pass string, addrs ...string) directory.Account {
 	t.Helper()
-	h, err := directory.HashPassword(pass)
+	h, err := directory.HashPasswordCost(pass, bcrypt.MinCost)
 	if err != nil {
 		t.Fatalf("directorytest: %v", err)
 	}
