@@ -241,9 +241,24 @@ func parseConfig(path, text string) (*config, error) {
 type validator struct {
 	dir  string // the config file's folder: relative paths start here
 	errs []error
+	bad  map[string]bool // keys already reported, so checks across keys skip them
+}
+
+// ok reports whether none of keys has a problem reported yet.
+func (v *validator) ok(keys ...string) bool {
+	for _, k := range keys {
+		if v.bad[k] {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) addf(key, format string, args ...any) {
+	if v.bad == nil {
+		v.bad = map[string]bool{}
+	}
+	v.bad[key] = true
 	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 }
 
@@ -418,12 +433,12 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	c.ConnIdle = v.duration("relay.connection_idle_timeout", r.ConnIdle, time.Second)
 	c.RetryMin = v.duration("relay.retry_min", r.RetryMin, time.Second)
 	c.RetryMax = v.duration("relay.retry_max", r.RetryMax, time.Second)
-	if c.RetryMax < c.RetryMin {
+	if v.ok("relay.retry_min", "relay.retry_max") && c.RetryMax < c.RetryMin {
 		v.addf("relay.retry_max", "%s is less than relay.retry_min (%s)", r.RetryMax, r.RetryMin)
 	}
 	c.DelayWarnAfter = v.duration("relay.delay_warn_after", r.DelayWarnAfter, time.Minute)
 	c.GiveUpAfter = v.duration("relay.give_up_after", r.GiveUpAfter, time.Minute)
-	if c.GiveUpAfter <= c.DelayWarnAfter {
+	if v.ok("relay.give_up_after", "relay.delay_warn_after") && c.GiveUpAfter <= c.DelayWarnAfter {
 		v.addf("relay.give_up_after", "%s must be longer than relay.delay_warn_after (%s)", r.GiveUpAfter, r.DelayWarnAfter)
 	}
 
@@ -450,9 +465,12 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		c.ChallengeFrom = "postmaster@" + c.Hostname
 	}
 	if a, err := directory.NormaliseAddress(c.ChallengeFrom); err != nil || !strings.Contains(a, "@") {
-		if d.ChallengeFrom == "" {
+		switch {
+		case d.ChallengeFrom == "" && !v.ok("server.hostname"):
+			// the hostname's problem is already reported
+		case d.ChallengeFrom == "":
 			v.addf("directory.challenge_from", "not set, and the default %q is not a mail address (server.hostname has no domain); set it", c.ChallengeFrom)
-		} else {
+		default:
 			v.addf("directory.challenge_from", "%q is not a mail address", c.ChallengeFrom)
 		}
 	} else {
@@ -460,7 +478,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	c.ReverifyAfter = v.duration("directory.reverify_after", d.ReverifyAfter, 24*time.Hour)
 	c.WarnBefore = v.duration("directory.warn_before", d.WarnBefore, 0)
-	if c.WarnBefore >= c.ReverifyAfter && c.ReverifyAfter > 0 {
+	if v.ok("directory.warn_before", "directory.reverify_after") && c.WarnBefore >= c.ReverifyAfter {
 		v.addf("directory.warn_before", "%s must be shorter than directory.reverify_after (%s)", d.WarnBefore, d.ReverifyAfter)
 	}
 	c.ExpiryCheck = v.duration("directory.expiry_check", d.ExpiryCheck, time.Minute)

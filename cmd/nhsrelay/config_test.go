@@ -137,6 +137,7 @@ func TestBadConfigs(t *testing.T) {
 		{"challenge from default needs a domain", set("hostname", `"localhost"`), []string{"directory.challenge_from: not set, and the default"}},
 		{"challenge from", set("challenge_from", `"postmaster"`), []string{"directory.challenge_from:"}},
 		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
+		{"bad duration reported once", set("give_up_after", `"2 days"`), []string{"relay.give_up_after: \"2 days\" is not a duration"}},
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
 		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),
 			[]string{"server.log_level:", "relay.retry_min:", "tls.cert_file: must be set"}},
@@ -168,6 +169,9 @@ func TestBadConfigs(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("loadConfig error = %q, want it to contain %q", err, w)
 				}
+			}
+			if n := len(unjoin(err)); n > len(tc.want) {
+				t.Errorf("loadConfig reported %d problems, want %d: %v", n, len(tc.want), err)
 			}
 		})
 	}
