@@ -288,7 +288,7 @@ const (
 )
 
 func (s *scanner) startData() {
-	s.data, s.st, s.prevCR, s.bare = true, stBeginLine, false, false
+	s.data, s.st, s.prevCR, s.bare, s.lineLen = true, stBeginLine, false, false, 0
 }
 
 func (s *scanner) scan(b []byte, base int64) {
