@@ -73,14 +73,14 @@ type env struct {
 	reg   *prometheus.Registry
 }
 
-func spoolKey(t *testing.T) []byte {
+func spoolKey(t testing.TB) []byte {
 	t.Helper()
 	k := make([]byte, 32)
 	rand.Read(k)
 	return k
 }
 
-func openStore(t *testing.T, path string) *queue.BoltStore {
+func openStore(t testing.TB, path string) *queue.BoltStore {
 	t.Helper()
 	st, err := queue.OpenBolt(path)
 	if err != nil {
@@ -92,7 +92,7 @@ func openStore(t *testing.T, path string) *queue.BoltStore {
 
 // start runs a relay with a real encrypted spool, a real bbolt store and a
 // fake clock until the test ends.
-func start(t *testing.T, d relay.Directory, edit func(*relay.Config)) *env {
+func start(t testing.TB, d relay.Directory, edit func(*relay.Config)) *env {
 	t.Helper()
 	tmp := t.TempDir()
 	c := newClock()
@@ -133,7 +133,7 @@ func message(subject, token string) string {
 		"\r\nMessage-ID: <" + token + "@practice.nhs.example>\r\n\r\nClinical body " + token + "\r\n"
 }
 
-func (e *env) submit(t *testing.T, from string, to []string, body string) string {
+func (e *env) submit(t testing.TB, from string, to []string, body string) string {
 	t.Helper()
 	id, err := e.r.Submit(t.Context(), relay.Envelope{From: from, Recipients: to, Account: "gp"}, strings.NewReader(body))
 	if err != nil {
@@ -143,7 +143,7 @@ func (e *env) submit(t *testing.T, from string, to []string, body string) string
 }
 
 // waitFor polls cond until it holds or a bounded deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -155,7 +155,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // waitGone waits until id has left the queue.
-func (e *env) waitGone(t *testing.T, id string) {
+func (e *env) waitGone(t testing.TB, id string) {
 	t.Helper()
 	waitFor(t, "message "+id+" to leave the queue", func() bool {
 		_, err := e.r.Get(t.Context(), id)
@@ -164,7 +164,7 @@ func (e *env) waitGone(t *testing.T, id string) {
 }
 
 // waitAttempts waits until id's first recipient has had n attempts.
-func (e *env) waitAttempts(t *testing.T, id string, n int) queue.Message {
+func (e *env) waitAttempts(t testing.TB, id string, n int) queue.Message {
 	t.Helper()
 	var m queue.Message
 	waitFor(t, fmt.Sprintf("%d attempts of %s", n, id), func() bool {
@@ -176,7 +176,7 @@ func (e *env) waitAttempts(t *testing.T, id string, n int) queue.Message {
 }
 
 // mailbox lists the files delivered to addr's Maildir (new/).
-func (e *env) mailbox(t *testing.T, addr string) []string {
+func (e *env) mailbox(t testing.TB, addr string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(e.cfg.MaildirRoot, strings.ToLower(addr), "new"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -193,7 +193,7 @@ func (e *env) mailbox(t *testing.T, addr string) []string {
 }
 
 // waitMailbox waits until addr's Maildir holds n messages and returns them.
-func (e *env) waitMailbox(t *testing.T, addr string, n int) [][]byte {
+func (e *env) waitMailbox(t testing.TB, addr string, n int) [][]byte {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d messages in %s", n, addr), func() bool { return len(e.mailbox(t, addr)) >= n })
 	var out [][]byte
@@ -208,7 +208,7 @@ func (e *env) waitMailbox(t *testing.T, addr string, n int) [][]byte {
 }
 
 // parseDSN parses a DSN delivered to a Maildir (after our trace fields).
-func parseDSN(t *testing.T, raw []byte) *dsn.Report {
+func parseDSN(t testing.TB, raw []byte) *dsn.Report {
 	t.Helper()
 	rep, err := dsn.Parse(strings.NewReader(string(raw)))
 	if err != nil {
@@ -218,7 +218,7 @@ func parseDSN(t *testing.T, raw []byte) *dsn.Report {
 }
 
 // metric returns the value of a counter or gauge (summed over labels).
-func (e *env) metric(t *testing.T, name string) float64 {
+func (e *env) metric(t testing.TB, name string) float64 {
 	t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
