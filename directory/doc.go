@@ -1,5 +1,31 @@
 // Package directory is the registry of verified NHS endpoints: the
 // organisations (by ODS code), the endpoints that may receive clinical mail,
 // the sender accounts, and the policy that says whether a message may go to
-// an address. It imports nothing else of nhsrelay.
+// an address. It imports nothing else of nhsrelay but audit.
+//
+// Main types:
+//   - Directory (Open with a Config): everything in memory, served to
+//     lookups under a read lock; every write is validated, written to the
+//     Store (durable, atomic) and only then to memory, and audited.
+//   - Store (store.go): the small persistence interface, with Batch for
+//     atomic multi-record writes. Implementations: boltstore (embedded) and
+//     redisstore (cluster); each passes storetest.Run.
+//   - Organisation, Endpoint, Account, Challenge (model.go, store.go).
+//   - ErrNotFound, ErrAuthFailed, ErrConflict, *NotVerifiedError,
+//     *ValidationError (errors.go).
+//
+// The life of an endpoint: AddEndpoint (pending) → StartChallenge mails a
+// one-time code, ConfirmChallenge checks it, or Attest records an
+// administrator's evidence (verified, for ReverifyAfter, 12 months by
+// default as DCB1596 accreditation is annual) → Suspend, or automatically
+// when its organisation closes (ImportOrganisations, PutOrganisation) or its
+// verification or last S/MIME certificate expires (CheckExpiry) → Retire.
+// CheckRecipient is the RCPT-time policy; Check answers "can I send to
+// this?" with reasons, certificates and the delivery path.
+//
+// Standards: RFC 5321 §4.1.2 and §4.5.3.1 (address syntax and limits, in
+// NormaliseAddress), RFC 5322 §3.2.3 (atext), RFC 1035 §2.3.4 (label length),
+// ITU-T E.164 and the UK numbering plan (NormaliseFax), RFC 5322 and RFC
+// 3834 (the challenge message), RFC 4954 (the AUTH that Authenticate
+// serves), RFC 8550 §3 (an S/MIME certificate names its address).
 package directory

@@ -247,7 +247,10 @@ func (d *Directory) Organisations(ctx context.Context, name string) []Organisati
 	return out
 }
 
+// searchWords splits s into lower-case words for name search; apostrophes
+// join ("St. Mary's" → "st", "marys").
 func searchWords(s string) []string {
+	s = strings.NewReplacer("'", "", "’", "").Replace(s)
 	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 

@@ -182,7 +182,8 @@ func TestLookups(t *testing.T) {
 		"castle med":   "B82002",
 		"MED":          "B82002",
 		"mary":         "C83003",
-		"st marys":     "",
+		"st marys":     "C83003",
+		"st. mary’s":   "C83003",
 		"st mary":      "C83003",
 		"a81":          "A81001", // ODS prefix
 		"centre medic": "B82002",
