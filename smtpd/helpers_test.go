@@ -363,3 +363,9 @@ func plainIR(u, p string) string {
 }
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// The real implementations cmd wires in satisfy what smtpd consumes.
+var (
+	_ Directory = (*directory.Directory)(nil)
+	_ Queue     = (*relay.Relay)(nil)
+)
