@@ -172,6 +172,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("audit verify = %q", out)
 	}
 	logPath := filepath.Join(dir, "data", "audit.log")
+	auditText := readFile(t, logPath)
+	for _, action := range []string{"server.started", "server.reloaded", "server.stopped", `"actor":"admin"`, `"actor":"riverside"`} {
+		if !strings.Contains(auditText, action) {
+			t.Errorf("audit log lacks %s", action)
+		}
+	}
 	tampered := strings.Replace(readFile(t, logPath), `"outcome":"ok"`, `"outcome":"no"`, 1)
 	bad := filepath.Join(t.TempDir(), "audit.log")
 	if err := os.WriteFile(bad, []byte(tampered), 0o600); err != nil {

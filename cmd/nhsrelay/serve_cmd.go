@@ -249,6 +249,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 	go expiryLoop(bgCtx, dir, cfg.ExpiryCheck, logger.With("component", "directory"))
 	logger.Info("nhsrelay started", "hostname", cfg.Hostname, "config", cfg.Path, "pid", os.Getpid())
+	auditServer(alog, logger, "server.started", fmt.Sprintf("pid %d, config %s", os.Getpid(), cfg.Path))
 
 	var runErr error
 loop:
@@ -266,6 +267,7 @@ loop:
 			break loop
 		case <-hup:
 			cfg = reload(cfg, level, reloader, token, logger)
+			auditServer(alog, logger, "server.reloaded", "SIGHUP")
 		}
 	}
 
@@ -289,8 +291,24 @@ loop:
 	serving.Wait()
 	if runErr == nil {
 		logger.Info("nhsrelay stopped cleanly")
+		auditServer(alog, logger, "server.stopped", "")
+	} else {
+		auditServerOutcome(alog, logger, "server.stopped", "failed", runErr.Error())
 	}
 	return runErr
+}
+
+// auditServer records the server's own life (start, reload, stop) so the
+// audit log shows when nobody could have been delivering.
+func auditServer(alog *audit.Log, logger *slog.Logger, action, detail string) {
+	auditServerOutcome(alog, logger, action, "ok", detail)
+}
+
+func auditServerOutcome(alog *audit.Log, logger *slog.Logger, action, outcome, detail string) {
+	err := alog.Record(audit.Event{Actor: "system", Action: action, Outcome: outcome, Detail: detail})
+	if err != nil {
+		logger.Error("audit record failed", "action", action, "err", err)
+	}
 }
 
 // reload is SIGHUP: re-read the TLS certificate and key, the admin token
