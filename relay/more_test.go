@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"nhsrelay/relay/dsn"
 	"nhsrelay/relay/queue"
 	"nhsrelay/relay/relaytest"
+	"nhsrelay/relay/spool"
 )
 
 func TestDroppedConnectionIsReplaced(t *testing.T) {
@@ -174,5 +176,43 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 				t.Errorf("New accepted a config with %s", name)
 			}
 		})
+	}
+}
+
+// A crash after the Maildir delivery but before the queue recorded it
+// leaves the record queued; the repeated attempt must not deliver twice.
+func TestMaildirRedeliveryAfterCrashIsIdempotent(t *testing.T) {
+	t.Parallel()
+	d := newDir()
+	d.add("ward7@hosted.nhs.example", directory.NextHop{Kind: directory.HopHosted})
+	e := start(t, d, nil)
+	body := message("referral", "once")
+	id := e.submit(t, sender, []string{"ward7@hosted.nhs.example"}, body)
+	e.waitGone(t, id)
+	e.waitMailbox(t, "ward7@hosted.nhs.example", 1)
+
+	// Put back what the crash would have left: the body and a queued record.
+	sp, err := spool.Open(e.cfg.SpoolDir, e.cfg.SpoolKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the body to leave the spool", func() bool {
+		ids, _ := sp.IDs()
+		return !slices.Contains(ids, id)
+	})
+	if _, err := sp.Write(id, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	if err := e.cfg.Store.Add(t.Context(), queue.Message{ID: id, From: sender, Received: now,
+		Recipients: []queue.Recipient{{Address: "ward7@hosted.nhs.example", State: queue.Queued, NextAttempt: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.Retry(t.Context(), id); err != nil { // as recovery schedules it on restart
+		t.Fatal(err)
+	}
+	e.waitGone(t, id)
+	if got := e.mailbox(t, "ward7@hosted.nhs.example"); len(got) != 1 {
+		t.Errorf("mailbox has %d messages after the repeated attempt, want 1", len(got))
 	}
 }
