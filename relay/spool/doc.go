@@ -1,8 +1,10 @@
 // Package spool stores message bodies durably and encrypted at rest.
 //
 // Each body is one file <id>.msg in the spool folder, written by Spool.Write
-// through the sequence temp file → write → fsync → close → rename → fsync
-// folder, so that a message is either wholly present or absent after a crash
+// through the sequence temp file → write → fsync → close → link to its
+// name → fsync folder (STYLE.md's sequence, with link instead of rename so
+// an existing message is never replaced), so that a message is either
+// wholly present or absent after a crash
 // (RFC 5321 §6.1: once the server has said 250 it must not lose the message
 // "because the host later crashes"). Concurrent writers share folder fsyncs
 // (group commit), but no Write returns before its own data and name are on
@@ -20,5 +22,6 @@
 // The key is 32 random bytes in a key file (CreateKey, LoadKey) that only
 // its owner may read.
 //
-// Main types: Spool; ErrCorrupt for anything that fails authentication.
+// Main types: Spool; ErrCorrupt for anything that fails authentication,
+// ErrWrongKey for a file sealed under another key.
 package spool
