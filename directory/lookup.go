@@ -42,12 +42,15 @@ func (d *Directory) refusal(e Endpoint, asked string) error {
 	org, hasOrg := d.orgs[e.ODS]
 	switch e.Status {
 	case StatusVerified:
+		// Verified, but not now: refused as suspended (CheckExpiry or the
+		// next import will record it so), with the same words.
 		now := d.cfg.Now()
+		nv.Status = StatusSuspended
 		switch {
 		case !e.Verification.Expires.IsZero() && !now.Before(e.Verification.Expires):
-			nv.Reason = "verification expired on " + day(e.Verification.Expires) + "; it must be verified again"
+			nv.Reason = "suspended: verification expired on " + day(e.Verification.Expires) + "; verify again"
 		case !hasOrg:
-			nv.Reason = "its organisation " + e.ODS + " is not in the directory"
+			nv.Reason = "suspended: organisation " + e.ODS + " is not in the directory"
 		case org.Status == OrgClosed || org.Status == OrgDormant:
 			nv.Reason = "suspended: " + orgClosedReason(org)
 		default:

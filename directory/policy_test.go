@@ -77,7 +77,7 @@ func TestCheckRecipient(t *testing.T) {
 		fx.clock.Advance(directory.DefaultReverifyAfter)
 		_, err := fx.d.CheckRecipient(t.Context(), "gp.a81001@nhs.example")
 		var nv *directory.NotVerifiedError
-		if !errors.As(err, &nv) || nv.Reason != "verification expired on 2027-03-02; it must be verified again" {
+		if !errors.As(err, &nv) || nv.Reason != "suspended: verification expired on 2027-03-02; verify again" || nv.Status != directory.StatusSuspended {
 			t.Fatalf("CheckRecipient(expired) = %v, want verification expired", err)
 		}
 	})

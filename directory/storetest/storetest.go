@@ -1,9 +1,3 @@
-// Package storetest is the one contract suite every directory.Store runs
-// (boltstore, redisstore, and any fake another package's tests use):
-//
-//	func TestContract(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) directory.Store { return openEmpty(t) })
-//	}
 package storetest
 
 import (
@@ -100,8 +94,12 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 			name string
 			edit func(*directory.Batch)
 		}{
-			{"organisation", func(b *directory.Batch) { b.Organisations = append(b.Organisations, directory.Organisation{Name: "no code"}) }},
-			{"endpoint", func(b *directory.Batch) { b.Endpoints = append(b.Endpoints, directory.Endpoint{Address: "x@nhs.example"}) }},
+			{"organisation", func(b *directory.Batch) {
+				b.Organisations = append(b.Organisations, directory.Organisation{Name: "no code"})
+			}},
+			{"endpoint", func(b *directory.Batch) {
+				b.Endpoints = append(b.Endpoints, directory.Endpoint{Address: "x@nhs.example"})
+			}},
 			{"account", func(b *directory.Batch) { b.Accounts = append(b.Accounts, directory.Account{}) }},
 			{"challenge", func(b *directory.Batch) { b.Challenges = append(b.Challenges, directory.Challenge{}) }},
 			{"delete", func(b *directory.Batch) { b.DeleteChallenges = append(b.DeleteChallenges, "") }},
