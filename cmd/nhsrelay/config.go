@@ -94,6 +94,7 @@ type fileDirectory struct {
 	ReverifyAfter string `toml:"reverify_after"`
 	WarnBefore    string `toml:"warn_before"`
 	ExpiryCheck   string `toml:"expiry_check"`
+	SummaryTo     string `toml:"summary_to"`
 }
 
 // defaultFileConfig holds the value of every key a file leaves out. The
@@ -192,6 +193,7 @@ type config struct {
 	ReverifyAfter time.Duration `key:"directory.reverify_after"`
 	WarnBefore    time.Duration `key:"directory.warn_before"`
 	ExpiryCheck   time.Duration `key:"directory.expiry_check"`
+	SummaryTo     string        `key:"directory.summary_to"` // "" sends no summary mail
 }
 
 // Files that live in data_dir; not configurable, so that a backup of
@@ -482,6 +484,13 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		v.addf("directory.warn_before", "%s must be shorter than directory.reverify_after (%s)", d.WarnBefore, d.ReverifyAfter)
 	}
 	c.ExpiryCheck = v.duration("directory.expiry_check", d.ExpiryCheck, time.Minute)
+	if d.SummaryTo != "" {
+		a, err := directory.NormaliseAddress(d.SummaryTo)
+		if err != nil || !strings.Contains(a, "@") {
+			v.addf("directory.summary_to", "%q is not a mail address", d.SummaryTo)
+		}
+		c.SummaryTo = a
+	}
 
 	return c, v.errs
 }

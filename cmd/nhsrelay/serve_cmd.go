@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -247,7 +249,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if cfg.ReloadInterval > 0 {
 		go reloader.Watch(bgCtx, cfg.ReloadInterval)
 	}
-	go expiryLoop(bgCtx, dir, cfg.ExpiryCheck, logger.With("component", "directory"))
+	go expiryLoop(bgCtx, dir, mailer, cfg.ChallengeFrom, cfg.SummaryTo, cfg.ExpiryCheck, newExpiryMetrics(reg),
+		logger.With("component", "directory"))
+	if cfg.SummaryTo != "" {
+		if _, err := dir.CheckRecipient(ctx, cfg.SummaryTo); err != nil {
+			logger.Warn("directory.summary_to is not a verified endpoint; summary mail will not be delivered", "rcpt", cfg.SummaryTo, "err", err)
+		}
+	}
 	logger.Info("nhsrelay started", "hostname", cfg.Hostname, "config", cfg.Path, "pid", os.Getpid())
 	auditServer(alog, logger, "server.started", fmt.Sprintf("pid %d, config %s", os.Getpid(), cfg.Path))
 
@@ -386,11 +394,36 @@ func rootPool(files []string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// expiryMetrics are the expiry check's own figures; the directory has no
+// metrics of its own.
+type expiryMetrics struct {
+	due       prometheus.Gauge
+	suspended prometheus.Counter
+	lastRun   prometheus.Gauge
+	failures  prometheus.Counter
+}
+
+func newExpiryMetrics(reg prometheus.Registerer) *expiryMetrics {
+	m := &expiryMetrics{
+		due: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nhsrelay_directory_expiry_due",
+			Help: "Verifications and certificates due within warn_before, at the last expiry check."}),
+		suspended: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_directory_expiry_suspended_total",
+			Help: "Endpoints suspended by the expiry check."}),
+		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nhsrelay_directory_expiry_last_run_timestamp_seconds",
+			Help: "When the expiry check last completed."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_directory_expiry_failures_total",
+			Help: "Expiry checks that failed."}),
+	}
+	reg.MustRegister(m.due, m.suspended, m.lastRun, m.failures)
+	return m
+}
+
 // expiryLoop runs the directory's expiry check at start and then every
-// interval. The directory logs and audits each notice and a count; here the
-// run's summary (one line per notice, the text of the administrators'
-// daily summary) goes to the log as one record when there is anything in it.
-func expiryLoop(ctx context.Context, dir *directory.Directory, interval time.Duration, logger *slog.Logger) {
+// interval. The directory logs and audits each notice; here the run's
+// summary (one line per notice, ExpiryReport.Lines) is logged once and, if
+// summaryTo is set, mailed there through the relay.
+func expiryLoop(ctx context.Context, dir *directory.Directory, mailer directory.Mailer, from, summaryTo string,
+	interval time.Duration, m *expiryMetrics, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -399,10 +432,22 @@ func expiryLoop(ctx context.Context, dir *directory.Directory, interval time.Dur
 		case err != nil && ctx.Err() != nil:
 			return
 		case err != nil:
+			m.failures.Inc()
 			logger.Error("expiry check failed", "err", err)
-		case len(rep.Lines) > 0:
-			logger.Warn("expiry summary", "checked", rep.Checked, "warnings", len(rep.Warnings),
-				"suspended", len(rep.Suspended), "lines", rep.Lines)
+		default:
+			m.due.Set(float64(len(rep.Warnings)))
+			m.suspended.Add(float64(len(rep.Suspended)))
+			m.lastRun.Set(float64(time.Now().Unix()))
+			if len(rep.Lines) > 0 {
+				logger.Warn("expiry summary", "checked", rep.Checked, "warnings", len(rep.Warnings),
+					"suspended", len(rep.Suspended), "lines", rep.Lines)
+				if summaryTo != "" {
+					msg := expirySummaryMail(from, summaryTo, rep, time.Now())
+					if err := mailer.Send(audit.WithActor(ctx, "expiry-check"), from, []string{summaryTo}, strings.NewReader(msg)); err != nil {
+						logger.Error("expiry summary mail not queued", "rcpt", summaryTo, "err", err)
+					}
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -410,4 +455,29 @@ func expiryLoop(ctx context.Context, dir *directory.Directory, interval time.Dur
 		case <-t.C:
 		}
 	}
+}
+
+// expirySummaryMail is the administrators' summary as an RFC 5322 message
+// with CRLF line endings. Lines come from the directory and hold addresses,
+// ODS codes and dates, never clinical content; control characters are
+// dropped so no line can end the header or the message early.
+func expirySummaryMail(from, to string, rep directory.ExpiryReport, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("From: nhsrelay <" + from + ">\r\n")
+	b.WriteString("To: <" + to + ">\r\n")
+	b.WriteString("Subject: nhsrelay directory expiry summary " + now.UTC().Format(time.DateOnly) + "\r\n")
+	b.WriteString("Date: " + now.Format(time.RFC1123Z) + "\r\n")
+	b.WriteString("Message-ID: <expiry." + strconv.FormatInt(now.UnixNano(), 36) + "." + from + ">\r\n")
+	b.WriteString("Auto-Submitted: auto-generated\r\n") // RFC 3834 §5
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	fmt.Fprintf(&b, "%d verified endpoints checked: %d due soon, %d suspended.\r\n\r\n", rep.Checked, len(rep.Warnings), len(rep.Suspended))
+	for _, l := range rep.Lines {
+		b.WriteString(strings.Map(func(r rune) rune {
+			if r < ' ' || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, l) + "\r\n")
+	}
+	return b.String()
 }
