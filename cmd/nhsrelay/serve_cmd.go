@@ -58,6 +58,14 @@ func runServe(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() {
+		// After the first signal, restore the default action: a second
+		// SIGTERM or SIGINT ends the process at once. That loses nothing
+		// acknowledged (each 250 was sent after fsync); it only cuts
+		// sessions and deliveries short, and they are retried.
+		<-ctx.Done()
+		stop()
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
