@@ -96,6 +96,7 @@ func runInit(args []string) error {
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", l.dir, err)
 	}
+	fmt.Fprintf(os.Stderr, "nhsrelay init: writing %s (new RSA keys take a few seconds)...\n", l.dir)
 	s, err := writeInit(context.Background(), l, *hostname)
 	if err != nil {
 		for _, p := range l.created() { // leave nothing half-made for the next try
