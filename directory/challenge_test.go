@@ -158,4 +158,10 @@ func TestOpenNeedsChallengeFrom(t *testing.T) {
 	if _, err := directory.Open(t.Context(), directory.Config{}); err == nil {
 		t.Fatal("Open(no Store) succeeded")
 	}
+	err = directory.Config{WarnBefore: -1, HashCost: 99, ChallengeAttempts: -1}.Validate()
+	for _, field := range []string{"Store", "WarnBefore", "HashCost", "ChallengeAttempts"} {
+		if err == nil || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("Validate() = %v, want a problem naming %s", err, field)
+		}
+	}
 }

@@ -54,7 +54,7 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := len(fx.d.Endpoints(ctx, directory.Filter{Status: directory.StatusPending})); n != 20 {
-		t.Fatalf("%d pending endpoints after 20 adds", n)
+	if st := fx.d.Stats(); st.Endpoints[directory.StatusPending] != 20 || st.Endpoints[directory.StatusVerified] != 1 || st.Organisations != 1 {
+		t.Fatalf("Stats() = %+v after 20 adds, want 20 pending, 1 verified, 1 organisation", st)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,10 +81,35 @@ type Directory struct {
 	dummyHash []byte // compared against when an account is unknown
 }
 
+// Validate reports every problem with c, each naming its field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("directory: Store: not set"))
+	}
+	if c.Mailer != nil {
+		if a, err := NormaliseAddress(c.ChallengeFrom); err != nil || !strings.Contains(a, "@") {
+			errs = append(errs, fmt.Errorf("directory: ChallengeFrom: %q must be a mailbox when a Mailer is set", c.ChallengeFrom))
+		}
+	}
+	for name, v := range map[string]time.Duration{"ReverifyAfter": c.ReverifyAfter, "WarnBefore": c.WarnBefore, "ChallengeTTL": c.ChallengeTTL} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("directory: %s: %s is negative", name, v))
+		}
+	}
+	if c.ChallengeAttempts < 0 {
+		errs = append(errs, fmt.Errorf("directory: ChallengeAttempts: %d is negative", c.ChallengeAttempts))
+	}
+	if c.HashCost != 0 && (c.HashCost < bcrypt.MinCost || c.HashCost > bcrypt.MaxCost) {
+		errs = append(errs, fmt.Errorf("directory: HashCost: %d is outside bcrypt's %d to %d", c.HashCost, bcrypt.MinCost, bcrypt.MaxCost))
+	}
+	return errors.Join(errs...)
+}
+
 // Open loads everything from cfg.Store into memory.
 func Open(ctx context.Context, cfg Config) (*Directory, error) {
-	if cfg.Store == nil {
-		return nil, fmt.Errorf("directory: open: Config.Store is nil")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("directory: open: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -104,23 +130,37 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 		cfg.ChallengeAttempts = DefaultChallengeAttempts
 	}
 	if cfg.Mailer != nil {
-		from, err := NormaliseAddress(cfg.ChallengeFrom)
-		if err != nil || !strings.Contains(from, "@") {
-			return nil, fmt.Errorf("directory: open: ChallengeFrom %q must be a mailbox when a Mailer is set", cfg.ChallengeFrom)
-		}
-		cfg.ChallengeFrom = from
+		cfg.ChallengeFrom, _ = NormaliseAddress(cfg.ChallengeFrom) // checked by Validate
 	}
 	if cfg.HashCost == 0 {
 		cfg.HashCost = bcrypt.DefaultCost
-	}
-	if cfg.HashCost < bcrypt.MinCost || cfg.HashCost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("directory: open: HashCost %d is outside bcrypt's %d to %d", cfg.HashCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Stats are counts for metrics (gauges) and status pages.
+type Stats struct {
+	Revision      uint64
+	Organisations int
+	Endpoints     map[EndpointStatus]int
+	Accounts      int
+	Challenges    int // outstanding
+}
+
+// Stats returns the current counts.
+func (d *Directory) Stats() Stats {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	s := Stats{Revision: d.rev, Organisations: len(d.orgs), Endpoints: map[EndpointStatus]int{},
+		Accounts: len(d.accts), Challenges: len(d.chals)}
+	for _, e := range d.eps {
+		s.Endpoints[e.Status]++
+	}
+	return s
 }
 
 // Refresh reloads from the Store if another writer (another node in a
