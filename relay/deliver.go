@@ -86,12 +86,22 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 			results[rc.Address] = lookupFailure(err)
 			continue
 		}
+		if err := r.precheck(ctx, m, ep); err != nil { // one recipient's missing certificate holds only it
+			res := r.bodyFailure(m.ID, err)
+			res.endpoint = endpointName(&group{eps: []directory.Endpoint{ep}, addrs: []string{rc.Address}}, rc.Address)
+			results[rc.Address] = res
+			continue
+		}
 		key := hopKey(ep, rc.Address)
-		g := groups[key]
+		gk := key
+		if ep.TLSOnly && r.cfg.Sealer != nil {
+			gk += "|tls-only" // an administrator's TLS-only exception goes unsealed, in its own transaction
+		}
+		g := groups[gk]
 		if g == nil {
 			g = &group{key: key, hop: ep.NextHop}
-			groups[key] = g
-			order = append(order, key)
+			groups[gk] = g
+			order = append(order, gk)
 		}
 		g.eps = append(g.eps, ep)
 		g.addrs = append(g.addrs, rc.Address)
@@ -194,7 +204,7 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 	if box == "" || strings.ContainsAny(box, "/\\\x00") || strings.HasPrefix(box, ".") {
 		return failure(permanent, 1, 3, "address cannot name a mailbox folder") // §3.2 X.1.3
 	}
-	body, err := r.openBody(ctx, m, []directory.Endpoint{ep})
+	body, err := r.openForMailbox(ctx, m, ep)
 	if err != nil {
 		return r.bodyFailure(m.ID, err)
 	}
@@ -249,6 +259,9 @@ func (r *Relay) openBody(ctx context.Context, m queue.Message, eps []directory.E
 func (r *Relay) bodyFailure(id string, err error) result {
 	if errors.Is(err, ErrHold) {
 		return failure(held, 7, 5, err.Error()) // RFC 3463 §3.8 X.7.5: a needed key is not available
+	}
+	if errors.Is(err, ErrQuarantine) { // the Opener kept it and told the owner; the sender learns why
+		return failure(permanent, 7, 5, err.Error()) // §3.8 X.7.5: could not validate or decrypt
 	}
 	r.log.Error("queued message unreadable or could not be protected", "msgid", id, "err", err)
 	return failure(temporary, 3, 0, "the queued message could not be read or protected; will retry")

@@ -72,6 +72,7 @@ type Config struct {
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil → net.Dialer
 	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)       // nil → net.DefaultResolver
 	Sealer   Sealer                                                            // nil → sent unchanged
+	Opener   Opener                                                            // nil → hosted mail delivered as spooled (sealed if a Sealer is set)
 }
 
 func (c *Config) defaults() error {
