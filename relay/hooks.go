@@ -28,8 +28,25 @@ var ErrQuarantine = errors.New("relay: message quarantined")
 // When an Opener is configured, hosted recipients go through it and never
 // through the Sealer.
 type Opener interface {
-	Open(ctx context.Context, m queue.Message, ep directory.Endpoint, body io.Reader, w io.Writer) error
+	Open(ctx context.Context, m queue.Message, ep directory.Endpoint, body Body, w io.Writer) error
 }
+
+// Body is a spooled message handed to an Opener: Read streams it once;
+// Reopen returns it afresh from its start, so that an Opener can keep what
+// arrived (quarantine) after a failed Open consumed the stream.
+type Body interface {
+	io.Reader
+	Reopen() (io.ReadCloser, error)
+}
+
+// spooledBody is the Body of message id.
+type spooledBody struct {
+	io.Reader
+	r  *Relay
+	id string
+}
+
+func (b spooledBody) Reopen() (io.ReadCloser, error) { return b.r.spool.Open(b.id) }
 
 // RecipientChecker is an optional ability of a Sealer. CheckRecipient is
 // asked for each due recipient before recipients are grouped by next hop;
@@ -68,7 +85,7 @@ func (r *Relay) openForMailbox(ctx context.Context, m queue.Message, ep director
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		err := r.cfg.Opener.Open(ctx, m, ep, f, pw)
+		err := r.cfg.Opener.Open(ctx, m, ep, spooledBody{Reader: f, r: r, id: m.ID}, pw)
 		f.Close()
 		pw.CloseWithError(err)
 	}()
