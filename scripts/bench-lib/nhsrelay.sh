@@ -65,7 +65,8 @@ nhs_start() {
 	setkey "$conf" tls cert_file "\"$tlsdir/server.pem\""
 	setkey "$conf" tls key_file "\"$tlsdir/server.key\""
 	setkey "$conf" tls ca_files "[\"$tlsdir/ca.pem\"]"
-	"$NHSRELAY" check-config -c "$conf" >&2 || die "bench config for nhsrelay does not validate"
+	"$NHSRELAY" check-config -c "$conf" >"$dir.check.log" 2>&1 ||
+		die "the bench config for nhsrelay does not validate: $(cat "$dir.check.log")"
 	nhs_token=$(tr -d ' \n' <"$dir/admin.token")
 	nhs_log=$dir/serve.log
 	"$NHSRELAY" serve -c "$conf" >"$nhs_log" 2>&1 &
