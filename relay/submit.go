@@ -41,12 +41,12 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	id := NewID()
 	br := &bodyReader{r: body}
 	n, err := r.spool.Write(id, br)
+	// A failed Write leaves nothing behind itself; removing id here could
+	// only ever delete another message's body (spool.ErrExists).
 	if br.err != nil {
-		r.spool.Remove(id)
 		return "", fmt.Errorf("relay: submit: read message: %w", br.err)
 	}
 	if err != nil {
-		r.spool.Remove(id)
 		return "", fmt.Errorf("relay: submit: %w", err)
 	}
 	now := r.cfg.Now()

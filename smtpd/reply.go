@@ -58,7 +58,7 @@ func (s *Server) toReply(err error, cid string) *smtp.SMTPError {
 	case errors.As(err, &se) && se == smtp.ErrDataTooLarge:
 		return reply(552, 3, 4, fmt.Sprintf("message exceeds the size limit of %d bytes", s.cfg.MaxMessageBytes)) // RFC 3463 §3.4
 	case errors.Is(err, directory.ErrNotFound):
-		return reply(550, 1, 1, "no verified NHS endpoint has this address") // RFC 3463 §3.2
+		return reply(550, 1, 1, "no such NHS endpoint in the directory") // RFC 3463 §3.2
 	case errors.As(err, &nv):
 		return reply(550, 7, 1, notVerifiedText(nv)) // §3.8
 	case errors.Is(err, ErrBareLineEnding):
@@ -85,9 +85,13 @@ func (s *Server) toReply(err error, cid string) *smtp.SMTPError {
 }
 
 func notVerifiedText(nv *directory.NotVerifiedError) string {
-	s := "endpoint " + string(nv.Status) + ", not accepting clinical mail"
+	// The directory's Reason already names the state ("not yet verified",
+	// "suspended: practice closed on 2024-03-31").
+	s := "<" + oneLine(nv.Address) + ">: "
 	if nv.Reason != "" {
-		s += ": " + oneLine(nv.Reason)
+		s += oneLine(nv.Reason)
+	} else {
+		s += "endpoint " + string(nv.Status) + ", not accepting clinical mail"
 	}
 	if nv.Successor != "" {
 		s += "; successor: " + oneLine(nv.Successor)

@@ -254,9 +254,13 @@ func TestRecipientPolicy(t *testing.T) {
 	if strings.Contains(se.Message, "directory:") {
 		t.Errorf("internal text leaked: %q", se.Message)
 	}
+	if want := "<nobody@nhs.example>: no such NHS endpoint in the directory"; se.Message != want {
+		t.Errorf("unknown reply = %q, want %q", se.Message, want)
+	}
 	se = wantReply(t, c.Rcpt(suspended, nil), 550, "5.7.1")
-	if !strings.Contains(se.Message, "practice closed on 2024-03-31") || !strings.Contains(se.Message, "B82099") {
-		t.Errorf("suspended reply %q lacks the reason or successor", se.Message)
+	if !strings.Contains(se.Message, "practice closed on 2024-03-31") || !strings.Contains(se.Message, "B82099") ||
+		!strings.HasPrefix(se.Message, "<"+suspended+">: ") || strings.Count(se.Message, "suspended") > 2 {
+		t.Errorf("suspended reply %q lacks the address, reason or successor, or repeats itself", se.Message)
 	}
 }
 

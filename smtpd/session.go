@@ -151,7 +151,11 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		case errors.As(err, &nv):
 			reason = "rcpt_not_verified"
 		}
-		return ss.refuse(reason, ss.s.toReply(err, ss.w.cid), err)
+		rep := ss.s.toReply(err, ss.w.cid)
+		if reason == "rcpt_unknown" { // name the address, as the other refusals do
+			rep.Message = "<" + oneLine(to) + ">: " + rep.Message
+		}
+		return ss.refuse(reason, rep, err)
 	}
 	if !ep.Hosted() {
 		if !ss.mayRelay() {
