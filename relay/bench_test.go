@@ -18,7 +18,10 @@ func BenchmarkSubmitAndDeliver(b *testing.B) {
 	sink := relaytest.Start(b, relaytest.Options{})
 	d := newDir()
 	d.add("bench@sink.example", directory.NextHop{Kind: directory.HopHost, Host: sink.Addr, TLS: directory.TLSPlainLoopback})
-	e := start(b, d, func(cfg *relay.Config) { cfg.Logger = slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})); cfg.Metrics = nil })
+	e := start(b, d, func(cfg *relay.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Metrics = nil
+	})
 	body := message("bench", "b") + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 51) // about 4 KiB
 	b.ResetTimer()
 	var wg sync.WaitGroup
