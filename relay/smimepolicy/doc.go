@@ -1,0 +1,82 @@
+// Package smimepolicy is where the relay meets S/MIME (issue 5): which
+// certificate a recipient gets, which key signs, what is held, what reaches
+// a hosted mailbox and what is quarantined. The cryptography is in
+// nhsrelay/certs/smime (RFC 8551 S/MIME 4.0 over RFC 5652 CMS); this
+// package is policy. One Policy is both the relay's Sealer and its Opener:
+//
+//	p, err := smimepolicy.New(smimepolicy.Config{...})
+//	relay.Config{..., Sealer: p.Sealer(), Opener: p.Opener()}
+//	// on SIGHUP: p.Reload()
+//
+// Outbound (Seal, CheckRecipient). Each recipient endpoint's certificate
+// comes from the directory (Endpoint.Certificates, DER): among those that
+// name the endpoint (RFC 8550 §3: its address, an address in its domain
+// for a domain endpoint, or its organisation's ODS code), the one valid
+// for encryption now (certs.ValidateSMIME: validity, key strength,
+// emailProtection, keyEncipherment, chain to the S/MIME trust anchors)
+// that lasts longest. None → a *HoldError wrapping relay.ErrHold whose
+// text is exactly why ("certificate for results@a81001.nhs.test expired
+// on 2026-10-01"); nothing is sent, in clear or otherwise, and the relay
+// tells the sender in a DSN. Because the Policy is a
+// relay.RecipientChecker, the relay asks before grouping recipients by
+// next hop, so one bad certificate holds only its own recipient.
+//
+// The message is signed (SHA-256) with the sending organisation's key —
+// the ODS code of the authenticated account (Accounts), or RelayODS for
+// mail without an account (the relay's DSNs, trusted networks) — and
+// encrypted (AES-256-CBC, RSAES-OAEP-SHA-256) to every recipient plus the
+// sending organisation's own certificate, so its sent copy stays readable.
+// A signing key that is missing, unusable or not valid for signing holds
+// the message with a reason saying so. The outer header shows only From,
+// To (addresses), Date, Message-ID and a neutral Subject.
+//
+// Exceptions. An endpoint with TLSOnly (an administrator's exception,
+// audited by the directory when set) is sent unchanged, over the relay's
+// verified TLS; the relay gives TLS-only recipients a transaction of their
+// own, and a TLS-only recipient that shares a Seal call with others is
+// treated like any other (it needs a valid certificate). RSA PKCS#1 v1.5
+// key transport is used only for endpoints listed in
+// Config.LegacyKeyTransport: a certificate cannot say that its holder's
+// client lacks OAEP, so only an administrator can; each use is audited.
+//
+// Hosted endpoints. With an Opener configured the relay never seals mail
+// for a hosted endpoint; it calls Open instead. Mail that arrived over MX
+// (queue.Message.Inbound) must be S/MIME: it is decrypted with the
+// endpoint's key (KeysDir/<address>), its signature and signer chain are
+// verified, and the signer must belong to the organisation every From
+// address and the envelope sender map to in the directory (the signing
+// certificate's ODS code equals the sender endpoint's, or one of the
+// signer's addresses is an endpoint of that organisation). The mailbox gets
+// the decrypted message under "X-NHSRelay-SMIME: verified; signer=…;
+// ods=…; alg=…; by=…". Mail submitted on this relay is not S/MIME inside
+// the relay: the account's authentication is its proof of origin, and the
+// trace header says "authenticated; account=…; ods=…"; mail without an
+// account says "none". An X-NHSRelay-SMIME field arriving from outside is
+// always removed.
+//
+// Quarantine. Inbound mail that is not encrypted, cannot be decrypted, is
+// tampered, has an untrusted or expired signer, or whose signer does not
+// belong to the sender's organisation is never delivered and never
+// dropped: it is stored as it arrived in QuarantineDir, encrypted at rest
+// with the spool key (relay/spool), with a <id>.json Record of why (0600);
+// a notice goes into the endpoint's own mailbox; and the *QuarantineError
+// (wrapping relay.ErrQuarantine) makes the relay fail the recipient with
+// 5.7.5 and send the sender a DSN with the reason. A missing decryption
+// key for a hosted endpoint is this relay's fault, not the message's: the
+// delivery is deferred and retried.
+//
+// Keys. KeysDir holds <ODS>.crt/.key (organisation signing pairs, ODS code
+// in capitals) and <address>.crt/.key (hosted endpoint decryption pairs,
+// lower case), as `nhsrelay init` and `nhsrelay certs issue --smime`
+// write them; each is loaded by certs.LoadKeyPair on first use and cached;
+// Reload re-reads the cached ones (SIGHUP).
+//
+// Audit actions: smime.sealed (algorithms, certificate serials and expiry;
+// never content), smime.held, smime.tls_only, smime.legacy_key_transport,
+// smime.opened, smime.quarantined. The relay records its own held,
+// delivered and bounced events besides.
+//
+// Main types: Policy (New, Sealer, Opener, Seal, CheckRecipient, Open,
+// Reload, Quarantined, QuarantinedMessage), Config, HoldError,
+// QuarantineError, Record.
+package smimepolicy

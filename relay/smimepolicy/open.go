@@ -1,0 +1,213 @@
+package smimepolicy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"nhsrelay/audit"
+	"nhsrelay/certs"
+	"nhsrelay/certs/smime"
+	"nhsrelay/directory"
+	"nhsrelay/relay"
+	"nhsrelay/relay/queue"
+)
+
+// QuarantineError is why an inbound message was kept out of the mailbox.
+// It wraps relay.ErrQuarantine, and the S/MIME cause (an *smime.OpenError)
+// when there is one; its text goes to the sender's DSN.
+type QuarantineError struct {
+	ID     string // quarantine ID, for the administrator
+	Reason string
+	Err    error
+}
+
+func (e *QuarantineError) Error() string {
+	return "quarantined by the receiving relay, not delivered: " + e.Reason
+}
+
+func (e *QuarantineError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{relay.ErrQuarantine}
+	}
+	return []error{relay.ErrQuarantine, e.Err}
+}
+
+// maxInboundHeader bounds the outer header read for its Received fields;
+// smtpd refuses larger headers before they are queued.
+const maxInboundHeader = 1 << 20
+
+// Open is relay.Opener. Mail that arrived over MX (m.Inbound) must be
+// S/MIME: it is decrypted with ep's key, its signature and the signer's
+// chain are verified against the S/MIME trust anchors, and the signer must
+// belong to the organisation of every From address (and of the envelope
+// sender): the signing certificate carries that organisation's ODS code,
+// or one of its addresses is an endpoint of that organisation. The
+// decrypted message goes to the mailbox under a trace header
+//
+//	X-NHSRelay-SMIME: verified; signer=<name>; ods=<ODS>; alg="<algorithms>"; by=<host>
+//
+// preceded by the outer message's Received fields. Anything else is
+// quarantined (see quarantine) and Open returns a *QuarantineError.
+//
+// Mail submitted on this relay (not m.Inbound) is not S/MIME here: the
+// sender authenticated to this relay, which is its proof of origin. It is
+// delivered with "X-NHSRelay-SMIME: authenticated; account=<user>;
+// ods=<ODS>" — or "none" for mail without an account (the relay's own
+// reports, trusted networks), which nobody should read as verified.
+//
+// Both ways, any X-NHSRelay-SMIME field the message already carries is
+// removed: only this relay's own statement reaches the mailbox.
+func (p *Policy) Open(ctx context.Context, m queue.Message, ep directory.Endpoint, body relay.Body, w io.Writer) error {
+	if !m.Inbound {
+		return p.openLocal(ctx, m, body, w)
+	}
+	kp, err := p.keyPair(endpointKeyName(ep.Address))
+	if err != nil {
+		// Nothing is wrong with the message: retried until the key is
+		// installed (then delivered), or until the relay gives up.
+		p.log.Error("no decryption key for hosted endpoint", "msgid", m.ID, "endpoint", ep.Address, "err", err)
+		return fmt.Errorf("smimepolicy: open %s for %s: %w", m.ID, ep.Address, err)
+	}
+	rr := &readErr{r: body}
+	br := bufio.NewReaderSize(rr, 64<<10)
+	outer, _, err := readHeaderBlock(br, maxInboundHeader)
+	if err != nil {
+		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, err)
+	}
+	now := p.cfg.Now()
+	opened, err := smime.Open(io.MultiReader(bytes.NewReader(outer), br), *kp, p.cfg.Roots, now)
+	if rr.err != nil { // the spool, not the message: retry
+		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, rr.err)
+	}
+	if err != nil {
+		var oe *smime.OpenError
+		reason := "the message could not be decrypted and verified"
+		if errors.As(err, &oe) {
+			reason = oe.Reason
+		}
+		return p.quarantine(ctx, m, ep, body, reason, err)
+	}
+	inner, _, _ := readHeaderBlock(bufio.NewReader(bytes.NewReader(opened.Message)), maxInboundHeader)
+	ods, reason, err := p.checkOrganisation(ctx, m, opened, inner)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		return p.quarantine(ctx, m, ep, body, reason, nil)
+	}
+	signer := certs.Name(opened.Signer)
+	trace := fmt.Sprintf("%s: verified; signer=%s; ods=%s; alg=%s; by=%s\r\n",
+		TraceHeader, signer, ods, strconv.Quote(opened.Algorithms), p.cfg.Hostname)
+	if _, err := io.WriteString(w, trace); err != nil {
+		return err
+	}
+	if _, err := w.Write(rawFields(outer, "Received")); err != nil {
+		return err
+	}
+	if err := copyStripped(w, bytes.NewReader(opened.Message), TraceHeader); err != nil {
+		return err
+	}
+	p.record(audit.Event{Action: "smime.opened", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
+		Detail: fmt.Sprintf("decrypted and verified: signer %s (serial %s), organisation %s, %s", signer,
+			opened.Signer.SerialNumber, ods, opened.Algorithms)})
+	if opened.LegacyKeyTransport {
+		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
+			Detail: "inbound content key came by RSA PKCS#1 v1.5 from " + signer})
+		p.log.Warn("inbound legacy PKCS#1 v1.5 key transport", "msgid", m.ID, "endpoint", ep.Address, "signer", signer)
+	}
+	return nil
+}
+
+// readErr remembers an error of the underlying reader, to tell a spool
+// failure (retry) from a bad message (quarantine).
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// checkOrganisation returns the ODS code of the organisation the message
+// is from, or a reason to quarantine it. Addresses checked: every From
+// field address of the decrypted message and the envelope sender (unless
+// null). A directory failure is an error (retry), not a reason.
+func (p *Policy) checkOrganisation(ctx context.Context, m queue.Message, opened *smime.Opened, inner []byte) (ods, reason string, err error) {
+	froms, ok := fromAddresses(inner)
+	if !ok {
+		return "", "the message has no From address that can be read, so its signer cannot be checked against the NHS directory", nil
+	}
+	if m.From != "" {
+		froms = append(froms, m.From)
+	}
+	signerODS, hasODS := opened.SignerODSCode()
+	signerOrgs := map[string]bool{}
+	if hasODS {
+		signerOrgs[strings.ToUpper(signerODS)] = true
+	}
+	for _, a := range opened.SignerAddresses() {
+		sep, err := p.cfg.Directory.Lookup(ctx, a)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("smimepolicy: look up signer %s: %w", a, err)
+		}
+		if sep.Status != directory.StatusRetired {
+			signerOrgs[strings.ToUpper(sep.ODS)] = true
+		}
+	}
+	signer := certs.Name(opened.Signer)
+	for _, from := range froms {
+		fep, err := p.cfg.Directory.Lookup(ctx, from)
+		if errors.Is(err, directory.ErrNotFound) {
+			return "", fmt.Sprintf("the sender %s is not in the NHS directory, so the signature by %s cannot be tied to its organisation", from, signer), nil
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("smimepolicy: look up sender %s: %w", from, err)
+		}
+		org := strings.ToUpper(fep.ODS)
+		if org == "" || !signerOrgs[org] {
+			return "", fmt.Sprintf("the message is signed by %s, which does not belong to organisation %s that the sender %s belongs to", signer, org, from), nil
+		}
+		ods = org
+	}
+	return ods, "", nil
+}
+
+// openLocal delivers mail submitted on this relay, with a trace header
+// saying how its sender was known.
+func (p *Policy) openLocal(ctx context.Context, m queue.Message, body io.Reader, w io.Writer) error {
+	var trace string
+	switch {
+	case m.Account != "":
+		ods := "unknown"
+		if p.cfg.Accounts != nil {
+			if a, err := p.cfg.Accounts.Account(ctx, m.Account); err == nil && a.ODS != "" {
+				ods = a.ODS
+			}
+		}
+		trace = fmt.Sprintf("%s: authenticated; account=%s; ods=%s; by=%s (submitted on this relay; not S/MIME signed)\r\n",
+			TraceHeader, m.Account, ods, p.cfg.Hostname)
+	case m.From == "":
+		trace = fmt.Sprintf("%s: none; by=%s (report generated by this relay)\r\n", TraceHeader, p.cfg.Hostname)
+	default:
+		trace = fmt.Sprintf("%s: none; client=%s; by=%s (no authentication, no S/MIME: not verified)\r\n",
+			TraceHeader, m.ClientIP, p.cfg.Hostname)
+	}
+	if _, err := io.WriteString(w, trace); err != nil {
+		return err
+	}
+	return copyStripped(w, body, TraceHeader)
+}
