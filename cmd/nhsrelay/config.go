@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"nhsrelay/certs"
 	"nhsrelay/directory"
 )
 
@@ -34,6 +35,7 @@ type fileConfig struct {
 	Relay     fileRelay     `toml:"relay"`
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
+	SMIME     fileSMIME     `toml:"smime"`
 }
 
 type fileServer struct {
@@ -97,6 +99,13 @@ type fileDirectory struct {
 	SummaryTo     string `toml:"summary_to"`
 }
 
+type fileSMIME struct {
+	KeysDir            string   `toml:"keys_dir"`
+	TrustAnchors       []string `toml:"trust_anchors"`
+	RelayODS           string   `toml:"relay_ods"`
+	LegacyKeyTransport []string `toml:"legacy_key_transport"`
+}
+
 // defaultFileConfig holds the value of every key a file leaves out. The
 // defaults are the secure, production choice: standard ports, admin API on
 // loopback, limits as Postfix sets them or tighter.
@@ -139,6 +148,7 @@ func defaultFileConfig() fileConfig {
 			WarnBefore:    "720h",  // 30 days
 			ExpiryCheck:   "24h",
 		},
+		SMIME: fileSMIME{KeysDir: "keys"},
 	}
 }
 
@@ -194,6 +204,11 @@ type config struct {
 	WarnBefore    time.Duration `key:"directory.warn_before"`
 	ExpiryCheck   time.Duration `key:"directory.expiry_check"`
 	SummaryTo     string        `key:"directory.summary_to"` // "" sends no summary mail
+
+	SMIMEKeysDir       string   `key:"smime.keys_dir"`
+	SMIMETrustAnchors  []string `key:"smime.trust_anchors"`
+	RelayODS           string   `key:"smime.relay_ods"`
+	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 }
 
 // Files that live in data_dir; not configurable, so that a backup of
@@ -201,6 +216,7 @@ type config struct {
 func (c *config) SpoolDir() string       { return filepath.Join(c.DataDir, "spool") }
 func (c *config) QueueDB() string        { return filepath.Join(c.DataDir, "queue.db") }
 func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "directory.db") }
+func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quarantine") }
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
 
@@ -491,6 +507,28 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		}
 		c.SummaryTo = a
 	}
+
+	// [smime]
+	m := fc.SMIME
+	c.SMIMEKeysDir = v.path(m.KeysDir)
+	if c.SMIMEKeysDir == "" {
+		v.addf("smime.keys_dir", "must be set")
+	} else if fi, err := os.Stat(c.SMIMEKeysDir); err != nil || !fi.IsDir() {
+		v.addf("smime.keys_dir", "no such folder: %s", c.SMIMEKeysDir)
+	}
+	if len(m.TrustAnchors) == 0 {
+		// Fail closed: without anchors no certificate can be trusted, and
+		// mail must not leave unencrypted.
+		v.addf("smime.trust_anchors", "must list at least one PEM file of the CAs that may vouch for NHS endpoints' S/MIME certificates")
+	}
+	for i, f := range m.TrustAnchors {
+		c.SMIMETrustAnchors = append(c.SMIMETrustAnchors, v.file(fmt.Sprintf("smime.trust_anchors[%d]", i), f, false))
+	}
+	c.RelayODS = strings.ToUpper(strings.TrimSpace(m.RelayODS))
+	if c.RelayODS != "" && !certs.IsODSCode(c.RelayODS) {
+		v.addf("smime.relay_ods", "%q is not an ODS code", m.RelayODS)
+	}
+	c.LegacyKeyTransport = m.LegacyKeyTransport
 
 	return c, v.errs
 }

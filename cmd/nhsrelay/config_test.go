@@ -16,10 +16,12 @@ func writeConfigDir(t testing.TB, text string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]os.FileMode{
-		"tls/server.crt": 0o644,
-		"tls/server.key": 0o600,
-		"spool.key":      0o600,
-		"admin.token":    0o600,
+		"tls/server.crt":    0o644,
+		"tls/server.key":    0o600,
+		"spool.key":         0o600,
+		"admin.token":       0o600,
+		"smime-anchors.pem": 0o644,
+		"keys/.keep":        0o600,
 	}
 	for name, mode := range files {
 		p := filepath.Join(dir, name)
@@ -81,6 +83,8 @@ hostname = "relay.nhs.example"
 [tls]
 cert_file = "tls/server.crt"
 key_file = "tls/server.key"
+[smime]
+trust_anchors = ["smime-anchors.pem"]
 `
 	short, err := loadConfig(writeConfigDir(t, minimal))
 	if err != nil {
@@ -89,7 +93,7 @@ key_file = "tls/server.key"
 	// Paths differ by folder; compare with them made relative.
 	for _, c := range []*config{full, short} {
 		dir := filepath.Dir(c.Path)
-		for _, p := range []*string{&c.Path, &c.DataDir, &c.CertFile, &c.KeyFile, &c.SpoolKeyFile, &c.MaildirRoot, &c.AdminTokenFile} {
+		for _, p := range []*string{&c.Path, &c.DataDir, &c.CertFile, &c.KeyFile, &c.SpoolKeyFile, &c.MaildirRoot, &c.AdminTokenFile, &c.SMIMEKeysDir} {
 			*p = strings.TrimPrefix(*p, dir)
 		}
 	}
@@ -99,6 +103,7 @@ key_file = "tls/server.key"
 	fs, ss := *full, *short
 	fs.TrustedNetworks, ss.TrustedNetworks = nil, nil
 	fs.CAFiles, ss.CAFiles = nil, nil
+	fs.SMIMETrustAnchors, ss.SMIMETrustAnchors = nil, nil
 	if fmtConfig(fs) != fmtConfig(ss) {
 		t.Errorf("example and defaults differ:\nexample  %s\ndefaults %s", fmtConfig(fs), fmtConfig(ss))
 	}
@@ -139,6 +144,10 @@ func TestBadConfigs(t *testing.T) {
 		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
 		{"bad duration reported once", set("give_up_after", `"2 days"`), []string{"relay.give_up_after: \"2 days\" is not a duration"}},
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
+		{"no trust anchors", set("trust_anchors", "[]"), []string{"smime.trust_anchors: must list at least one"}},
+		{"missing anchor file", set("trust_anchors", `["nope.pem"]`), []string{"smime.trust_anchors[0]: no such file"}},
+		{"missing keys dir", set("keys_dir", `"nokeys"`), []string{"smime.keys_dir: no such folder"}},
+		{"bad relay ods", set("relay_ods", `"a@b"`), []string{"smime.relay_ods:"}},
 		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),
 			[]string{"server.log_level:", "relay.retry_min:", "tls.cert_file: must be set"}},
 	}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"nhsrelay/certs"
 )
 
 // TestEndToEnd drives the real binary as an operator would: init, serve,
@@ -86,6 +88,9 @@ func TestEndToEnd(t *testing.T) {
 	if !waitFor(func() bool { return dirContains(maildir, token) }) {
 		t.Fatalf("no message with %s in %s\nserver log:\n%s", token, maildir, srv.log())
 	}
+	if !dirContains(maildir, "X-NHSRelay-SMIME: authenticated; account="+sampleSenderUser) {
+		t.Errorf("the delivered message has no S/MIME trace header naming the account")
+	}
 
 	// 2. No open relay: the MX listener refuses a recipient not hosted here.
 	got, err = swaks("--server", ports["mx_listen"], "--tls", "--from", "someone@elsewhere.example",
@@ -94,37 +99,63 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("MX relay attempt: err %v, want 550 5.7.1\n%s", err, got)
 	}
 
-	// 3. The queue: a verified remote endpoint whose next hop refuses
-	// connections keeps a message queued with its last error.
+	// 3. S/MIME fails closed, and the queue shows it: one message to two
+	// verified remote endpoints whose next hop refuses connections. The one
+	// with a certificate is sealed and deferred; the one without is held
+	// with the reason, and the sender gets a DSN saying why.
 	deadHop := freeAddr(t)
-	var ep struct {
-		ID string `json:"id"`
+	ca, err := certs.LoadCA(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	admin.call(t, http.MethodPost, "/v1/directory/endpoints", map[string]any{
-		"address": "gp.e2e@remote.nhs.example", "ods": "B82005",
-		"next_hop": map[string]string{"kind": "host", "host": deadHop, "tls": "plain-loopback"},
-	}, &ep)
-	admin.call(t, http.MethodPost, "/v1/directory/endpoints/"+ep.ID+"/attest", map[string]string{"evidence": "e2e test"}, nil)
+	certPEM, _, err := ca.IssueSMIME("gp.e2e@remote.nhs.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := certs.ParseCertificates(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, certificates := range map[string][][]byte{
+		"gp.e2e@remote.nhs.example":     {chain[0].Raw},
+		"nocert.e2e@remote.nhs.example": nil,
+	} {
+		var ep struct {
+			ID string `json:"id"`
+		}
+		admin.call(t, http.MethodPost, "/v1/directory/endpoints", map[string]any{
+			"address": addr, "ods": "B82005", "certificates": certificates,
+			"next_hop": map[string]string{"kind": "host", "host": deadHop, "tls": "plain-loopback"},
+		}, &ep)
+		admin.call(t, http.MethodPost, "/v1/directory/endpoints/"+ep.ID+"/attest", map[string]string{"evidence": "e2e test"}, nil)
+	}
 	got, err = swaks("--server", ports["submissions_listen"], "--tls-on-connect", "--tls-verify",
 		"--auth", "PLAIN", "--auth-user", sampleSenderUser, "--auth-password", password[1],
-		"--from", sampleSender, "--to", "gp.e2e@remote.nhs.example", "--body", "queued")
+		"--from", sampleSender, "--to", "gp.e2e@remote.nhs.example,nocert.e2e@remote.nhs.example", "--body", "queued")
 	id := regexp.MustCompile(`queued as (\S+)`).FindStringSubmatch(got)
 	if err != nil || id == nil {
 		t.Fatalf("swaks implicit TLS: %v\n%s", err, got)
 	}
+	senderBox := filepath.Join(dir, "data", "maildir", sampleSender, "new")
+	if !waitFor(func() bool {
+		return dirContains(senderBox, "no S/MIME encryption certificate for nocert.e2e@remote.nhs.example")
+	}) {
+		t.Errorf("the sender got no DSN naming the missing certificate in %s", senderBox)
+	}
 	var list string
 	if !waitFor(func() bool {
 		list = runBin(t, bin, "queue", "-c", cfgPath, "list")
-		return strings.Contains(list, "gp.e2e@remote.nhs.example") && strings.Contains(list, "(")
+		return strings.Contains(list, "cannot connect") && strings.Contains(list, "1 Request.")
 	}) {
-		t.Fatalf("queue list never showed the deferred message with its error:\n%s\nserver log:\n%s", list, srv.log())
+		t.Fatalf("queue list never showed the deferred and held message alone:\n%s\nserver log:\n%s", list, srv.log())
 	}
-	for _, want := range []string{"-Queue ID-", id[1], sampleSender, "-- 1 Kbytes in 1 Request."} {
+	for _, want := range []string{"-Queue ID-", id[1] + "!", sampleSender, "(5.7.5 no S/MIME encryption certificate",
+		"nocert.e2e@remote.nhs.example", "gp.e2e@remote.nhs.example", "-- 1 Kbytes in 1 Request."} {
 		if !strings.Contains(list, want) {
 			t.Errorf("queue list lacks %q:\n%s", want, list)
 		}
 	}
-	if show := runBin(t, bin, "queue", "-c", cfgPath, "show", id[1]); !strings.Contains(show, "state:        queued") {
+	if show := runBin(t, bin, "queue", "-c", cfgPath, "show", id[1]); !strings.Contains(show, "state:        queued") || !strings.Contains(show, "state:        held") {
 		t.Errorf("queue show:\n%s", show)
 	}
 	runBin(t, bin, "queue", "-c", cfgPath, "retry", id[1])

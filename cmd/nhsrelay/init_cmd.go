@@ -141,6 +141,9 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 		return s, fmt.Errorf("admin token: %w", err)
 	}
 
+	if err := os.MkdirAll(l.keysDir, 0o700); err != nil {
+		return s, err
+	}
 	text, err := devConfig(hostname)
 	if err != nil {
 		return s, err
@@ -159,9 +162,6 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 		return s, err
 	}
 
-	if err := os.MkdirAll(l.keysDir, 0o700); err != nil {
-		return s, err
-	}
 	if err := seedDirectory(ctx, cfg, ca, l.keysDir, &s); err != nil {
 		return s, fmt.Errorf("sample directory: %w", err)
 	}
@@ -183,6 +183,7 @@ func devConfig(hostname string) (string, error) {
 		{"ca_files", `["ca/` + certs.CACertFile + `"]`},
 		{"listen", strconv.Quote(devAdmin)},
 		{"challenge_from", strconv.Quote("verification@" + sampleDomain)},
+		{"trust_anchors", `["ca/` + certs.CACertFile + `"]`},
 	} {
 		var ok bool
 		if text, ok = setKey(text, kv[0], kv[1]); !ok {

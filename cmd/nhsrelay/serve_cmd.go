@@ -29,6 +29,7 @@ import (
 	"nhsrelay/directory/boltstore"
 	"nhsrelay/relay"
 	"nhsrelay/relay/queue"
+	"nhsrelay/relay/smimepolicy"
 	"nhsrelay/relay/spool"
 	"nhsrelay/smtpd"
 )
@@ -105,7 +106,7 @@ func (m *relayMailer) Send(ctx context.Context, from string, to []string, msg io
 // accepting mail, finish sessions, finish deliveries in flight, close the
 // stores.
 func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.LevelVar, hup <-chan os.Signal) (err error) {
-	for _, d := range []string{cfg.DataDir, cfg.SpoolDir(), cfg.MaildirRoot} {
+	for _, d := range []string{cfg.DataDir, cfg.SpoolDir(), cfg.QuarantineDir(), cfg.MaildirRoot} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
@@ -146,12 +147,29 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return err
 	}
+	anchors, err := certs.LoadPool(cfg.SMIMETrustAnchors...)
+	if err != nil {
+		return fmt.Errorf("smime.trust_anchors: %w", err)
+	}
+	// One policy signs and encrypts outbound mail and decrypts and
+	// verifies mail for hosted endpoints; without a valid certificate a
+	// recipient is held, never sent in clear.
+	policy, err := smimepolicy.New(smimepolicy.Config{
+		Hostname: cfg.Hostname, KeysDir: cfg.SMIMEKeysDir, Roots: anchors, Directory: dir, Accounts: dir,
+		RelayODS: cfg.RelayODS, LegacyKeyTransport: cfg.LegacyKeyTransport,
+		QuarantineDir: cfg.QuarantineDir(), QuarantineKey: key, MaildirRoot: cfg.MaildirRoot,
+		Logger: logger.With("component", "smime"), Audit: alog,
+	})
+	if err != nil {
+		return fmt.Errorf("smime: %w", err)
+	}
 	rel, err := relay.New(relay.Config{
 		Hostname: cfg.Hostname, SpoolDir: cfg.SpoolDir(), SpoolKey: key, Store: qstore, Directory: dir,
 		MaildirRoot: cfg.MaildirRoot, Logger: logger.With("component", "relay"), Audit: alog, Metrics: reg,
 		RootCAs: roots, HopConcurrency: cfg.HopConcurrency, Concurrency: cfg.Concurrency,
 		AttemptTimeout: cfg.AttemptTimeout, IdleTimeout: cfg.ConnIdle, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
 		DelayWarnAfter: cfg.DelayWarnAfter, GiveUpAfter: cfg.GiveUpAfter,
+		Sealer: policy.Sealer(), Opener: policy.Opener(),
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
@@ -283,6 +301,9 @@ loop:
 			break loop
 		case <-hup:
 			cfg = reload(cfg, level, reloader, token, logger)
+			if err := policy.Reload(); err != nil {
+				logger.Error("S/MIME key reload", "err", err)
+			}
 			auditServer(alog, logger, "server.reloaded", "SIGHUP")
 		}
 	}
@@ -328,11 +349,11 @@ func auditServerOutcome(alog *audit.Log, logger *slog.Logger, action, outcome, d
 }
 
 // reload is SIGHUP: re-read the TLS certificate and key, the admin token
-// and the config file. Of the config, only server.log_level takes effect
+// and the config file (the caller reloads the S/MIME keys). Of the config, only server.log_level takes effect
 // at run time; other changes are reported as needing a restart. A config
 // that no longer validates is refused whole and the running one kept.
 func reload(cur *config, level *slog.LevelVar, r *certs.Reloader, tok *adminToken, logger *slog.Logger) *config {
-	logger.Info("SIGHUP: reloading certificates, admin token and config")
+	logger.Info("SIGHUP: reloading certificates, S/MIME keys, admin token and config")
 	if err := r.Reload(); err != nil {
 		logger.Error("TLS reload failed; keeping the old certificate", "err", err)
 	}
