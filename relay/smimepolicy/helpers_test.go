@@ -106,7 +106,7 @@ func (l *auditLog) find(action string) []audit.Event {
 }
 
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	ca       *certstest.CA
 	keys     string
 	mail     string
@@ -123,7 +123,7 @@ type fixture struct {
 // senderAddr (A81001), hostedAddr (RX9, hosted here, key in KeysDir) and
 // remoteAddr (RX9, elsewhere; its key pair is written beside, not in
 // KeysDir, for openssl).
-func newFixture(t *testing.T, edit func(*smimepolicy.Config)) *fixture {
+func newFixture(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
 	t.Helper()
 	tmp := t.TempDir()
 	f := &fixture{t: t, ca: certstest.NewCA(t), keys: filepath.Join(tmp, "keys"), mail: filepath.Join(tmp, "mail"),
