@@ -36,23 +36,22 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("c", def, "config `file` (env NHSRELAY_CONFIG)")
 }
 
-// newAdminClient reads only the [admin] table of the config file.
+// newAdminClient reads only the [admin] table of the config file, with the
+// same defaults serve applies, so a file that leaves them out still works.
 func newAdminClient(configPath string) (*adminClient, error) {
 	var f struct {
-		Admin struct {
-			Listen    string `toml:"listen"`
-			TokenFile string `toml:"token_file"`
-		} `toml:"admin"`
+		Admin fileAdmin `toml:"admin"`
 	}
+	f.Admin = defaultFileConfig().Admin
 	if _, err := toml.DecodeFile(configPath, &f); err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	if f.Admin.Listen == "" || f.Admin.TokenFile == "" {
-		return nil, fmt.Errorf("%s: admin.listen and admin.token_file must be set to use the admin API", configPath)
+	if f.Admin.Listen == "" {
+		return nil, fmt.Errorf("%s: admin.listen is empty, so the admin API is off and the CLI cannot reach the server", configPath)
 	}
 	tok, err := os.ReadFile(resolvePath(configPath, f.Admin.TokenFile))
 	if err != nil {
-		return nil, fmt.Errorf("read admin token: %w", err)
+		return nil, fmt.Errorf("read admin token (admin.token_file): %w", err)
 	}
 	return &adminClient{
 		base:  "http://" + f.Admin.Listen,

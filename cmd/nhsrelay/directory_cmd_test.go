@@ -218,10 +218,11 @@ func TestDirectoryCLIErrors(t *testing.T) {
 			t.Errorf("directory %q: err = %v, want %q", tc.args, err, tc.want)
 		}
 	}
-	// A config without an admin section names what is missing.
+	// A config without an admin section gets serve's defaults, and names
+	// the token file it then could not read.
 	empty := filepath.Join(t.TempDir(), "empty.toml")
 	os.WriteFile(empty, nil, 0o600)
-	if _, err := runDir(t, empty, "", "list"); err == nil || !strings.Contains(err.Error(), "admin.listen") {
+	if _, err := runDir(t, empty, "", "list"); err == nil || !strings.Contains(err.Error(), "admin.token_file") {
 		t.Errorf("list with no admin config: err = %v", err)
 	}
 }
