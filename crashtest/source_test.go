@@ -37,7 +37,9 @@ const (
 type senders struct {
 	mu     sync.Mutex
 	tokens map[string]tokenState // envelope recipient → state
+	fatals []string              // smtp-source's own "fatal:" lines, for the failure message
 	acks   atomic.Int64          // how many acked in all
+	alive  atomic.Int64          // processes still running
 	wg     sync.WaitGroup
 }
 
@@ -68,7 +70,9 @@ func (s *senders) start(t *testing.T, ctx context.Context, addr, prefix, domain 
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start smtp-source: %v", err)
 		}
+		s.alive.Add(1)
 		s.wg.Go(func() {
+			defer s.alive.Add(-1)
 			s.follow(stderr)
 			cmd.Wait() // a non-zero exit is expected when the relay is killed
 		})
@@ -99,6 +103,10 @@ func (s *senders) follow(r io.Reader) {
 			continue
 		}
 		switch {
+		case strings.HasPrefix(line, "fatal: "):
+			s.mu.Lock()
+			s.fatals = append(s.fatals, line)
+			s.mu.Unlock()
 		case strings.HasPrefix(line, "RCPT TO:<"):
 			rcpt = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(line, "RCPT TO:<"), ">"))
 			afterDot = false
@@ -123,6 +131,13 @@ func (s *senders) set(token string, st tokenState) {
 	s.mu.Lock()
 	s.tokens[token] = st
 	s.mu.Unlock()
+}
+
+// problems returns the fatal errors the processes reported so far.
+func (s *senders) problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.fatals...)
 }
 
 // snapshot returns a copy of every token's state.
