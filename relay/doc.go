@@ -26,7 +26,14 @@
 //     directory says tls=plain-loopback and the address dialled is
 //     loopback.
 //  4. A Sealer (S/MIME, issue 5) may protect the body per hop; an error
-//     wrapping ErrHold holds the recipients and tells the sender.
+//     wrapping ErrHold holds the recipients and tells the sender. A Sealer
+//     that is also a RecipientChecker is asked per recipient first, so one
+//     recipient without a valid certificate holds only itself; TLS-only
+//     endpoints get their own, unsealed transaction. For hosted endpoints
+//     an Opener (if set) replaces the Sealer: it decrypts and verifies
+//     inbound mail, and an error wrapping ErrQuarantine fails the
+//     recipient (5.7.5) with a DSN to the sender, the Opener having kept
+//     the message in quarantine (relay/smimepolicy).
 //  5. Outcomes: 2xx delivered; 4xx and connection errors retried with
 //     exponential backoff and jitter (RetryMin..RetryMax); one delay DSN
 //     after DelayWarnAfter; a failure DSN after GiveUpAfter; 5xx a failure
@@ -51,6 +58,7 @@
 // queue.retry, queue.delete.
 //
 // Main types: Relay (New, Submit, Run, Kick, List, Get, Retry, Delete,
-// AdminHandler), Config, Envelope, Directory, Sealer. Test helpers live in
+// AdminHandler), Config, Envelope, Directory, Sealer, RecipientChecker,
+// Opener, Body. Test helpers live in
 // relay/relaytest (an SMTP sink).
 package relay
