@@ -171,6 +171,9 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 	return s, nil
 }
 
+// sampleRelayODS is the organisation that runs the sample relay.
+const sampleRelayODS = "A81001"
+
 // devConfig fills in the example for a development instance.
 func devConfig(hostname string) (string, error) {
 	text := exampleConfig
@@ -184,6 +187,9 @@ func devConfig(hostname string) (string, error) {
 		{"listen", strconv.Quote(devAdmin)},
 		{"challenge_from", strconv.Quote("verification@" + sampleDomain)},
 		{"trust_anchors", `["ca/` + certs.CACertFile + `"]`},
+		// The sample relay is run by the practice, so its own mail (DSNs,
+		// trusted networks) is signed with the practice's key rather than held.
+		{"relay_ods", strconv.Quote(sampleRelayODS)},
 	} {
 		var ok bool
 		if text, ok = setKey(text, kv[0], kv[1]); !ok {
@@ -270,7 +276,7 @@ func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir strin
 		s.orgs++
 	}
 	// The sending organisation's own certificate, for S/MIME signing.
-	if _, err := issueSMIME(ca, keysDir, "A81001"); err != nil {
+	if _, err := issueSMIME(ca, keysDir, sampleRelayODS); err != nil {
 		return err
 	}
 	for _, se := range sampleEndpoints() {
