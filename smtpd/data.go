@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -40,8 +38,8 @@ func (ss *session) Data(r io.Reader) error {
 	if seq := ss.w.dataSeq.Load(); seq != ss.dataSeq {
 		ss.dataSeq, viaDATA = seq, true
 	}
-	dr := &deadlineReader{r: r, set: ss.w.setDataDeadline, timeout: ss.s.cfg.DataTimeout,
-		rate: ss.s.cfg.MinDataRate, start: time.Now()}
+	dr := &deadlineReader{r: r, set: ss.w.setDataDeadline, timeout: ss.s.limits().DataTimeout,
+		rate: ss.s.limits().MinDataRate, start: time.Now()}
 	eol := &lineEndingReader{r: dr}
 	if viaDATA {
 		eol.final = func() error {
@@ -51,7 +49,7 @@ func (ss *session) Data(r io.Reader) error {
 			return nil
 		}
 	}
-	hr := &headerReader{r: eol, limit: ss.s.cfg.MaxHeaderBytes}
+	hr := &headerReader{r: eol, limit: ss.s.limits().MaxHeaderBytes}
 	if ss.account != nil {
 		acct := *ss.account
 		hr.check = func(h textproto.Header) error { return checkFrom(h, acct) }
@@ -145,8 +143,7 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.n += int64(n)
 	if err != nil && err != io.EOF {
-		var ne net.Error
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			err = fmt.Errorf("%w after %d bytes: %w", ErrDataTimeout, d.n, err)
 		}
 		d.err = err

@@ -64,7 +64,7 @@ func (s *Server) toReply(err error, cid string) *smtp.SMTPError {
 	case errors.Is(err, ErrBareLineEnding):
 		return reply(554, 6, 0, "message contains a bare LF/CR; SMTP requires CRLF line endings (RFC 5321 §2.3.8)")
 	case errors.Is(err, ErrHeaderTooLarge):
-		return reply(552, 3, 4, fmt.Sprintf("message header exceeds the limit of %d bytes", s.cfg.MaxHeaderBytes))
+		return reply(552, 3, 4, fmt.Sprintf("message header exceeds the limit of %d bytes", s.limits().MaxHeaderBytes))
 	case errors.Is(err, ErrHeaderMalformed):
 		return reply(554, 6, 0, "message header is malformed (RFC 5322 §2.2)")
 	case errors.Is(err, smtp.ErrTooLongLine):

@@ -22,7 +22,8 @@ import (
 // Server is the SMTP front door. One Server serves any number of listeners
 // (Serve once per listener); the connection limits are shared by all.
 type Server struct {
-	cfg      Config
+	cfg      Config // limits are read through limits(): SetLimits changes them
+	live     liveLimits
 	m        *metrics
 	authFail *failLimiter
 
@@ -157,7 +158,7 @@ func (l *listener) Accept() (net.Conn, error) {
 func (s *Server) admit(c net.Conn, mode Mode) *wireConn {
 	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	ip := ap.Addr().Unmap()
-	trusted := s.cfg.trusted(ip)
+	trusted := s.limits().trusted(ip)
 	cid := newCID()
 
 	s.mu.Lock()
@@ -165,9 +166,9 @@ func (s *Server) admit(c net.Conn, mode Mode) *wireConn {
 	switch {
 	case s.closed:
 		why, reason = "4.3.2 "+s.cfg.Hostname+" service shutting down", "shutdown"
-	case len(s.conns) >= s.cfg.MaxConns:
+	case len(s.conns) >= s.limits().MaxConns:
 		why, reason = "4.7.0 "+s.cfg.Hostname+" too many connections, try again later", "conn_limit"
-	case !trusted && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+	case !trusted && s.perIP[ip] >= s.limits().MaxConnsPerIP:
 		why, reason = "4.7.0 "+s.cfg.Hostname+" too many connections from your address, try again later", "conn_limit_ip"
 	}
 	if why != "" {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,7 +133,7 @@ func (w *wireConn) greet() error {
 			return net.ErrClosed
 		}
 	}
-	wait := w.srv.cfg.GreetWait
+	wait := w.srv.limits().GreetWait
 	if wait <= 0 || w.trusted || !w.scanning {
 		return nil
 	}
@@ -148,11 +150,17 @@ func (w *wireConn) greet() error {
 		w.refuseSync("client sent data before the greeting (RFC 5321 §4.3.1)")
 		return net.ErrClosed
 	}
-	if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
+	if err != nil && !isTimeout(err) {
 		w.Close() // gone, or broken
 		return net.ErrClosed
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a deadline passing, however wrapped.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // refuseSync answers a pipelining violation and closes the connection.
@@ -174,7 +182,7 @@ func (w *wireConn) SetReadDeadline(t time.Time) error {
 	w.junk++
 	stop := w.violation != "" || w.closing || (w.draining && !w.inTxn)
 	var bye string
-	if !stop && w.junk > w.srv.cfg.MaxJunkCommands {
+	if !stop && w.junk > w.srv.limits().MaxJunkCommands {
 		stop, bye = true, "421 4.7.0 "+w.srv.cfg.Hostname+" too many commands without mail, closing connection\r\n"
 		w.srv.m.rejected.WithLabelValues("junk_commands").Inc()
 	} else if w.draining && !w.inTxn && w.violation == "" && !w.closing {
@@ -234,7 +242,7 @@ func (w *wireConn) addError() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.errs++
-	if w.errs >= w.srv.cfg.MaxErrors {
+	if w.errs >= w.srv.limits().MaxErrors {
 		w.closing = true
 		return true
 	}
