@@ -9,12 +9,16 @@
 //	// on SIGHUP: p.Reload()
 //
 // Outbound (Seal, CheckRecipient). Each recipient endpoint's certificate
-// comes from the directory (Endpoint.Certificates, DER): among those that
-// name the endpoint (RFC 8550 §3: its address, an address in its domain
-// for a domain endpoint, or its organisation's ODS code), the one valid
-// for encryption now (certs.ValidateSMIME: validity, key strength,
+// comes from the directory (Endpoint.Certificates, DER, set only by an
+// administrator): among those that name the endpoint (RFC 8550 §3: its
+// address, or an address in its domain for a domain endpoint), the one
+// valid for encryption now (certs.ValidateSMIME: validity, key strength,
 // emailProtection, keyEncipherment, chain to the S/MIME trust anchors)
-// that lasts longest. None → a *HoldError wrapping relay.ErrHold whose
+// that lasts longest. A certificate naming only the endpoint's
+// organisation (its ODS code) is never an encryption certificate for an
+// endpoint, even when stored on it: whoever holds the organisation's key
+// could otherwise read every endpoint of the organisation. Organisation
+// certificates sign (and receive the organisation's own sent copy). None → a *HoldError wrapping relay.ErrHold whose
 // text is exactly why ("certificate for results@a81001.nhs.test expired
 // on 2026-10-01"); nothing is sent, in clear or otherwise, and the relay
 // tells the sender in a DSN. Because the Policy is a

@@ -193,13 +193,18 @@ func (f *fixture) writePair(dir, name string, cert *x509.Certificate, key *rsa.P
 func (f *fixture) orgPair(ods string) *x509.Certificate {
 	f.t.Helper()
 	key := rsaKey(f.t, 2048)
-	cert := f.ca.Issue(f.t, &x509.Certificate{
+	cert := f.ca.Issue(f.t, orgTemplate(ods), key.Public())
+	f.writePair(f.keys, ods, cert, key)
+	return cert
+}
+
+// orgTemplate is an organisation certificate: ODS code, no address.
+func orgTemplate(ods string) *x509.Certificate {
+	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: ods, SerialNumber: ods, OrganizationalUnit: []string{"ODS:" + ods}},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}, key.Public())
-	f.writePair(f.keys, ods, cert, key)
-	return cert
+	}
 }
 
 // mailboxPair issues a mailbox certificate for addr into dir/<addr>.

@@ -164,10 +164,16 @@ func (p *Policy) holdEvent(m queue.Message, ep directory.Endpoint, err error) {
 
 // recipientCert picks ep's encryption certificate: among the directory's
 // certificates for ep that name it (RFC 8550 §3: the mailbox address, or
-// for a domain endpoint an address in the domain, or the endpoint's
-// organisation by ODS code), the valid one (certs.ValidateSMIME for
-// encryption, the others as possible intermediates) that lasts longest.
-// Otherwise a *HoldError with the reason of the newest certificate.
+// for a domain endpoint an address in the domain), the valid one
+// (certs.ValidateSMIME for encryption, the others as possible
+// intermediates) that lasts longest. Otherwise a *HoldError with the
+// reason of the newest certificate.
+//
+// A certificate that names only the endpoint's organisation (its ODS code)
+// is never an encryption certificate for the endpoint: it would let whoever
+// holds the organisation's key read every endpoint of that organisation,
+// including ones (a safeguarding team, a GP's own mailbox) the
+// organisation's key holder must not read. Such certificates sign.
 func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Certificate, error) {
 	name := epName(ep)
 	hold := func(err error, format string, args ...any) error {
@@ -205,6 +211,10 @@ func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Cert
 	switch {
 	case best != nil:
 		return best, nil
+	case newest == nil && orgOnly(parsed, ep):
+		return nil, hold(nil, "the S/MIME certificate in the NHS directory for %s names only organisation %s (ODS code), "+
+			"which signs but cannot receive mail for one endpoint; it needs a certificate naming %s (RFC 8550 §3)",
+			name, strings.ToUpper(ep.ODS), name)
 	case newest != nil:
 		var ce *certs.CertificateError
 		if errors.As(newestErr, &ce) && !strings.EqualFold(ce.Subject, name) {
@@ -217,18 +227,35 @@ func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Cert
 	}
 }
 
-// namesEndpoint reports whether c is for ep (RFC 8550 §3).
+// namesEndpoint reports whether c is for ep (RFC 8550 §3): it names ep's
+// address, or for a domain endpoint an address in that domain. An
+// organisation's ODS code is not enough (see recipientCert).
 func namesEndpoint(c *x509.Certificate, ep directory.Endpoint) bool {
-	if ods, ok := certs.ODSCode(c); ok && strings.EqualFold(ods, ep.ODS) {
-		return true
-	}
 	addr := strings.ToLower(ep.Address)
+	if addr == "" {
+		return false
+	}
 	for _, a := range certs.Addresses(c) {
 		if a == addr || (!strings.Contains(addr, "@") && strings.HasSuffix(a, "@"+addr)) {
 			return true
 		}
 	}
 	return false
+}
+
+// orgOnly reports whether some certificate in cs names ep's organisation
+// by ODS code and none names ep itself.
+func orgOnly(cs []*x509.Certificate, ep directory.Endpoint) bool {
+	found := false
+	for _, c := range cs {
+		if namesEndpoint(c, ep) {
+			return false
+		}
+		if ods, ok := certs.ODSCode(c); ok && ep.ODS != "" && strings.EqualFold(ods, ep.ODS) {
+			found = true
+		}
+	}
+	return found
 }
 
 // signer is the sending organisation's pair: the account's organisation,

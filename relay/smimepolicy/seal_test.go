@@ -111,6 +111,11 @@ func TestSealHolds(t *testing.T) {
 		{"weak key", issue(f.ca, mailboxTemplate(remoteAddr), 1024), "certificate for " + remoteAddr + " is refused, key too weak: RSA 1024 bits (minimum 2048)", certs.ErrWeakKey},
 		{"someone else's", issue(f.ca, mailboxTemplate("other@elsewhere.nhs.test"), 2048),
 			"the S/MIME certificate in the NHS directory for " + remoteAddr + " is for other@elsewhere.nhs.test, not this endpoint (RFC 8550 §3)", nil},
+		// The organisation's own certificate (ODS code only) signs; it
+		// must not let the organisation's key holder read this endpoint.
+		{"organisation only", issue(f.ca, orgTemplate("RX9"), 2048),
+			"the S/MIME certificate in the NHS directory for " + remoteAddr + " names only organisation RX9 (ODS code), " +
+				"which signs but cannot receive mail for one endpoint; it needs a certificate naming " + remoteAddr + " (RFC 8550 §3)", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := directory.Endpoint{ID: "ep-x", Address: remoteAddr, ODS: "RX9", NextHop: directory.NextHop{Kind: directory.HopMX}}
@@ -151,6 +156,38 @@ func TestSealPicksValidCertificate(t *testing.T) {
 	if _, err := sealTo(t, f, queue.Message{ID: "Q3", Account: "gp", From: senderAddr}, []directory.Endpoint{ep},
 		message(senderAddr, remoteAddr, "tok3")); err != nil {
 		t.Fatalf("Seal with one expired and one valid certificate: %v", err)
+	}
+}
+
+// A domain endpoint takes a certificate naming an address in its domain,
+// and nothing naming another domain or only its organisation; a mailbox
+// certificate beside an organisation one is chosen.
+func TestSealCertificateNamesEndpoint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	issue := func(tmpl *x509.Certificate) []byte { return f.ca.Issue(t, tmpl, rsaKey(t, 2048).Public()).Raw }
+	org := issue(orgTemplate("RX9"))
+	for _, tc := range []struct {
+		name  string
+		ep    directory.Endpoint
+		certs [][]byte
+		ok    bool
+	}{
+		{"domain, address in it", directory.Endpoint{Address: "rx9.nhs.test", ODS: "RX9"}, [][]byte{issue(mailboxTemplate("inbox@rx9.nhs.test"))}, true},
+		{"domain, other domain", directory.Endpoint{Address: "rx9.nhs.test", ODS: "RX9"}, [][]byte{issue(mailboxTemplate("inbox@rx9.nhs.test.evil"))}, false},
+		{"domain, organisation only", directory.Endpoint{Address: "rx9.nhs.test", ODS: "RX9"}, [][]byte{org}, false},
+		{"mailbox beside organisation", directory.Endpoint{Address: remoteAddr, ODS: "RX9"}, [][]byte{org, issue(mailboxTemplate(remoteAddr))}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.ep.ID, tc.ep.Certificates = "ep-"+tc.name, tc.certs
+			err := f.p.CheckRecipient(t.Context(), queue.Message{ID: "QN", Account: "gp", From: senderAddr}, tc.ep)
+			if (err == nil) != tc.ok {
+				t.Errorf("CheckRecipient = %v, want ok=%t", err, tc.ok)
+			}
+			if !tc.ok && !errors.Is(err, relay.ErrHold) {
+				t.Errorf("CheckRecipient = %v, want ErrHold", err)
+			}
+		})
 	}
 }
 
