@@ -38,8 +38,12 @@ func (ss *session) Data(r io.Reader) error {
 	if seq := ss.w.dataSeq.Load(); seq != ss.dataSeq {
 		ss.dataSeq, viaDATA = seq, true
 	}
-	dr := &deadlineReader{r: r, set: ss.w.setDataDeadline, timeout: ss.s.limits().DataTimeout,
-		rate: ss.s.limits().MinDataRate, start: time.Now()}
+	// Every read that brings message bytes is progress: with BDAT each
+	// chunk is a command line (RFC 3030 §2), and a message in more chunks
+	// than MaxJunkCommands must not be cut off as junk. A chunk with no
+	// bytes (BDAT 0) moves nothing forward and still counts.
+	dr := &deadlineReader{r: r, set: ss.w.setDataDeadline, progress: ss.w.progress,
+		timeout: ss.s.limits().DataTimeout, rate: ss.s.limits().MinDataRate, start: time.Now()}
 	eol := &lineEndingReader{r: dr}
 	if viaDATA {
 		eol.final = func() error {
@@ -122,13 +126,14 @@ func dataReason(err error) string {
 // (Postfix smtpd_min_data_rate): by then it must have sent
 // rate × (elapsed − timeout) bytes. Deadlines are wall-clock: they are I/O.
 type deadlineReader struct {
-	r       io.Reader
-	set     func(time.Time) error
-	timeout time.Duration
-	rate    int
-	start   time.Time
-	n       int64
-	err     error
+	r        io.Reader
+	set      func(time.Time) error
+	progress func() // called when a read brought bytes
+	timeout  time.Duration
+	rate     int
+	start    time.Time
+	n        int64
+	err      error
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
@@ -142,6 +147,9 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	d.set(dl)
 	n, err := d.r.Read(p)
 	d.n += int64(n)
+	if n > 0 && d.progress != nil {
+		d.progress()
+	}
 	if err != nil && err != io.EOF {
 		if isTimeout(err) {
 			err = fmt.Errorf("%w after %d bytes: %w", ErrDataTimeout, d.n, err)
