@@ -5,7 +5,7 @@
 // chain at a point Verify can name. It is a leaf package: any package may
 // record events through the Recorder interface.
 //
-// Log (Open, Record, Close) writes the chain to a file, one JSON record per
+// Log (Open, Record, Err, Close) writes the chain to a file, one JSON record per
 // line, fsynced before Record returns; Verify checks a file and names the
 // first broken record in a *BrokenError. record.go describes the format.
 package audit

@@ -165,6 +165,16 @@ func (l *Log) Record(ev Event) error {
 	return nil
 }
 
+// Err returns nil while Record can still succeed, or the error that stopped
+// the log for good: the failed write or fsync, or ErrClosed after Close.
+// Callers that must not act unaudited check it before they take work on
+// (fail closed), rather than learn of the failure after acting.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
 // Head returns the last record's seq and the hex SHA-256 of its line — the
 // value to anchor elsewhere so that cutting records from the end shows.
 func (l *Log) Head() (seq uint64, hash string) {

@@ -358,3 +358,39 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestErrIsSticky: Err is nil while the log works and, once a write fails,
+// reports the failure for good (so callers can refuse work up front), as
+// it reports ErrClosed after Close.
+func TestErrIsSticky(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, filepath.Join(t.TempDir(), "audit.log"))
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err on a new log = %v, want nil", err)
+	}
+	if err := l.Record(ev(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err after a good Record = %v, want nil", err)
+	}
+	l.f.Close() // the disk goes away under the log
+	werr := l.Record(ev(2))
+	if werr == nil {
+		t.Fatal("Record on a closed file succeeded")
+	}
+	for range 2 {
+		if err := l.Err(); err == nil || err.Error() != werr.Error() {
+			t.Fatalf("Err after a failed write = %v, want %v", err, werr)
+		}
+	}
+	if err := l.Record(ev(3)); err == nil {
+		t.Fatal("Record after a failed write succeeded")
+	}
+
+	closed := openLog(t, filepath.Join(t.TempDir(), "audit.log"))
+	closed.Close()
+	if err := closed.Err(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Err after Close = %v, want ErrClosed", err)
+	}
+}
