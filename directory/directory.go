@@ -43,6 +43,11 @@ type Config struct {
 	// WarnBefore is how far ahead CheckExpiry warns (default 30 days).
 	WarnBefore time.Duration
 
+	// CertCheck judges S/MIME certificates for Check and CheckExpiry as the
+	// relay will (chain to the S/MIME trust anchors, emailProtection,
+	// key usage and size, dates). nil: dates only (tests).
+	CertCheck CertCheck
+
 	// HashCost is the bcrypt cost for challenge codes and for the stand-in
 	// hash Authenticate compares unknown users against (default
 	// bcrypt.DefaultCost). Tests lower it to bcrypt.MinCost.

@@ -11,8 +11,10 @@ import (
 )
 
 // CheckExpiry looks at every verified endpoint. One whose verification or
-// last S/MIME certificate expires within Config.WarnBefore gets a warning;
-// one already past it is suspended, with the reason, in one atomic write.
+// last usable S/MIME certificate (certNotice) expires within
+// Config.WarnBefore gets a warning; one already past it is suspended, with
+// the reason, in one atomic write. Certificates the relay would refuse for
+// another reason (Config.CertCheck) are warned about, not suspended.
 // cmd runs it daily, exports the counts as metrics and mails Lines to the
 // administrators. An endpoint with TLSOnly set is not judged by its
 // certificates.
@@ -32,12 +34,14 @@ func (d *Directory) CheckExpiry(ctx context.Context) (ExpiryReport, error) {
 		if exp := e.Verification.Expires; !exp.IsZero() {
 			notices = append(notices, d.notice(e, ExpiryVerification, exp, now))
 		}
-		if exp, ok := lastCertExpiry(e); ok && !e.TLSOnly {
-			notices = append(notices, d.notice(e, ExpiryCertificate, exp, now))
+		if !e.TLSOnly && len(e.Certificates) > 0 {
+			notices = append(notices, d.certNotice(e, now))
 		}
 		var expired []ExpiryNotice
 		for _, n := range notices {
 			switch {
+			case n.Kind == ExpiryCertificateProblem:
+				rep.Warnings = append(rep.Warnings, n)
 			case n.DaysLeft < 0 || !now.Before(n.Expires):
 				expired = append(expired, n)
 			case n.Expires.Sub(now) <= d.cfg.WarnBefore:
@@ -100,15 +104,39 @@ func (d *Directory) notice(e Endpoint, kind ExpiryKind, exp, now time.Time) Expi
 	return n
 }
 
-// lastCertExpiry returns the latest NotAfter of e's certificates: mail can
-// be encrypted until then.
-func lastCertExpiry(e Endpoint) (time.Time, bool) {
-	var last time.Time
-	for _, der := range e.Certificates {
-		c, err := x509.ParseCertificate(der)
-		if err == nil && c.NotAfter.After(last) {
-			last = c.NotAfter
+// certNotice says when e's S/MIME runs out, judged as the relay judges it
+// (judgeCerts): the latest expiry of the leaf certificates that name e and
+// that Config.CertCheck accepts. If none is usable: expired when every
+// naming leaf is past its date (CheckExpiry suspends), else a
+// certificate problem with the reason of the longest-lasting one (a
+// warning). CA certificates and certificates for others never count.
+func (d *Directory) certNotice(e Endpoint, now time.Time) ExpiryNotice {
+	var usable, newest *x509.Certificate
+	var newestErr error
+	for _, v := range d.judgeCerts(e, now) {
+		switch {
+		case v.usable():
+			if usable == nil || v.cert.NotAfter.After(usable.NotAfter) {
+				usable = v.cert
+			}
+		case v.names:
+			if newest == nil || v.cert.NotAfter.After(newest.NotAfter) {
+				newest, newestErr = v.cert, v.err
+			}
 		}
 	}
-	return last, !last.IsZero()
+	switch {
+	case usable != nil:
+		return d.notice(e, ExpiryCertificate, usable.NotAfter, now)
+	case newest != nil && now.After(newest.NotAfter):
+		return d.notice(e, ExpiryCertificate, newest.NotAfter, now)
+	}
+	n := ExpiryNotice{EndpointID: e.ID, Address: e.Address, ODS: e.ODS, Kind: ExpiryCertificateProblem}
+	if newest == nil {
+		n.Text = "no S/MIME certificate names " + e.Address + " or ODS " + e.ODS + " (RFC 8550 §3); mail to it is held"
+		return n
+	}
+	n.Expires, n.DaysLeft = newest.NotAfter, daysLeft(now, newest.NotAfter)
+	n.Text = "S/MIME certificate refused: " + newestErr.Error() + "; mail to it is held"
+	return n
 }

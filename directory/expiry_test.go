@@ -128,7 +128,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check(%s) = %+v, want not OK with %q, path %q", tc.addr, r, tc.reason, tc.path)
 		}
 	}
-	if r := fx.d.Check(ctx, "wrong@nhs.example"); r.Certificates[0].Problem != "does not name wrong@nhs.example" {
+	if r := fx.d.Check(ctx, "wrong@nhs.example"); r.Certificates[0].Problem != "is for someone.else@nhs.example, not this endpoint (RFC 8550 §3)" {
 		t.Errorf("certificate problem = %q", r.Certificates[0].Problem)
 	}
 	// Warnings within WarnBefore appear as reasons but do not stop sending.

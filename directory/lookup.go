@@ -3,13 +3,14 @@ package directory
 import (
 	"cmp"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
+
+	"nhsrelay/audit"
 )
 
 // CheckRecipient is the policy at RCPT time (smtpd asks it for each
@@ -19,17 +20,75 @@ import (
 // in words and whose Successor names a verified endpoint of the successor
 // organisation, if there is one. Mail is never rerouted to a successor
 // automatically; only an administrator's redirect (SetRedirect) does that,
-// and then the redirect target is returned.
+// and then the redirect target is returned. Resolve says also which
+// endpoint the address named, so that the relay can audit the redirect.
 func (d *Directory) CheckRecipient(ctx context.Context, addr string) (Endpoint, error) {
+	r, err := d.Resolve(ctx, addr)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	return r.Target, nil
+}
+
+// Resolution is where mail for an address goes.
+type Resolution struct {
+	// Address is the address asked about, normalised.
+	Address string
+	// Requested is the endpoint the address names: its mailbox's, else its
+	// domain's.
+	Requested Endpoint
+	// Target is where mail goes: Requested, or the endpoint an
+	// administrator redirected it to (SetRedirect, one hop).
+	Target Endpoint
+	// Redirected is true when Target is a redirect target.
+	Redirected bool
+}
+
+// RedirectEvent is the audit event for mail that follows r's redirect
+// ("endpoint.redirect_followed", from → to). The directory audits setting a
+// redirect; following one is per message, so the relay records this event,
+// once per message (it sets Time, Actor and QueueID).
+func (r Resolution) RedirectEvent() audit.Event {
+	return audit.Event{Action: "endpoint.redirect_followed", Endpoint: r.Requested.Address, Outcome: outcomeOK,
+		Detail: "mail for " + r.Address + " follows the administrator's redirect from " +
+			r.Requested.Address + " to " + r.Target.Address}
+}
+
+// Resolve is CheckRecipient with the whole answer: the endpoint the address
+// names and where its mail goes. Its errors are CheckRecipient's; with a
+// *NotVerifiedError, Requested (and Target, if the redirect target exists)
+// are set, so that a refusal can name them.
+func (d *Directory) Resolve(ctx context.Context, addr string) (Resolution, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	e, err := d.checkRecipientLocked(addr)
-	if err == nil && e.Redirect == "" && !strings.EqualFold(e.Address, addr) {
-		if orig, lerr := d.lookup(addr); lerr == nil && orig.Redirect != "" {
-			d.log.Info("directory: recipient redirected", "rcpt", orig.Address, "endpoint", e.Address)
-		}
+	r, err := d.resolveLocked(addr)
+	if err == nil && r.Redirected {
+		d.log.Debug("directory: recipient redirected", "rcpt", r.Address, "endpoint", r.Target.Address)
 	}
-	return e, err
+	return r, err
+}
+
+// Usable says whether clinical mail to e would be accepted now, by the
+// rule CheckRecipient applies (status, verification expiry, organisation
+// closed or missing, redirect target); if not, reason says why in words,
+// as a refusal would. The FHIR API derives Endpoint.status from it, so the
+// two never disagree.
+func (d *Directory) Usable(e Endpoint) (ok bool, reason string) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, err := d.follow(e)
+	if err == nil {
+		return true, ""
+	}
+	var nv *NotVerifiedError
+	if errors.As(err, &nv) {
+		reason = nv.Reason
+		if nv.Successor != "" {
+			reason += "; successor: " + nv.Successor
+		}
+		return false, reason
+	}
+	return false, err.Error()
 }
 
 // refusal returns nil if e may receive clinical mail now, or why not.
@@ -268,7 +327,10 @@ func nameMatches(name string, query []string) bool {
 }
 
 // Check answers "can I send to this address?" for people (the CLI's
-// directory check and the API's /v1/directory/check).
+// directory check and the API's /v1/directory/check): the RCPT decision,
+// and the certificates judged as the relay will judge them when it seals
+// (Config.CertCheck), so that OK is true only if mail would be accepted and
+// sent, not held.
 func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	r := CheckResult{Address: strings.TrimSpace(addr)}
 	a, err := NormaliseAddress(addr)
@@ -278,12 +340,13 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	}
 	r.Address = a
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	e, err := d.lookup(a)
-	if err != nil {
+	res, refused := d.resolveLocked(a)
+	if errors.Is(refused, ErrNotFound) {
+		d.mu.RUnlock()
 		r.Reasons = append(r.Reasons, "no such NHS endpoint in the directory")
 		return r
 	}
+	e := res.Requested
 	if !strings.EqualFold(e.Address, a) {
 		r.Reasons = append(r.Reasons, "no endpoint for this mailbox; the endpoint for its domain "+e.Address+" takes it")
 	}
@@ -297,7 +360,8 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	if o, ok := d.orgs[e.ODS]; ok {
 		r.Organisation = &o
 	}
-	_, refused := d.checkRecipientLocked(a)
+	d.mu.RUnlock()
+
 	var nv *NotVerifiedError
 	if errors.As(refused, &nv) {
 		reason := nv.Reason
@@ -309,42 +373,63 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 		r.Reasons = append(r.Reasons, refused.Error())
 	}
 	now := d.cfg.Now()
+	warnDays := int(d.cfg.WarnBefore / (24 * time.Hour))
 	if v := e.Verification.Expires; refused == nil && !v.IsZero() && v.Sub(now) < d.cfg.WarnBefore {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("verification expires on %s (%d days); verify again before then", day(v), daysLeft(now, v)))
 	}
-	valid := 0
-	for _, der := range e.Certificates {
-		ci := certInfo(der, e.Address, now)
-		if ci.Problem == "" {
-			valid++
-			if ci.DaysLeft < int(d.cfg.WarnBefore/(24*time.Hour)) {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("S/MIME certificate %s expires on %s (%d days)", ci.Subject, day(ci.NotAfter), ci.DaysLeft))
+	usable := 0
+	var held *certVerdict // the naming leaf that lasts longest, if none is usable
+	verdicts := d.judgeCerts(e, now)
+	for i, v := range verdicts {
+		r.Certificates = append(r.Certificates, v.info)
+		switch {
+		case v.usable():
+			usable++
+			if v.info.DaysLeft < warnDays {
+				r.Reasons = append(r.Reasons, fmt.Sprintf("S/MIME certificate %s expires on %s (%d days)", v.info.Subject, day(v.info.NotAfter), v.info.DaysLeft))
 			}
+		case v.names && (held == nil || v.cert.NotAfter.After(held.cert.NotAfter)):
+			held = &verdicts[i]
 		}
-		r.Certificates = append(r.Certificates, ci)
 	}
 	switch {
 	case e.TLSOnly:
 		r.Reasons = append(r.Reasons, "administrator exception: sent without S/MIME, over verified TLS only")
-	case valid == 0:
+	case usable > 0:
+	case held != nil:
+		r.Reasons = append(r.Reasons, "no valid S/MIME certificate ("+held.err.Error()+"): mail would be held, never sent in clear")
+	case len(e.Certificates) > 0:
+		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: none names "+e.Address+" or ODS "+e.ODS+
+			" (RFC 8550 §3); mail would be held, never sent in clear")
+	default:
 		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: mail would be held, never sent in clear")
 	}
 	r.Path = path(e)
-	r.OK = refused == nil && (e.TLSOnly || valid > 0)
+	r.OK = refused == nil && (e.TLSOnly || usable > 0)
 	return r
 }
 
-// checkRecipientLocked is CheckRecipient for a caller holding d.mu.
-func (d *Directory) checkRecipientLocked(addr string) (Endpoint, error) {
-	e, err := d.lookup(addr)
+// resolveLocked is Resolve for a caller holding d.mu.
+func (d *Directory) resolveLocked(addr string) (Resolution, error) {
+	a, err := NormaliseAddress(addr)
 	if err != nil {
-		return Endpoint{}, err
+		return Resolution{Address: addr}, fmt.Errorf("directory: lookup: %v: %w", err, ErrNotFound)
 	}
+	r := Resolution{Address: a}
+	if r.Requested, err = d.lookup(a); err != nil {
+		return r, err
+	}
+	r.Redirected = r.Requested.Redirect != ""
+	r.Target, err = d.follow(r.Requested)
+	return r, err
+}
+
+// follow applies e's redirect, if any, and the refusal rules to where mail
+// for e goes; it returns that endpoint (even with a refusal, if it exists).
+// The caller holds d.mu.
+func (d *Directory) follow(e Endpoint) (Endpoint, error) {
 	if e.Redirect == "" {
-		if err := d.refusal(e, e.Address); err != nil {
-			return Endpoint{}, err
-		}
-		return e, nil
+		return e, d.refusal(e, e.Address)
 	}
 	to, ok := d.exact(e.Redirect)
 	switch {
@@ -354,13 +439,10 @@ func (d *Directory) checkRecipientLocked(addr string) (Endpoint, error) {
 	case to.Redirect != "":
 		// SetRedirect refuses chains; one may still appear if the target was
 		// redirected later. Refuse rather than follow: one hop only.
-		return Endpoint{}, &NotVerifiedError{Address: e.Address, Status: e.Status,
+		return to, &NotVerifiedError{Address: e.Address, Status: e.Status,
 			Reason: "redirected to " + to.Address + ", which is itself redirected"}
 	}
-	if err := d.refusal(to, e.Address); err != nil {
-		return Endpoint{}, err
-	}
-	return to, nil
+	return to, d.refusal(to, e.Address)
 }
 
 func path(e Endpoint) string {
@@ -380,24 +462,4 @@ func path(e Endpoint) string {
 
 func daysLeft(now, t time.Time) int {
 	return int(t.Sub(now).Hours() / 24)
-}
-
-// certInfo describes one certificate and what, if anything, is wrong with
-// it for sending to addr.
-func certInfo(der []byte, addr string, now time.Time) CertInfo {
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return CertInfo{Problem: "cannot be parsed: " + err.Error()}
-	}
-	ci := CertInfo{Subject: c.Subject.String(), Emails: c.EmailAddresses, NotAfter: c.NotAfter, DaysLeft: daysLeft(now, c.NotAfter)}
-	switch {
-	case now.After(c.NotAfter):
-		ci.Problem = "expired on " + day(c.NotAfter)
-	case now.Before(c.NotBefore):
-		ci.Problem = "not valid until " + day(c.NotBefore)
-	case strings.Contains(addr, "@") && !slices.ContainsFunc(c.EmailAddresses, func(m string) bool { return strings.EqualFold(m, addr) }):
-		// RFC 8550 §3: the certificate should name the address it encrypts for.
-		ci.Problem = "does not name " + addr
-	}
-	return ci
 }

@@ -58,6 +58,12 @@ type ExpiryKind string
 const (
 	ExpiryVerification ExpiryKind = "verification"
 	ExpiryCertificate  ExpiryKind = "certificate"
+	// ExpiryCertificateProblem: the endpoint's certificates are within
+	// their dates but none is one the relay would encrypt to (refused by
+	// Config.CertCheck, or naming another endpoint); mail to it is held.
+	// A warning, never a suspension: a trust-anchor misconfiguration must
+	// not suspend every endpoint.
+	ExpiryCertificateProblem ExpiryKind = "certificate-problem"
 )
 
 // ExpiryNotice is one endpoint whose verification or certificate is due.
@@ -76,7 +82,7 @@ type ExpiryNotice struct {
 type ExpiryReport struct {
 	At        time.Time      `json:"at"`
 	Checked   int            `json:"checked"`   // verified endpoints looked at
-	Warnings  []ExpiryNotice `json:"warnings"`  // due within WarnBefore
+	Warnings  []ExpiryNotice `json:"warnings"`  // due within WarnBefore, or a certificate problem
 	Suspended []ExpiryNotice `json:"suspended"` // suspended by this run
 	Lines     []string       `json:"lines"`
 }
@@ -87,7 +93,12 @@ type CertInfo struct {
 	Emails   []string  `json:"emails,omitempty"`
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"` // negative once expired
-	Problem  string    `json:"problem,omitempty"`
+	// CA marks an issuing CA certificate stored with the chain: an
+	// intermediate, not a certificate mail is encrypted to.
+	CA bool `json:"ca,omitempty"`
+	// Problem says why the relay would not encrypt to this certificate:
+	// Config.CertCheck's reason, or that it names another endpoint.
+	Problem string `json:"problem,omitempty"`
 }
 
 // CheckResult answers "can I send to this address?" with the reasons.

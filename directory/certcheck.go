@@ -1,0 +1,148 @@
+package directory
+
+import (
+	"crypto/x509"
+	"errors"
+	"strings"
+	"time"
+)
+
+// CertCheck judges one S/MIME certificate for encryption at now, as the
+// relay will when it seals a message: intermediates are the endpoint's
+// other stored certificates. It returns nil if the certificate may be
+// used, or an error whose text says why not in words ("certificate for
+// gp@nhs.example is not issued by a trusted NHS CA"). cmd wires it to
+// certs.ValidateSMIME with the S/MIME trust anchors (the directory does not
+// import certs).
+type CertCheck func(cert *x509.Certificate, intermediates []*x509.Certificate, now time.Time) error
+
+// NamesEndpoint reports whether c is a certificate for e (RFC 8550 §3), by
+// the rule the relay uses to pick an endpoint's encryption certificate
+// (relay/smimepolicy): an rfc822Name subjectAltName that is e's mailbox, or
+// for a whole-domain endpoint an address in the domain, or e's
+// organisation's ODS code (an organisation certificate). A CA certificate
+// names no endpoint.
+func NamesEndpoint(c *x509.Certificate, e Endpoint) bool {
+	if c == nil || c.IsCA {
+		return false
+	}
+	if ods, ok := certODS(c); ok && strings.EqualFold(ods, e.ODS) {
+		return true
+	}
+	addr := strings.ToLower(e.Address)
+	for _, a := range c.EmailAddresses {
+		a = strings.ToLower(a)
+		if a == addr || (!strings.Contains(addr, "@") && strings.HasSuffix(a, "@"+addr)) {
+			return true
+		}
+	}
+	return false
+}
+
+// certODS returns the ODS code of an organisation certificate: the subject
+// serialNumber, else an OU "ODS:<code>" (as certs.ODSCode reads it).
+func certODS(c *x509.Certificate) (string, bool) {
+	if s := strings.ToUpper(c.Subject.SerialNumber); isCertODS(s) {
+		return s, true
+	}
+	for _, ou := range c.Subject.OrganizationalUnit {
+		if code, ok := strings.CutPrefix(ou, "ODS:"); ok && isCertODS(strings.ToUpper(code)) {
+			return strings.ToUpper(code), true
+		}
+	}
+	return "", false
+}
+
+// isCertODS is certs.IsODSCode: 3 to 8 upper-case letters and digits.
+func isCertODS(s string) bool {
+	if len(s) < 3 || len(s) > 8 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// certName is how a certificate is named in findings: its first address,
+// its ODS code, or its subject.
+func certName(c *x509.Certificate) string {
+	if len(c.EmailAddresses) > 0 {
+		return strings.ToLower(c.EmailAddresses[0])
+	}
+	if ods, ok := certODS(c); ok {
+		return "ODS " + ods
+	}
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	return c.Subject.String()
+}
+
+// certVerdict is what the directory makes of one stored certificate.
+type certVerdict struct {
+	cert  *x509.Certificate // nil if it does not parse
+	info  CertInfo
+	names bool  // a leaf that names the endpoint
+	err   error // why a naming leaf may not be used; nil: usable
+}
+
+// usable reports whether the relay would encrypt to this certificate.
+func (v certVerdict) usable() bool { return v.names && v.err == nil }
+
+// judgeCerts judges e's certificates at now as the relay will: only leaf
+// certificates that name e count, each checked by Config.CertCheck (or,
+// without one, by its dates alone) with the others as intermediates.
+func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
+	var parsed []*x509.Certificate
+	out := make([]certVerdict, 0, len(e.Certificates))
+	for _, der := range e.Certificates {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			out = append(out, certVerdict{info: CertInfo{Problem: "cannot be parsed: " + err.Error()}})
+			continue
+		}
+		parsed = append(parsed, c)
+		out = append(out, certVerdict{cert: c})
+	}
+	for i, v := range out {
+		c := v.cert
+		if c == nil {
+			continue
+		}
+		v.info = CertInfo{Subject: c.Subject.String(), Emails: c.EmailAddresses, NotAfter: c.NotAfter,
+			DaysLeft: daysLeft(now, c.NotAfter), CA: c.IsCA}
+		switch {
+		case c.IsCA:
+			// An issuing CA stored as a chain: an intermediate, not a
+			// certificate mail is encrypted to.
+		case !NamesEndpoint(c, e):
+			v.info.Problem = "is for " + certName(c) + ", not this endpoint (RFC 8550 §3)"
+		default:
+			v.names = true
+			if d.cfg.CertCheck != nil {
+				v.err = d.cfg.CertCheck(c, parsed, now)
+			} else {
+				v.err = datesOnly(c, now)
+			}
+			if v.err != nil {
+				v.info.Problem = v.err.Error()
+			}
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// datesOnly is the check without Config.CertCheck: validity dates only.
+func datesOnly(c *x509.Certificate, now time.Time) error {
+	switch {
+	case now.After(c.NotAfter):
+		return errors.New("expired on " + day(c.NotAfter))
+	case now.Before(c.NotBefore):
+		return errors.New("not valid until " + day(c.NotBefore))
+	}
+	return nil
+}
