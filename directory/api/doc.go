@@ -43,8 +43,9 @@
 //
 // Errors are OperationOutcome resources. Unsupported search parameters are
 // ignored unless the client sends "Prefer: handling=strict" (R4 §3.1.1.5).
-// How directory values map onto FHIR (status: verified → active, suspended
-// → suspended, pending and retired → off; connectionType direct-project, or
+// How directory values map onto FHIR (status follows what RCPT would
+// answer now, directory.(*Directory).Usable: accepted → active, refused
+// verified or suspended → suspended, pending and retired → off; connectionType direct-project, or
 // urn:nhsrelay:endpoint-connection-type#smtp-tls for an endpoint exempted
 // from S/MIME; address mailto:, "mailto:*@domain" for a whole domain) is
 // documented beside the code in fhir.go.

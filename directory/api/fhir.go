@@ -94,28 +94,34 @@ type FHIROrganization struct {
 	Endpoint     []fhirReference       `json:"endpoint,omitempty"`
 }
 
-// FHIRStatus maps an endpoint's status to FHIR R4 Endpoint.status
-// (active | suspended | error | off | entered-in-error | test):
+// FHIRStatus maps an endpoint to FHIR R4 Endpoint.status (active |
+// suspended | error | off | entered-in-error | test) by what RCPT would
+// answer for it now; usable is directory.(*Directory).Usable's verdict, so
+// the two never disagree:
 //
-//	verified  → active     clinical mail is accepted
-//	suspended → suspended  temporarily refused, with a reason
-//	pending   → off        not yet verified: mail is refused until it is
-//	retired   → off        permanently out of use
-func FHIRStatus(s directory.EndpointStatus) string {
-	switch s {
-	case directory.StatusVerified:
+//	usable                         → active     clinical mail is accepted
+//	retired                        → off        permanently out of use
+//	pending, not usable            → off        not yet verified
+//	verified or suspended, refused → suspended  refused for now, with a reason
+//	                                            (a verified endpoint whose
+//	                                            verification ran out or whose
+//	                                            organisation closed included)
+func FHIRStatus(e directory.Endpoint, usable bool) string {
+	switch {
+	case e.Status == directory.StatusRetired:
+		return "off"
+	case usable:
 		return "active"
-	case directory.StatusSuspended:
+	case e.Status == directory.StatusVerified || e.Status == directory.StatusSuspended:
 		return "suspended"
 	}
 	return "off"
 }
 
-// fhirStatuses is the inverse of FHIRStatus, for the status search parameter.
-var fhirStatuses = map[string][]directory.EndpointStatus{
-	"active":    {directory.StatusVerified},
-	"suspended": {directory.StatusSuspended},
-	"off":       {directory.StatusPending, directory.StatusRetired},
+// fhirStatus is FHIRStatus with the directory's verdict on e.
+func (s *server) fhirStatus(e directory.Endpoint) string {
+	ok, _ := s.d.Usable(e)
+	return FHIRStatus(e, ok)
 }
 
 // connectionType: an nhsrelay endpoint receives SMTP mail signed and
@@ -176,8 +182,9 @@ func contactPoints(cs []string) []fhirContactPoint {
 	return out
 }
 
-// toFHIREndpoint renders e; org is its organisation if known (zero if not).
-func toFHIREndpoint(e directory.Endpoint, org directory.Organisation) FHIREndpoint {
+// toFHIREndpoint renders e with its FHIR status; org is its organisation
+// if known (zero if not).
+func toFHIREndpoint(e directory.Endpoint, org directory.Organisation, status string) FHIREndpoint {
 	purpose := e.Purpose
 	if purpose == "" {
 		purpose = directory.PurposeGeneral
@@ -186,7 +193,7 @@ func toFHIREndpoint(e directory.Endpoint, org directory.Organisation) FHIREndpoi
 		ResourceType:   "Endpoint",
 		ID:             e.ID,
 		Identifier:     []fhirIdentifier{{System: EndpointIDSystem, Value: e.ID}},
-		Status:         FHIRStatus(e.Status),
+		Status:         status,
 		ConnectionType: connectionType(e),
 		Name:           e.Address + " (" + purpose + ")",
 		ManagingOrganization: &fhirReference{Reference: "Organization/" + e.ODS,

@@ -162,7 +162,7 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 		f        directory.Filter
 		id       string
 		none     bool // the parameters can match nothing
-		statuses []directory.EndpointStatus
+		status   string // FHIR status asked for
 	)
 	if v := q.Get("identifier"); v != "" {
 		switch sys, code, _ := splitToken(v); sys {
@@ -191,11 +191,10 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 		}
 		f.Address = addr
 	}
-	if v := q.Get("status"); v != "" {
-		var ok bool
-		if statuses, ok = fhirStatuses[v]; !ok {
-			return fieldError("status", "must be active, suspended or off")
-		}
+	switch status = q.Get("status"); status {
+	case "", "active", "suspended", "off":
+	default:
+		return fieldError("status", "must be active, suspended or off")
 	}
 	var matched []directory.Endpoint
 	if !none {
@@ -203,7 +202,7 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 			if id != "" && e.ID != id {
 				continue
 			}
-			if statuses != nil && !containsStatus(statuses, e.Status) {
+			if status != "" && s.fhirStatus(e) != status {
 				continue
 			}
 			matched = append(matched, e)
@@ -220,19 +219,10 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 			orgs[e.ODS] = o
 		}
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Endpoint/" + e.ID,
-			Resource: toFHIREndpoint(e, o), Search: bundleSearch{Mode: "match"}})
+			Resource: toFHIREndpoint(e, o, s.fhirStatus(e)), Search: bundleSearch{Mode: "match"}})
 	}
 	writeFHIR(w, http.StatusOK, b)
 	return nil
-}
-
-func containsStatus(ss []directory.EndpointStatus, s directory.EndpointStatus) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error {
@@ -251,7 +241,7 @@ func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error 
 	if err != nil && !errors.Is(err, directory.ErrNotFound) {
 		return err
 	}
-	writeFHIR(w, http.StatusOK, toFHIREndpoint(e, o))
+	writeFHIR(w, http.StatusOK, toFHIREndpoint(e, o, s.fhirStatus(e)))
 	return nil
 }
 
