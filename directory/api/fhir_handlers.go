@@ -159,10 +159,10 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	var (
-		f        directory.Filter
-		id       string
-		none     bool // the parameters can match nothing
-		status   string // FHIR status asked for
+		f      directory.Filter
+		id     string
+		none   bool   // the parameters can match nothing
+		status string // FHIR status asked for
 	)
 	if v := q.Get("identifier"); v != "" {
 		switch sys, code, _ := splitToken(v); sys {
