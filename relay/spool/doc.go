@@ -10,9 +10,14 @@
 // (group commit), but no Write returns before its own data and name are on
 // stable storage.
 //
-// Bodies are sealed with XChaCha20-Poly1305 in 64 KiB chunks using the STREAM
+// The spool folder itself, when Open creates it, is fsynced in its parent
+// the same way, so a new spool cannot vanish with the bodies in it.
+//
+// Bodies are sealed with XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03, on
+// RFC 8439's ChaCha20-Poly1305) in 64 KiB chunks using the STREAM
 // construction (Hoang, Reyhanitabar, Rogaway, Vizár, "Online
-// Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", 2015): a
+// Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", CRYPTO
+// 2015, ePrint 2015/189; stream.go has the details): a
 // random per-file nonce prefix, a chunk counter and a last-chunk flag form
 // each chunk's nonce, and the file header is authenticated with every chunk,
 // so a changed, reordered, dropped or truncated chunk is an error, never a

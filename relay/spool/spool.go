@@ -41,10 +41,16 @@ type Spool struct {
 	dirs groupSync
 }
 
-// Open opens the spool in dir with key (KeySize bytes), creating dir with
-// mode 0700 if needed and removing stray temporary files that an
-// interrupted Write left behind. Only one process may use a spool folder.
+// Open opens the spool in dir with key (KeySize bytes), creating dir and
+// any missing parents with mode 0700 if needed (each new name fsynced in
+// its parent before Open returns), and removing stray temporary files that
+// an interrupted Write left behind. Only one process may use a spool folder.
 func Open(dir string, key []byte) (*Spool, error) {
+	return open(dir, key, syncDir)
+}
+
+// open is Open with the fsync of folders it creates replaceable by tests.
+func open(dir string, key []byte, sync func(dir string) error) (*Spool, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("spool: open %s: key is %d bytes, want %d", dir, len(key), KeySize)
 	}
@@ -52,7 +58,7 @@ func Open(dir string, key []byte) (*Spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool: open %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirAllSync(dir, 0o700, sync); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	s := &Spool{dir: dir, aead: aead, kid: keyID(key)}

@@ -23,17 +23,33 @@ import (
 //
 // Chunk i's nonce is prefix | uint32 big-endian i | last, where last is 1
 // for the final chunk and 0 for the others; its associated data is the
-// header followed by the message ID. This is the STREAM construction: a
-// chunk moved to another position, another file or another ID, a dropped
-// final chunk or a truncated file all fail to open. Every chunk but the
-// last holds exactly chunkSize bytes; the last holds 0 to chunkSize.
-// The key ID (HMAC-SHA256 of a fixed label under the key, first 8 bytes)
-// tells "sealed with another key" apart from tampering.
+// header followed by the message ID. Every chunk but the last holds exactly
+// chunkSize bytes; the last holds 0 to chunkSize. The key ID (HMAC-SHA256
+// of a fixed label under the key, first 8 bytes) tells "sealed with another
+// key" apart from tampering.
+//
+// This is STREAM from V. T. Hoang, R. Reyhanitabar, P. Rogaway, D. Vizár,
+// "Online Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance",
+// CRYPTO 2015 (IACR ePrint 2015/189): segment i of a stream is sealed under
+// the nonce N ‖ i ‖ a, with a = 1 only for the final segment, which makes
+// the stream nOAE-secure. So a chunk moved to another position, a dropped
+// or repeated chunk, a dropped final chunk (a truncated file) all fail to
+// open; binding the header and the ID as associated data extends that to a
+// chunk moved to another file or a file renamed to another ID.
+//
+// The AEAD is AEAD_XChaCha20_Poly1305 (draft-irtf-cfrg-xchacha-03): the
+// ChaCha20-Poly1305 AEAD of RFC 8439 §2.8 with XChaCha20, whose 192-bit
+// nonce (HChaCha20 derives a subkey from the key and its first 128 bits)
+// is long enough to be drawn at random. RFC 8439 §4 requires a nonce never
+// to repeat under one key; here the 152-bit random prefix is fresh per
+// file, and the counter and flag make each chunk's nonce distinct within
+// it; two files drawing the same prefix becomes likely only after about
+// 2^76 files under one key (the birthday bound).
 const (
 	magic       = "NRSP"
 	version1    = 1
 	keyIDSize   = 8
-	prefixSize  = chacha20poly1305.NonceSizeX - 5 // 4-byte counter + 1-byte last flag
+	prefixSize  = chacha20poly1305.NonceSizeX - 5 // STREAM's N: 24-byte nonce less 4-byte counter i, 1-byte flag a
 	headerSize  = len(magic) + 1 + keyIDSize + prefixSize
 	chunkSize   = 64 << 10
 	tagSize     = chacha20poly1305.Overhead
@@ -61,7 +77,7 @@ func newHeader(kid []byte) ([]byte, error) {
 	return h, nil
 }
 
-// chunkNonce sets nonce to prefix | counter | last.
+// chunkNonce sets nonce to prefix | counter | last: STREAM's N ‖ i ‖ a.
 func chunkNonce(nonce *[chacha20poly1305.NonceSizeX]byte, header []byte, counter uint32, last bool) {
 	copy(nonce[:prefixSize], header[headerSize-prefixSize:])
 	binary.BigEndian.PutUint32(nonce[prefixSize:], counter)
