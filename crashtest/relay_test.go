@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,9 +41,10 @@ func lookTool(t *testing.T, name string) string {
 // buildRelay compiles cmd/nhsrelay into a temporary folder.
 func buildRelay(t *testing.T) string {
 	t.Helper()
+	// go test puts its own GOROOT/bin first on the PATH of the tests.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go command not found: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "nhsrelay")
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
