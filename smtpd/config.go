@@ -114,8 +114,11 @@ type Config struct {
 	Queue     Queue
 	Logger    *slog.Logger          // nil: discard
 	Metrics   prometheus.Registerer // nil: a private registry
-	Audit     audit.Recorder        // nil: no audit events
-	Now       func() time.Time      // clock for headers and audit; nil: time.Now
+	// Audit records what smtpd refuses and accepts; nil: no audit events.
+	// If it also has Err() error (*audit.Log does) and Err is not nil,
+	// MAIL and DATA are refused with 451 4.3.0 (fail closed; audit.go).
+	Audit audit.Recorder
+	Now   func() time.Time // clock for headers and audit; nil: time.Now
 
 	// TrustedNetworks may submit without AUTH (content filters,
 	// benchmarks). Empty by default. Recipients are still checked against

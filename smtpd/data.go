@@ -32,6 +32,9 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.mode.submission() && !ss.mayRelay() { // unreachable past Mail; defence in depth
 		return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil)
 	}
+	if err := ss.auditGate(); err != nil { // the log may have failed since MAIL
+		return err
+	}
 	// A 354 we saw go out means DATA on go-smtp's goroutine, whose raw
 	// stream the wire scanned; otherwise BDAT (binary, length-counted).
 	viaDATA := false
@@ -95,8 +98,17 @@ func (ss *session) Data(r io.Reader) error {
 	if actor == "" {
 		actor = "client " + ss.w.ip.String()
 	}
-	ss.s.record(audit.Event{Actor: actor, Action: "smtp.accepted", QueueID: id,
-		Endpoint: strings.Join(env.Recipients, ","), Outcome: "ok", Detail: "via " + ss.mode.String()})
+	// One event per recipient: the list in one event would outgrow an
+	// audit record (64 KiB) long before MaxRecipients. See audit.go for
+	// why a failure here still answers 250.
+	evs := make([]audit.Event, len(env.Recipients))
+	for i, rcpt := range env.Recipients {
+		evs[i] = audit.Event{Actor: actor, Action: "smtp.accepted", QueueID: id,
+			Endpoint: rcpt, Outcome: "ok", Detail: "via " + ss.mode.String()}
+	}
+	if err := ss.s.recordAll(evs); err != nil {
+		ss.log.Error("accepted message not fully audited; it stays queued", "msgid", id, "err", err)
+	}
 	return reply(250, 0, 0, "Ok: queued as "+id)
 }
 

@@ -36,6 +36,8 @@ const (
 	pass      = "correct horse battery staple"
 	own       = "gp.a81001@nhs.example" // an address user owns
 	other     = "ceo@trust.nhs.example" // one it does not
+	// bulkDomain: every address in it is a verified remote endpoint.
+	bulkDomain = "bulk.trust.nhs.example"
 )
 
 // fakeDir is a consumer-side Directory: a few endpoints and one account.
@@ -55,6 +57,10 @@ func (fakeDir) CheckRecipient(ctx context.Context, addr string) (directory.Endpo
 		return directory.Endpoint{}, &directory.NotVerifiedError{Address: suspended,
 			Status: directory.StatusSuspended, Reason: "practice closed on 2024-03-31",
 			Successor: "B82099 mail.b82099@nhs.example"}
+	}
+	if strings.HasSuffix(strings.ToLower(addr), "@"+bulkDomain) { // any number of verified remote endpoints
+		return directory.Endpoint{Address: addr, Status: directory.StatusVerified,
+			NextHop: directory.NextHop{Kind: directory.HopMX}}, nil
 	}
 	return directory.Endpoint{}, fmt.Errorf("directory: lookup %s: %w", addr, directory.ErrNotFound)
 }

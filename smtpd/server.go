@@ -15,8 +15,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"nhsrelay/audit"
 )
 
 // Server is the SMTP front door. One Server serves any number of listeners
@@ -230,22 +228,14 @@ func (l errLog) Printf(format string, v ...any) {
 
 func (l errLog) Println(v ...any) { l.Printf("%s", fmt.Sprint(v...)) }
 
-func (s *Server) record(ev audit.Event) {
-	if s.cfg.Audit == nil {
-		return
-	}
-	ev.Time = s.cfg.Now()
-	if err := s.cfg.Audit.Record(ev); err != nil {
-		s.cfg.Logger.Error("audit record failed", "action", ev.Action, "queue_id", ev.QueueID, "err", err)
-	}
-}
-
 type metrics struct {
 	conns    *prometheus.CounterVec
 	active   prometheus.Gauge
 	accepted *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	panics   prometheus.Counter
+
+	auditFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -260,8 +250,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Refused connections, commands and messages, by reason."}, []string{"reason"}),
 		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_smtpd_panics_total",
 			Help: "Panics recovered in SMTP sessions (always a bug)."}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_smtpd_audit_failures_total",
+			Help: "Audit events smtpd could not record (the audit log is down; mail is refused until it is back)."}),
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.active, m.accepted, m.rejected, m.panics} {
+	for _, c := range []prometheus.Collector{m.conns, m.active, m.accepted, m.rejected, m.panics, m.auditFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("smtpd: register metrics: %w", err)
 		}

@@ -126,6 +126,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return ss.refuse("sender_not_owned", reply(553, 7, 1,
 			fmt.Sprintf("<%s>: sender address not owned by user %s", oneLine(from), ss.account.Username)), nil)
 	}
+	if err := ss.auditGate(); err != nil {
+		return err
+	}
 	ss.from, ss.rcpts, ss.inbound = from, nil, ss.mode == MX
 	ss.w.setTxn(true)
 	ss.w.progress()
