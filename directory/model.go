@@ -81,19 +81,22 @@ type Verification struct {
 // Endpoint is an address (a mailbox or a whole domain) that may receive
 // clinical mail once verified.
 type Endpoint struct {
-	ID           string         `json:"id"`
-	Address      string         `json:"address"` // "name@domain" or "domain"
-	ODS          string         `json:"ods"`     // owning organisation
-	Purpose      string         `json:"purpose,omitempty"`
-	NextHop      NextHop        `json:"next_hop"`
-	Certificates [][]byte       `json:"certificates,omitempty"` // DER S/MIME encryption certificates
-	TLSOnly      bool           `json:"tls_only,omitempty"`     // admin exception: no S/MIME (audited)
-	FaxNumbers   []string       `json:"fax_numbers,omitempty"`  // E.164
-	Contacts     []string       `json:"contacts,omitempty"`
-	Status       EndpointStatus `json:"status"`
-	StatusReason string         `json:"status_reason,omitempty"`
-	Redirect     string         `json:"redirect,omitempty"` // explicit admin redirect (audited)
-	Verification Verification   `json:"verification,omitzero"`
+	ID           string   `json:"id"`
+	Address      string   `json:"address"` // "name@domain" or "domain"
+	ODS          string   `json:"ods"`     // owning organisation
+	Purpose      string   `json:"purpose,omitempty"`
+	NextHop      NextHop  `json:"next_hop"`
+	Certificates [][]byte `json:"certificates,omitempty"` // DER S/MIME encryption certificates
+	TLSOnly      bool     `json:"tls_only,omitempty"`     // admin exception: no S/MIME (audited)
+	// TLSOnlyEvidence is why an administrator allowed TLSOnly (required
+	// with it, empty without it; audited as endpoint.tls_only).
+	TLSOnlyEvidence string         `json:"tls_only_evidence,omitempty"`
+	FaxNumbers      []string       `json:"fax_numbers,omitempty"` // E.164
+	Contacts        []string       `json:"contacts,omitempty"`
+	Status          EndpointStatus `json:"status"`
+	StatusReason    string         `json:"status_reason,omitempty"`
+	Redirect        string         `json:"redirect,omitempty"` // explicit admin redirect (audited)
+	Verification    Verification   `json:"verification,omitzero"`
 }
 
 // Hosted reports whether mail for the endpoint is delivered on this relay.

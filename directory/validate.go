@@ -145,6 +145,17 @@ func (d *Directory) checkEndpoint(e Endpoint) (Endpoint, error) {
 		f.add("purpose", "must be one of %s, not %q", strings.Join(Purposes(), ", "), clip(e.Purpose))
 	}
 	e.NextHop = checkNextHop(f, e.NextHop)
+	// The TLS-only exception sends clinical mail without S/MIME; an
+	// administrator allows it only with evidence, and only where mail
+	// leaves the relay (hosted mail never crosses a network).
+	if e.TLSOnly {
+		e.TLSOnlyEvidence = f.text("tls_only_evidence", e.TLSOnlyEvidence, 1000, true)
+		if e.NextHop.Kind == HopHosted {
+			f.add("tls_only", "a hosted endpoint's mail is delivered here and never crosses the network; TLS-only has no meaning for it")
+		}
+	} else if strings.TrimSpace(e.TLSOnlyEvidence) != "" {
+		f.add("tls_only_evidence", "is given only with tls_only (the evidence for that exception)")
+	}
 	for i, der := range e.Certificates {
 		if _, err := x509.ParseCertificate(der); err != nil {
 			f.add(fmt.Sprintf("certificates[%d]", i), "not a DER X.509 certificate: %v", err)

@@ -108,7 +108,12 @@ func (d *Directory) AddEndpoint(ctx context.Context, e Endpoint) (Endpoint, erro
 		d.record(ctx, "endpoint.add", n.Address, outcomeFailed, err.Error())
 		return Endpoint{}, err
 	}
-	d.record(ctx, "endpoint.added", n.Address, outcomeOK, fmt.Sprintf("id %s, ODS %s, %s, next hop %s", n.ID, n.ODS, n.Purpose, path(n)))
+	detail := fmt.Sprintf("id %s, ODS %s, %s, next hop %s", n.ID, n.ODS, n.Purpose, path(n))
+	if n.TLSOnly {
+		detail += ", TLS-only exception"
+	}
+	d.record(ctx, "endpoint.added", n.Address, outcomeOK, detail)
+	d.recordTLSOnly(ctx, Endpoint{}, n)
 	return n, nil
 }
 
@@ -125,7 +130,8 @@ func mergeFields(pre fieldErrors, err error) error {
 
 // UpdateEndpoint replaces the fields an administrator sets (address,
 // organisation, purpose, next hop, certificates, fax numbers, contacts,
-// TLSOnly). Status, status reason, verification and redirect are kept as
+// TLSOnly and its evidence; the exception is audited on its own as
+// endpoint.tls_only). Status, status reason, verification and redirect are kept as
 // stored: they change only through Suspend, Retire, ConfirmChallenge,
 // Attest and SetRedirect; a Status that differs from the stored one is a
 // validation error. Changing the address or organisation of an endpoint
@@ -170,7 +176,27 @@ func (d *Directory) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 		return err
 	}
 	d.record(ctx, "endpoint.updated", n.Address, outcomeOK, "changed "+strings.Join(changed, ", ")+"; now "+string(n.Status))
+	d.recordTLSOnly(ctx, old, n)
 	return nil
+}
+
+// recordTLSOnly audits a change to the TLS-only exception between old and
+// n (old is zero for a new endpoint) as endpoint.tls_only, with the
+// evidence: set, evidence changed, or cleared.
+func (d *Directory) recordTLSOnly(ctx context.Context, old, n Endpoint) {
+	var detail string
+	switch {
+	case n.TLSOnly && !old.TLSOnly:
+		detail = "set: no S/MIME, verified TLS only; evidence: " + n.TLSOnlyEvidence
+	case n.TLSOnly && n.TLSOnlyEvidence != old.TLSOnlyEvidence:
+		detail = "evidence changed: " + n.TLSOnlyEvidence
+	case !n.TLSOnly && old.TLSOnly:
+		detail = "cleared: S/MIME required again; evidence was: " + old.TLSOnlyEvidence
+	default:
+		return
+	}
+	d.log.Warn("directory: TLS-only exception", "endpoint", n.Address, "change", detail[:strings.IndexByte(detail, ':')])
+	d.record(ctx, "endpoint.tls_only", n.Address, outcomeOK, detail)
 }
 
 func changedFields(a, b Endpoint) []string {
@@ -186,6 +212,7 @@ func changedFields(a, b Endpoint) []string {
 	add("next_hop", a.NextHop == b.NextHop)
 	add("certificates", slices.EqualFunc(a.Certificates, b.Certificates, func(x, y []byte) bool { return string(x) == string(y) }))
 	add("tls_only", a.TLSOnly == b.TLSOnly)
+	add("tls_only_evidence", a.TLSOnlyEvidence == b.TLSOnlyEvidence)
 	add("fax_numbers", slices.Equal(a.FaxNumbers, b.FaxNumbers))
 	add("contacts", slices.Equal(a.Contacts, b.Contacts))
 	return out

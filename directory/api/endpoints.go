@@ -21,8 +21,10 @@ type endpointInput struct {
 	NextHop      directory.NextHop `json:"next_hop"`
 	Certificates [][]byte          `json:"certificates,omitempty"`
 	TLSOnly      bool              `json:"tls_only,omitempty"`
-	FaxNumbers   []string          `json:"fax_numbers,omitempty"`
-	Contacts     []string          `json:"contacts,omitempty"`
+	// TLSOnlyEvidence is required with TLSOnly: why the exception is allowed.
+	TLSOnlyEvidence string   `json:"tls_only_evidence,omitempty"`
+	FaxNumbers      []string `json:"fax_numbers,omitempty"`
+	Contacts        []string `json:"contacts,omitempty"`
 
 	Status       json.RawMessage `json:"status,omitempty"`
 	StatusReason json.RawMessage `json:"status_reason,omitempty"`
@@ -50,7 +52,8 @@ func (in endpointInput) readOnly() error {
 
 func (in endpointInput) apply(e *directory.Endpoint) {
 	e.Address, e.ODS, e.Purpose, e.NextHop = strings.TrimSpace(in.Address), strings.ToUpper(strings.TrimSpace(in.ODS)), in.Purpose, in.NextHop
-	e.Certificates, e.TLSOnly, e.FaxNumbers, e.Contacts = in.Certificates, in.TLSOnly, in.FaxNumbers, in.Contacts
+	e.Certificates, e.TLSOnly, e.TLSOnlyEvidence = in.Certificates, in.TLSOnly, in.TLSOnlyEvidence
+	e.FaxNumbers, e.Contacts = in.FaxNumbers, in.Contacts
 }
 
 type endpointList struct {

@@ -94,7 +94,7 @@ type Export struct {
 
 // EndpointCSVHeader is the header row of the endpoints CSV export.
 var EndpointCSVHeader = []string{"id", "address", "ods", "organisation", "purpose", "status",
-	"status_reason", "next_hop", "next_hop_host", "tls", "tls_only", "fax_numbers", "contacts",
+	"status_reason", "next_hop", "next_hop_host", "tls", "tls_only", "tls_only_evidence", "fax_numbers", "contacts",
 	"redirect", "verified_by", "verified_at", "verification_method", "verification_expires",
 	"certificates"}
 
@@ -153,7 +153,7 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 			v := e.Verification
 			cw.Write(cells(e.ID, e.Address, e.ODS, names[e.ODS], e.Purpose, string(e.Status),
 				e.StatusReason, string(e.NextHop.Kind), e.NextHop.Host, string(e.NextHop.TLS),
-				boolCell(e.TLSOnly), strings.Join(e.FaxNumbers, " "), strings.Join(e.Contacts, "; "),
+				boolCell(e.TLSOnly), e.TLSOnlyEvidence, strings.Join(e.FaxNumbers, " "), strings.Join(e.Contacts, "; "),
 				e.Redirect, v.By, stamp(v.At), v.Method, stamp(v.Expires), strconv.Itoa(len(e.Certificates))))
 		}
 	}

@@ -223,7 +223,7 @@ func sampleBatch() directory.Batch {
 		Endpoints: []directory.Endpoint{
 			{ID: "ep-1", Address: "gp.a81001@nhs.example", ODS: "A81001", Purpose: "referrals",
 				NextHop:      directory.NextHop{Kind: directory.HopHost, Host: "mx.nhs.example:25", TLS: directory.TLSVerified},
-				Certificates: [][]byte{{0x30, 0x82, 0x01}, {0x30, 0x03}}, TLSOnly: true,
+				Certificates: [][]byte{{0x30, 0x82, 0x01}, {0x30, 0x03}}, TLSOnly: true, TLSOnlyEvidence: "CAB change 1234",
 				FaxNumbers: []string{"+441632960001"}, Contacts: []string{"Practice manager 01632 960000"},
 				Status: directory.StatusVerified, Redirect: "other@nhs.example",
 				Verification: directory.Verification{By: "admin", At: ts, Method: directory.MethodAttestation, Evidence: "phoned the practice", Expires: ts.AddDate(1, 0, 0)}},
