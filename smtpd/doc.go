@@ -22,9 +22,18 @@
 //     are refused (554 5.5.1) and disconnected — see wire.go for what can be
 //     seen and when.
 //   - RFC 1870 (SIZE): advertised; 552 5.3.4 past MaxMessageBytes.
+//   - RFC 3030 (CHUNKING): BDAT, which go-smtp always offers; chunks that
+//     carry data count as progress, not as junk commands, and BDAT bodies
+//     meet every check DATA bodies do.
 //   - SMTP smuggling (CVE-2023-51764 class): a message with a bare CR or bare
 //     LF is refused with 554 5.6.0 (RFC 5321 §2.3.8), streaming, so the queue
-//     never commits it.
+//     never commits it. QUIRK: after STARTTLS, "\r\n.\r" inside DATA is
+//     normalised by go-smtp rather than refused (wire.go says why and what
+//     follows: one message, no bare CR).
+//
+// The audit log fails closed: while it reports itself broken (audit.Log's
+// Err), MAIL and DATA are refused with 451 4.3.0; each accepted message is
+// recorded once per recipient before 250 (audit.go).
 //
 // Main types: Server (New, Serve, Shutdown), Config, Mode, and the two small
 // interfaces it consumes, Directory and Queue.

@@ -66,33 +66,103 @@ func TestSmugglingPlaintextMX(t *testing.T) {
 	})
 }
 
-// TestSmugglingOverTLS sends the vectors after STARTTLS and AUTH, where only
-// the dot-unstuffed stream can be checked: every vector but one is refused;
-// "\r\n.\r" loses its ".\r" inside go-smtp, so at most one message (with the
-// smuggled text as body) is queued — never a second.
-func TestSmugglingOverTLS(t *testing.T) {
+// dotCR is the one vector the server cannot refuse after STARTTLS: go-smtp
+// drops the ".\r" of "\r\n.\r" in dot-unstuffing, where the content check
+// above it cannot see it (QUIRK in wire.go).
+const dotCR = "\r\n.\r"
+
+// TestSmugglingOverSTARTTLS sends the vectors after STARTTLS, where only the
+// dot-unstuffed stream can be checked: every vector but dotCR is refused,
+// and dotCR has exactly the documented consequence — one message, the
+// client's own, queued with the two octets ".\r" removed: no second
+// transaction, no bare CR in the queue. If go-smtp ever honoured dotCR as
+// an end of data (two messages) or passed the CR up, this test fails.
+func TestSmugglingOverSTARTTLS(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil)
+	for _, port := range []string{"submission", "mx"} {
+		for name, vec := range smugglingVectors {
+			t.Run(port+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				from, to, addr := own, remote, ts.sub
+				if port == "mx" {
+					from, to, addr = "peer@trust.nhs.example", hosted, ts.mx
+				}
+				rc := greeted(t, addr)
+				rc.want("EHLO client.example", "250 ")
+				rc.startTLS(ts)
+				rc.want("EHLO client.example", "250 ")
+				if port == "submission" {
+					rc.want("AUTH PLAIN "+plainIR(user, pass), "235 ")
+				}
+				rc.want("MAIL FROM:<"+from+">", "250 ")
+				rc.want("RCPT TO:<"+to+">", "250 ")
+				rc.want("DATA", "354 ")
+				rc.send(strings.Replace(smuggle(vec), "<a@b.example>", "<"+own+">", 1))
+				want := "554 5.6.0 "
+				if vec == dotCR {
+					want = "250 2.0.0 Ok: queued as "
+				}
+				if got := rc.reply(); !strings.HasPrefix(got, want) {
+					t.Fatalf("reply = %q, want %q", got, want)
+				}
+				rc.want("QUIT", "221 ")
+			})
+		}
+	}
+	t.Cleanup(func() {
+		checkNothingSmuggled(t, ts)
+		msgs := ts.queue.all()
+		if len(msgs) != 2 {
+			t.Fatalf("queued %d messages, want 2 (the dotCR one per port)", len(msgs))
+		}
+		sent := strings.Replace(smuggle(dotCR), "<a@b.example>", "<"+own+">", 1)
+		want := strings.Replace(strings.TrimSuffix(sent, ".\r\n"), dotCR, "\r\n", 1)
+		for _, m := range msgs {
+			if len(m.env.Recipients) != 1 || m.env.From == "evil@attacker.example" {
+				t.Errorf("envelope = %+v, want the client's own", m.env)
+			}
+			// Exactly our Received: header, then the message less ".\r".
+			cut := max(0, len(m.body)-len(want))
+			trace, body := m.body[:cut], m.body[cut:]
+			if body != want || !strings.HasPrefix(trace, "Received: ") ||
+				strings.Count(trace, "\r\n") != strings.Count(trace, "\r\n\t")+1 {
+				t.Errorf("queued\n%q\nwant our Received: header, then\n%q", m.body, want)
+			}
+			if bare := strings.ReplaceAll(m.body, "\r\n", ""); strings.ContainsAny(bare, "\r\n") {
+				t.Errorf("queued a bare CR or LF: %q", m.body)
+			}
+		}
+	})
+}
+
+// TestSmugglingImplicitTLS: on 465 our own TLS layer sits below the wire
+// scanner, so it sees the raw stream and every vector, dotCR included, is
+// refused.
+func TestSmugglingImplicitTLS(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil)
 	for name, vec := range smugglingVectors {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rc := greeted(t, ts.sub)
-			rc.want("EHLO client.example", "250 ")
-			rc.startTLS(ts)
+			rc := ts.dialTLSRaw(t)
 			rc.want("EHLO client.example", "250 ")
 			rc.want("AUTH PLAIN "+plainIR(user, pass), "235 ")
 			rc.want("MAIL FROM:<"+own+">", "250 ")
 			rc.want("RCPT TO:<"+remote+">", "250 ")
 			rc.want("DATA", "354 ")
 			rc.send(strings.Replace(smuggle(vec), "<a@b.example>", "<"+own+">", 1))
-			got := rc.reply()
-			if vec != "\r\n.\r" && !strings.HasPrefix(got, "554 5.6.0 ") {
+			if got := rc.reply(); !strings.HasPrefix(got, "554 5.6.0 message contains a bare LF/CR") {
 				t.Fatalf("reply = %q, want 554 5.6.0", got)
 			}
 			rc.want("QUIT", "221 ")
-			checkNothingSmuggled(t, ts)
 		})
 	}
+	t.Cleanup(func() {
+		if n := len(ts.queue.all()); n != 0 {
+			t.Errorf("queued %d messages, want 0", n)
+		}
+	})
 }
 
 // TestPipeliningViolations: clients that talk where RFC 2920 says they must
