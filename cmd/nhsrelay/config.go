@@ -245,7 +245,7 @@ func parseConfig(path, text string) (*config, error) {
 	}
 	var problems []error
 	for _, k := range md.Undecoded() {
-		problems = append(problems, fmt.Errorf("%s: unknown key", k))
+		problems = append(problems, &keyError{Key: k.String(), Problem: "unknown key"})
 	}
 	c, errs := fc.validate(path)
 	problems = append(problems, errs...)
@@ -277,7 +277,7 @@ func (v *validator) addf(key, format string, args ...any) {
 		v.bad = map[string]bool{}
 	}
 	v.bad[key] = true
-	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	v.errs = append(v.errs, &keyError{Key: key, Problem: fmt.Sprintf(format, args...)})
 }
 
 func (v *validator) path(p string) string {

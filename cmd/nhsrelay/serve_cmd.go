@@ -12,9 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -195,7 +192,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 
 	// Bind every listener before serving any, so a port in use fails the
-	// start rather than leaving half a server.
+	// start rather than leaving half a server. The listeners file of a
+	// previous run goes first: it names ports that are no longer ours.
+	if err := removeListeners(cfg.ListenersFile()); err != nil {
+		return err
+	}
 	type listener struct {
 		ln   net.Listener
 		mode smtpd.Mode
@@ -270,13 +271,36 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		}()
 		logger.Info("listening", "mode", "admin", "addr", adminLn.Addr().String())
 	}
+	// Port 0 in a listen address lets the kernel choose; the file says
+	// what was bound (tests and scripts read it, never guess free ports).
+	bound := boundListeners{PID: os.Getpid()}
+	for _, l := range lns {
+		bound.set(l.mode.String(), l.ln.Addr().String())
+	}
+	if adminLn != nil {
+		bound.set("admin", adminLn.Addr().String())
+	}
+	if err := writeListeners(cfg.ListenersFile(), bound); err != nil {
+		logger.Error("listeners file not written", "file", cfg.ListenersFile(), "err", err)
+	}
+	defer func() {
+		if err := removeListeners(cfg.ListenersFile()); err != nil {
+			logger.Warn("listeners file not removed", "err", err)
+		}
+	}()
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer stopBg()
 	if cfg.ReloadInterval > 0 {
 		go reloader.Watch(bgCtx, cfg.ReloadInterval)
 	}
-	go expiryLoop(bgCtx, dir, mailer, cfg.ChallengeFrom, cfg.SummaryTo, cfg.ExpiryCheck, newExpiryMetrics(reg),
-		logger.With("component", "directory"))
+	certFile, keysDir := cfg.CertFile, cfg.SMIMEKeysDir // cfg changes on SIGHUP; these do not
+	expiry := &expiryCheck{dir: dir, mailer: mailer, from: cfg.ChallengeFrom, summaryTo: cfg.SummaryTo,
+		interval: cfg.ExpiryCheck, warnBefore: cfg.WarnBefore, metrics: newExpiryMetrics(reg),
+		logger: logger.With("component", "expiry"), now: time.Now,
+		certs: func() ([]certInUse, []error) {
+			return certsInUse(reloader.Certificate, certFile, keysDir)
+		}}
+	go expiry.loop(bgCtx)
 	if cfg.SummaryTo != "" {
 		if _, err := dir.CheckRecipient(ctx, cfg.SummaryTo); err != nil {
 			logger.Warn("directory.summary_to is not a verified endpoint; summary mail will not be delivered", "rcpt", cfg.SummaryTo, "err", err)
@@ -300,11 +324,13 @@ loop:
 			relayDone <- nil // for the wait below
 			break loop
 		case <-hup:
-			cfg = reload(cfg, level, reloader, token, logger)
-			if err := policy.Reload(); err != nil {
-				logger.Error("S/MIME key reload", "err", err)
+			var res reloadResult
+			cfg, res = reload(cfg, reloadTargets{level: level, tls: reloader, token: token, smime: policy, smtp: srv}, logger)
+			if res.refused {
+				auditServerOutcome(alog, logger, "server.reloaded", "refused", "SIGHUP: "+res.String())
+			} else {
+				auditServer(alog, logger, "server.reloaded", "SIGHUP: "+res.String())
 			}
-			auditServer(alog, logger, "server.reloaded", "SIGHUP")
 		}
 	}
 
@@ -348,55 +374,6 @@ func auditServerOutcome(alog *audit.Log, logger *slog.Logger, action, outcome, d
 	}
 }
 
-// reload is SIGHUP: re-read the TLS certificate and key, the admin token
-// and the config file (the caller reloads the S/MIME keys). Of the config, only server.log_level takes effect
-// at run time; other changes are reported as needing a restart. A config
-// that no longer validates is refused whole and the running one kept.
-func reload(cur *config, level *slog.LevelVar, r *certs.Reloader, tok *adminToken, logger *slog.Logger) *config {
-	logger.Info("SIGHUP: reloading certificates, S/MIME keys, admin token and config")
-	if err := r.Reload(); err != nil {
-		logger.Error("TLS reload failed; keeping the old certificate", "err", err)
-	}
-	if tok != nil {
-		if err := tok.reload(); err != nil {
-			logger.Error("admin token reload failed; keeping the old token", "err", err)
-		}
-	}
-	next, err := loadConfig(cur.Path)
-	if err != nil {
-		logger.Error("config reload failed; keeping the running config", "err", err)
-		return cur
-	}
-	if next.LogLevel != cur.LogLevel {
-		level.Set(next.LogLevel)
-		logger.Info("log level changed", "level", next.LogLevel.String())
-	}
-	if changed := restartOnly(cur, next); len(changed) > 0 {
-		logger.Warn("config changes that take effect only after a restart", "keys", changed)
-	}
-	// Keep reporting restart-only changes against what is running.
-	kept := *cur
-	kept.LogLevel = next.LogLevel
-	return &kept
-}
-
-// restartOnly names the keys that differ between a and b other than the
-// ones reload applies.
-func restartOnly(a, b *config) []string {
-	va, vb := reflect.ValueOf(*a), reflect.ValueOf(*b)
-	var names []string
-	for i := range va.NumField() {
-		name := va.Type().Field(i).Tag.Get("key")
-		if name == "" || name == "server.log_level" {
-			continue
-		}
-		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
 // rootPool is the system roots plus the configured CA files, for verifying
 // next hops. With no CA files it is nil: the relay uses the system roots.
 func rootPool(files []string) (*x509.CertPool, error) {
@@ -421,92 +398,4 @@ func rootPool(files []string) (*x509.CertPool, error) {
 		}
 	}
 	return pool, nil
-}
-
-// expiryMetrics are the expiry check's own figures; the directory has no
-// metrics of its own.
-type expiryMetrics struct {
-	due       prometheus.Gauge
-	suspended prometheus.Counter
-	lastRun   prometheus.Gauge
-	failures  prometheus.Counter
-}
-
-func newExpiryMetrics(reg prometheus.Registerer) *expiryMetrics {
-	m := &expiryMetrics{
-		due: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nhsrelay_directory_expiry_due",
-			Help: "Verifications and certificates due within warn_before, at the last expiry check."}),
-		suspended: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_directory_expiry_suspended_total",
-			Help: "Endpoints suspended by the expiry check."}),
-		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nhsrelay_directory_expiry_last_run_timestamp_seconds",
-			Help: "When the expiry check last completed."}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_directory_expiry_failures_total",
-			Help: "Expiry checks that failed."}),
-	}
-	reg.MustRegister(m.due, m.suspended, m.lastRun, m.failures)
-	return m
-}
-
-// expiryLoop runs the directory's expiry check at start and then every
-// interval. The directory logs and audits each notice; here the run's
-// summary (one line per notice, ExpiryReport.Lines) is logged once and, if
-// summaryTo is set, mailed there through the relay.
-func expiryLoop(ctx context.Context, dir *directory.Directory, mailer directory.Mailer, from, summaryTo string,
-	interval time.Duration, m *expiryMetrics, logger *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		rep, err := dir.CheckExpiry(audit.WithActor(ctx, "expiry-check"))
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return
-		case err != nil:
-			m.failures.Inc()
-			logger.Error("expiry check failed", "err", err)
-		default:
-			m.due.Set(float64(len(rep.Warnings)))
-			m.suspended.Add(float64(len(rep.Suspended)))
-			m.lastRun.Set(float64(time.Now().Unix()))
-			if len(rep.Lines) > 0 {
-				logger.Warn("expiry summary", "checked", rep.Checked, "warnings", len(rep.Warnings),
-					"suspended", len(rep.Suspended), "lines", rep.Lines)
-				if summaryTo != "" {
-					msg := expirySummaryMail(from, summaryTo, rep, time.Now())
-					if err := mailer.Send(audit.WithActor(ctx, "expiry-check"), from, []string{summaryTo}, strings.NewReader(msg)); err != nil {
-						logger.Error("expiry summary mail not queued", "rcpt", summaryTo, "err", err)
-					}
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// expirySummaryMail is the administrators' summary as an RFC 5322 message
-// with CRLF line endings. Lines come from the directory and hold addresses,
-// ODS codes and dates, never clinical content; control characters are
-// dropped so no line can end the header or the message early.
-func expirySummaryMail(from, to string, rep directory.ExpiryReport, now time.Time) string {
-	var b strings.Builder
-	b.WriteString("From: nhsrelay <" + from + ">\r\n")
-	b.WriteString("To: <" + to + ">\r\n")
-	b.WriteString("Subject: nhsrelay directory expiry summary " + now.UTC().Format(time.DateOnly) + "\r\n")
-	b.WriteString("Date: " + now.Format(time.RFC1123Z) + "\r\n")
-	b.WriteString("Message-ID: <expiry." + strconv.FormatInt(now.UnixNano(), 36) + "." + from + ">\r\n")
-	b.WriteString("Auto-Submitted: auto-generated\r\n") // RFC 3834 §5
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
-	fmt.Fprintf(&b, "%d verified endpoints checked: %d due soon, %d suspended.\r\n\r\n", rep.Checked, len(rep.Warnings), len(rep.Suspended))
-	for _, l := range rep.Lines {
-		b.WriteString(strings.Map(func(r rune) rune {
-			if r < ' ' || r == 0x7f {
-				return ' '
-			}
-			return r
-		}, l) + "\r\n")
-	}
-	return b.String()
 }

@@ -17,7 +17,8 @@ func TestExpirySummaryMail(t *testing.T) {
 		Lines: []string{"a@nhs.example: verification expires in 10 days",
 			"b@nhs.example: suspended\r\n.\r\nRCPT TO:<x@evil.example>"}} // hostile: must stay one line
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	msg := expirySummaryMail("verification@nhs.example", "admin@nhs.example", rep, now)
+	msg := expirySummaryMail("verification@nhs.example", "admin@nhs.example",
+		expirySummary{dir: rep, certLines: []string{"tls-server certificate relay.nhs.example (/etc/tls.crt): expires in 3 days\n.\n"}}, now)
 	if strings.Contains(strings.ReplaceAll(msg, "\r\n", ""), "\n") || strings.Contains(strings.ReplaceAll(msg, "\r\n", ""), "\r") {
 		t.Errorf("message has a bare CR or LF:\n%q", msg)
 	}
@@ -29,7 +30,7 @@ func TestExpirySummaryMail(t *testing.T) {
 		t.Fatalf("not a valid message: %v", err)
 	}
 	for h, want := range map[string]string{
-		"To": "<admin@nhs.example>", "Subject": "nhsrelay directory expiry summary 2026-11-23",
+		"To": "<admin@nhs.example>", "Subject": "nhsrelay expiry summary 2026-11-23",
 		"Auto-Submitted": "auto-generated", "Content-Type": "text/plain; charset=utf-8",
 	} {
 		if got := m.Header.Get(h); got != want {
@@ -39,7 +40,10 @@ func TestExpirySummaryMail(t *testing.T) {
 	if _, err := m.Header.Date(); err != nil {
 		t.Errorf("Date: %v", err)
 	}
-	if !strings.Contains(msg, "3 verified endpoints checked: 1 due soon, 1 suspended.") {
-		t.Errorf("no count line:\n%s", msg)
+	for _, want := range []string{"3 verified endpoints checked: 1 due soon, 1 suspended.",
+		"Certificates this server uses: 1 need attention.", "tls-server certificate relay.nhs.example (/etc/tls.crt): expires in 3 days"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("no line %q:\n%s", want, msg)
+		}
 	}
 }
