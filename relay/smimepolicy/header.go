@@ -163,3 +163,61 @@ func fromAddresses(raw []byte) (addrs []string, ok bool) {
 	}
 	return addrs, len(addrs) > 0
 }
+
+// fieldName returns the name of the field a header line starts, or "" for
+// a continuation line or a line without a colon.
+func fieldName(line []byte) string {
+	if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+		return ""
+	}
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return ""
+	}
+	return string(bytes.TrimRight(line[:i], " \t"))
+}
+
+// isMIMEField reports whether name is a MIME entity field (RFC 2045 §3:
+// MIME-Version and Content-*), which describes a body part, not a message.
+func isMIMEField(name string) bool {
+	n := strings.ToLower(name)
+	return n == "mime-version" || strings.HasPrefix(n, "content-")
+}
+
+// isEntityHeader reports whether a raw header section holds only MIME
+// entity fields (or none): a body part as Thunderbird and Outlook sign it,
+// not an RFC 5322 message with its own From, Subject or Date.
+func isEntityHeader(raw []byte) bool {
+	for line := range bytes.Lines(raw) {
+		if isBlankLine(line) {
+			break
+		}
+		if name := fieldName(line); name != "" && !isMIMEField(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// messageFields returns a raw header section without its MIME entity
+// fields and without any field named drop, folding kept, each line ending
+// in CRLF: the envelope-independent part of a message's header, to go in
+// front of a different body entity.
+func messageFields(raw []byte, drop string) []byte {
+	var out bytes.Buffer
+	keep := false
+	for line := range bytes.Lines(raw) {
+		if isBlankLine(line) {
+			break
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			name := fieldName(line)
+			keep = name != "" && !isMIMEField(name) && !strings.EqualFold(name, drop)
+		}
+		if keep {
+			out.Write(bytes.TrimRight(line, "\r\n"))
+			out.WriteString("\r\n")
+		}
+	}
+	return out.Bytes()
+}

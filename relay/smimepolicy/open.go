@@ -52,14 +52,23 @@ const maxInboundHeader = 1 << 20
 //
 //	X-NHSRelay-SMIME: verified; signer=<name>; ods=<ODS>; alg="<algorithms>"; by=<host>
 //
-// preceded by the outer message's Received fields. Anything else is
-// quarantined (see quarantine) and Open returns a *QuarantineError.
+// Anything else is quarantined (see quarantine) and Open returns a
+// *QuarantineError.
+//
+// Two shapes of signed content are delivered (RFC 8551 §3.1):
+//   - a whole RFC 5322 message (wrapped as message/rfc822, as Seal does,
+//     or signed with its header, as openssl cms -sign does): its own
+//     signed From is checked, and it is delivered after the outer
+//     message's Received fields;
+//   - a body entity with only MIME fields (Content-*), as Thunderbird and
+//     Outlook sign: the From of the outer message is checked, and the
+//     outer header (without its MIME fields, which described the
+//     encryption) is delivered in front of the verified body entity.
 //
 // Mail submitted on this relay (not m.Inbound) is not S/MIME here: the
 // sender authenticated to this relay, which is its proof of origin. It is
 // delivered with "X-NHSRelay-SMIME: authenticated; account=<user>;
-// ods=<ODS>" — or "none" for mail without an account (the relay's own
-// reports, trusted networks), which nobody should read as verified.
+// ods=<ODS>" — or "none" for mail without an account.
 //
 // Both ways, any X-NHSRelay-SMIME field the message already carries is
 // removed: only this relay's own statement reaches the mailbox.
@@ -67,6 +76,11 @@ func (p *Policy) Open(ctx context.Context, m queue.Message, ep directory.Endpoin
 	if !m.Inbound {
 		return p.openLocal(ctx, m, body, w)
 	}
+	return p.openSMIME(ctx, m, ep, body, w)
+}
+
+// openSMIME decrypts and verifies, or quarantines.
+func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.Endpoint, body relay.Body, w io.Writer) error {
 	kp, err := p.keyPair(endpointKeyName(ep.Address))
 	if err != nil {
 		// Nothing is wrong with the message: retried until the key is
@@ -86,15 +100,18 @@ func (p *Policy) Open(ctx context.Context, m queue.Message, ep directory.Endpoin
 		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, rr.err)
 	}
 	if err != nil {
-		var oe *smime.OpenError
-		reason := "the message could not be decrypted and verified"
-		if errors.As(err, &oe) {
-			reason = oe.Reason
-		}
-		return p.quarantine(ctx, m, ep, body, reason, err)
+		return p.quarantine(ctx, m, ep, body, openReason(err), err)
 	}
 	inner, _, _ := readHeaderBlock(bufio.NewReader(bytes.NewReader(opened.Message)), maxInboundHeader)
-	ods, reason, err := p.checkOrganisation(ctx, m, opened, inner)
+	// RFC 8551 §3.1: a signed body entity carries no From of its own; the
+	// message's From is in the outer header, and must be the signer's
+	// organisation's just as a signed From must.
+	entity := isEntityHeader(inner)
+	fromHeader := inner
+	if entity {
+		fromHeader = outer
+	}
+	ods, reason, err := p.checkOrganisation(ctx, m, opened, fromHeader)
 	if err != nil {
 		return err
 	}
@@ -107,21 +124,86 @@ func (p *Policy) Open(ctx context.Context, m queue.Message, ep directory.Endpoin
 	if _, err := io.WriteString(w, trace); err != nil {
 		return err
 	}
-	if _, err := w.Write(rawFields(outer, "Received")); err != nil {
-		return err
-	}
-	if err := copyStripped(w, bytes.NewReader(opened.Message), TraceHeader); err != nil {
-		return err
+	if entity {
+		// The outer header, without the fields that described the
+		// encryption (Content-Type: application/pkcs7-mime, its
+		// Content-Disposition and Content-Transfer-Encoding), then the
+		// verified body entity with its own MIME fields.
+		if _, err := w.Write(messageFields(outer, TraceHeader)); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, "MIME-Version: 1.0\r\n"); err != nil {
+			return err
+		}
+		if _, err := w.Write(opened.Message); err != nil {
+			return err
+		}
+	} else {
+		if _, err := w.Write(rawFields(outer, "Received")); err != nil {
+			return err
+		}
+		if err := copyStripped(w, bytes.NewReader(opened.Message), TraceHeader); err != nil {
+			return err
+		}
 	}
 	p.record(audit.Event{Action: "smime.opened", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
-		Detail: fmt.Sprintf("decrypted and verified: signer %s (serial %s), organisation %s, %s", signer,
-			opened.Signer.SerialNumber, ods, opened.Algorithms)})
+		Detail: fmt.Sprintf("decrypted and verified: signer %s (serial %s), organisation %s, %s", clean(signer),
+			opened.Signer.SerialNumber, ods, clean(opened.Algorithms))})
 	if opened.LegacyKeyTransport {
 		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
-			Detail: "inbound content key came by RSA PKCS#1 v1.5 from " + signer})
+			Detail: "inbound content key came by RSA PKCS#1 v1.5 from " + clean(signer)})
 		p.log.Warn("inbound legacy PKCS#1 v1.5 key transport", "msgid", m.ID, "endpoint", ep.Address, "signer", signer)
 	}
 	return nil
+}
+
+// reasonNotEncrypted is why plain (or only signed) mail for a hosted
+// endpoint is quarantined.
+const reasonNotEncrypted = "the message was not S/MIME encrypted; clinical mail to this endpoint must be"
+
+// openReason is the quarantine reason for an smime.Open failure. It goes
+// into the sender's DSN, the owner's notice, the quarantine record (kept
+// in clear) and the audit log, so it must hold nothing from inside the
+// message: reasons that could quote the decrypted content are replaced by
+// fixed ones, and every reason is made one bounded line of printable
+// text.
+func openReason(err error) string {
+	var oe *smime.OpenError
+	switch {
+	case errors.Is(err, smime.ErrNotEncrypted):
+		return reasonNotEncrypted
+	case !errors.As(err, &oe) || oe.Reason == "":
+		return reasonNotVerified
+	}
+	switch oe.Kind {
+	// These reasons are built only from the outer header, certificates
+	// and algorithm names, never from the decrypted content.
+	case smime.ErrCannotDecrypt, smime.ErrWeakAlgorithm, smime.ErrTampered,
+		smime.ErrUntrustedSigner, smime.ErrExpiredSigner, smime.ErrMalformed:
+		return oneLine(oe.Reason)
+	}
+	// Any other kind (a signature that is not S/MIME, say) might name
+	// something found inside the decrypted message.
+	return reasonNotVerified
+}
+
+// reasonNotVerified is the reason for a failure whose own words are not
+// known to be free of message content.
+const reasonNotVerified = "the message could not be decrypted and verified as S/MIME signed"
+
+// oneLine makes s printable ASCII on one line of at most 300 bytes.
+func oneLine(s string) string {
+	const max = 300
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	if len(b) > max {
+		b = append(b[:max-3], "..."...)
+	}
+	return string(b)
 }
 
 // readErr remembers an error of the underlying reader, to tell a spool

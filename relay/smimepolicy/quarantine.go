@@ -55,6 +55,9 @@ func quarantineID(queueID, endpoint string) string {
 // A repeat for the same message and endpoint reuses what is there.
 func (p *Policy) quarantine(ctx context.Context, m queue.Message, ep directory.Endpoint, body relay.Body, reason string, cause error) error {
 	id := quarantineID(m.ID, ep.Address)
+	// The reason goes to a DSN, a notice, a record kept in clear and the
+	// audit log: one bounded printable line.
+	reason = oneLine(reason)
 	fail := func(step string, err error) error { // keep trying: the message is not dropped
 		p.log.Error("quarantine failed; will retry", "msgid", m.ID, "endpoint", ep.Address, "step", step, "err", err)
 		return fmt.Errorf("smimepolicy: quarantine %s: %s: %w", id, step, err)
