@@ -108,7 +108,11 @@ func (d *Directory) StartChallenge(ctx context.Context, id string) error {
 	return nil
 }
 
-// challengeMail is the RFC 5322 message carrying the code.
+// challengeMail is the RFC 5322 message carrying the code. It is the
+// relay's own mail, not clinical: the endpoint, its organisation, the code
+// and how to confirm it, nothing else. A pending endpoint may have no
+// valid S/MIME certificate yet, so the relay sends it over verified TLS
+// without S/MIME (cmd's Mailer submits it as relay.Envelope.System).
 func (d *Directory) challengeMail(e Endpoint, org Organisation, c Challenge, code string) []byte {
 	var b bytes.Buffer
 	domain := d.cfg.ChallengeFrom[strings.LastIndexByte(d.cfg.ChallengeFrom, '@')+1:]
@@ -128,11 +132,15 @@ func (d *Directory) challengeMail(e Endpoint, org Organisation, c Challenge, cod
 		name = "organisation"
 	}
 	fmt.Fprintf(&b, "%s has been added to the NHS relay directory as an endpoint of\r\n%s (ODS %s) for clinical mail.\r\n\r\n", e.Address, name, e.ODS)
-	b.WriteString("To confirm that it belongs to your organisation, give this code to the\r\nrelay administrator, or reply to this message with it:\r\n\r\n")
+	b.WriteString("If it belongs to your organisation, confirm it in one of two ways:\r\n\r\n")
+	fmt.Fprintf(&b, "  - reply to this message from %s and type the code below in\r\n", c.Address)
+	b.WriteString("    your reply (a quoted copy of this message does not count); or\r\n")
+	b.WriteString("  - give the code to your relay administrator, who confirms it with\r\n")
+	fmt.Fprintf(&b, "    nhsrelay directory verify -code CODE %s\r\n\r\n", e.ID)
 	fmt.Fprintf(&b, "Verification code: %s\r\n\r\n", code)
 	fmt.Fprintf(&b, "The code can be used once and expires on %s.\r\nAfter %d wrong attempts a new code must be requested.\r\n\r\n",
 		c.Expires.UTC().Format("2 January 2006 at 15:04 MST"), d.cfg.ChallengeAttempts)
-	b.WriteString("If you did not expect this message, do not share the code; tell your\r\nIT service desk.\r\n")
+	b.WriteString("If you did not expect this message, do not reply and do not share the\r\ncode; tell your IT service desk.\r\n")
 	return b.Bytes()
 }
 
@@ -144,10 +152,18 @@ func (d *Directory) challengeMail(e Endpoint, org Organisation, c Challenge, cod
 func (d *Directory) ConfirmChallenge(ctx context.Context, id, code string) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
-	e, ok := d.eps[id]
-	if !ok {
+	if _, ok := d.eps[id]; !ok {
 		return fmt.Errorf("directory: confirm challenge %q: %w", clip(id), ErrNotFound)
 	}
+	return d.confirmLocked(ctx, id, []string{code}, "")
+}
+
+// confirmLocked checks codes against endpoint id's outstanding challenge:
+// if any matches, the endpoint is verified; if none does, one attempt is
+// counted (several candidates from one reply are one attempt). how is added
+// to the evidence (" by reply from ..."). The caller holds wmu.
+func (d *Directory) confirmLocked(ctx context.Context, id string, codes []string, how string) error {
+	e := d.eps[id]
 	c, ok := d.chals[id]
 	if !ok {
 		d.record(ctx, "endpoint.challenge.confirm", e.Address, outcomeRefused, "no outstanding challenge")
@@ -165,22 +181,24 @@ func (d *Directory) ConfirmChallenge(ctx context.Context, id, code string) error
 		d.record(ctx, "endpoint.challenge.confirm", e.Address, outcomeRefused, "challenge "+why)
 		return fmt.Errorf("directory: confirm challenge for %s: challenge %s; start a new one: %w", e.Address, why, ErrNoChallenge)
 	}
-	if bcrypt.CompareHashAndPassword([]byte(c.CodeHash), []byte(canonicalCode(code))) != nil {
-		c.Attempts++
-		b := Batch{Challenges: []Challenge{c}}
-		left := d.cfg.ChallengeAttempts - c.Attempts
-		if left <= 0 {
-			b = Batch{DeleteChallenges: []string{id}}
+	for _, code := range codes {
+		if bcrypt.CompareHashAndPassword([]byte(c.CodeHash), []byte(canonicalCode(code))) == nil {
+			return d.verify(ctx, id, MethodChallenge, "code sent to "+c.Address+" on "+day(c.Created)+" confirmed"+how)
 		}
-		if err := d.commit(ctx, "count challenge attempt "+e.Address, b); err != nil {
-			return err
-		}
-		d.log.Warn("directory: wrong challenge code", "endpoint", e.Address, "attempts", c.Attempts)
-		d.record(ctx, "endpoint.challenge.confirm", e.Address, outcomeRefused, fmt.Sprintf("wrong code, %d attempts left", left))
-		if left <= 0 {
-			return fmt.Errorf("directory: confirm challenge for %s: no attempts left; start a new challenge: %w", e.Address, ErrWrongCode)
-		}
-		return fmt.Errorf("directory: confirm challenge for %s: %d attempts left: %w", e.Address, left, ErrWrongCode)
 	}
-	return d.verify(ctx, id, MethodChallenge, "code sent to "+c.Address+" on "+day(c.Created)+" confirmed")
+	c.Attempts++
+	b := Batch{Challenges: []Challenge{c}}
+	left := d.cfg.ChallengeAttempts - c.Attempts
+	if left <= 0 {
+		b = Batch{DeleteChallenges: []string{id}}
+	}
+	if err := d.commit(ctx, "count challenge attempt "+e.Address, b); err != nil {
+		return err
+	}
+	d.log.Warn("directory: wrong challenge code", "endpoint", e.Address, "attempts", c.Attempts)
+	d.record(ctx, "endpoint.challenge.confirm", e.Address, outcomeRefused, fmt.Sprintf("wrong code%s, %d attempts left", how, left))
+	if left <= 0 {
+		return fmt.Errorf("directory: confirm challenge for %s: no attempts left; start a new challenge: %w", e.Address, ErrWrongCode)
+	}
+	return fmt.Errorf("directory: confirm challenge for %s: %d attempts left: %w", e.Address, left, ErrWrongCode)
 }

@@ -15,17 +15,26 @@
 //     *ValidationError (errors.go).
 //
 // The life of an endpoint: AddEndpoint (pending) → StartChallenge mails a
-// one-time code, ConfirmChallenge checks it, or Attest records an
+// one-time code, ConfirmChallenge checks it (the administrator's `directory
+// verify -code`) or ConfirmByReply finds it in the owner's reply (called by
+// the SMTP side for mail to Config.ChallengeFrom), or Attest records an
 // administrator's evidence (verified, for ReverifyAfter, 12 months by
 // default as DCB1596 accreditation is annual) → Suspend, or automatically
 // when its organisation closes (ImportOrganisations, PutOrganisation) or its
 // verification or last S/MIME certificate expires (CheckExpiry) → Retire.
-// CheckRecipient is the RCPT-time policy; Check answers "can I send to
-// this?" with reasons, certificates and the delivery path.
+// CheckRecipient is the RCPT-time policy (Resolve also says which endpoint
+// the address named, so that the relay can audit a followed redirect with
+// Resolution.RedirectEvent; Usable applies the same rule to one endpoint,
+// for FHIR status); Check answers "can I send to this?" with reasons, the
+// certificates judged as the relay will (Config.CertCheck; NamesEndpoint is
+// the relay's rule for which certificate belongs to an endpoint) and the
+// delivery path. The TLS-only exception (no S/MIME) needs evidence and is
+// audited as endpoint.tls_only.
 //
 // Standards: RFC 5321 §4.1.2 and §4.5.3.1 (address syntax and limits, in
 // NormaliseAddress), RFC 5322 §3.2.3 (atext), RFC 1035 §2.3.4 (label length),
 // ITU-T E.164 and the UK numbering plan (NormaliseFax), RFC 5322 and RFC
-// 3834 (the challenge message), RFC 4954 (the AUTH that Authenticate
+// 3834 (the challenge message; a reply's quoted lines, RFC 3676 §4.5, do
+// not confirm it), RFC 4954 (the AUTH that Authenticate
 // serves), RFC 8550 §3 (an S/MIME certificate names its address).
 package directory

@@ -50,6 +50,10 @@ var ErrNoChallenge = errors.New("directory: no outstanding verification challeng
 // ErrWrongCode means a challenge code did not match; the attempt was counted.
 var ErrWrongCode = errors.New("directory: verification code does not match")
 
+// ErrNoCode means a reply to a challenge carried no code of its own (a
+// quoted copy of the challenge does not count); no attempt was counted.
+var ErrNoCode = errors.New("directory: no verification code in the reply")
+
 // ValidationError lists every field of an organisation, endpoint or account
 // that was rejected, keyed by its JSON field name, each with a message for a
 // person ("address": "domain part must contain a dot"). Nothing was written.
