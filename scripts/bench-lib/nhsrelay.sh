@@ -1,5 +1,5 @@
 # nhsrelay.sh: start and stop an nhsrelay instance for scripts/bench.
-# Sourced; expects $NHSRELAY, $smtpload, $tlsdir, $pids and die/note.
+# Sourced; expects $NHSRELAY, $smtpload, $tlsdir, $pids and die/note/forget.
 # The sink endpoint is added through the nhsrelay CLI (admin API).
 #
 #   nhs_start DIR TLS(0|1) SINK_PORT   init DIR, configure, serve, add the sink
@@ -97,6 +97,7 @@ nhs_stop() {
 		kill -KILL "$nhs_pid" 2>/dev/null || true
 	fi
 	wait "$nhs_pid" 2>/dev/null || true
+	forget "$nhs_pid"
 }
 
 nhs_log_tail() { tail -20 "$nhs_log" 2>/dev/null || true; }
