@@ -30,7 +30,7 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	if ss.mode.submission() && !ss.mayRelay() { // unreachable past Mail; defence in depth
-		return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil)
+		return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil)
 	}
 	if err := ss.auditGate(); err != nil { // the log may have failed since MAIL
 		return err

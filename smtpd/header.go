@@ -122,19 +122,19 @@ func checkFrom(h textproto.Header, acct directory.Account) error {
 		vals := h.Values(field)
 		switch {
 		case len(vals) == 0 && field == "From":
-			return &senderError{problem: "is missing; it must name an address your account owns (RFC 5322 §3.6.2)"}
+			return &senderError{problem: "is missing; add one that names an address your account owns (RFC 5322 §3.6.2)"}
 		case len(vals) == 0:
 			continue
 		case len(vals) > 1:
-			return &senderError{problem: "appears more than once (RFC 5322 §3.6)"}
+			return &senderError{problem: "appears more than once (RFC 5322 §3.6); give it once"}
 		}
 		addrs, err := parseAddressList(vals[0])
 		if err != nil {
-			return &senderError{problem: "cannot be read; it must name an address your account owns"}
+			return &senderError{problem: "cannot be read; correct it to name an address your account owns"}
 		}
 		for _, a := range addrs {
 			if !acct.Owns(a) {
-				return &senderError{addr: a, problem: "is not one your account may send as"}
+				return &senderError{addr: a, problem: "is not one your account may send as; use an address your account owns"}
 			}
 		}
 	}

@@ -56,32 +56,44 @@ func (s *Server) toReply(err error, cid string) *smtp.SMTPError {
 	)
 	switch {
 	case errors.As(err, &se) && se == smtp.ErrDataTooLarge:
-		return reply(552, 3, 4, fmt.Sprintf("message exceeds the size limit of %d bytes", s.cfg.MaxMessageBytes)) // RFC 3463 §3.4
+		return reply(552, 3, 4, fmt.Sprintf("message exceeds the size limit of %d bytes; send it smaller, or in several messages", s.cfg.MaxMessageBytes)) // RFC 3463 §3.4
 	case errors.Is(err, directory.ErrNotFound):
-		return reply(550, 1, 1, "no such NHS endpoint in the directory") // RFC 3463 §3.2
+		return reply(550, 1, 1, "no such NHS endpoint in the directory; check the address with the recipient") // RFC 3463 §3.2
 	case errors.As(err, &nv):
 		return reply(550, 7, 1, notVerifiedText(nv)) // §3.8
 	case errors.Is(err, ErrBareLineEnding):
-		return reply(554, 6, 0, "message contains a bare LF/CR; SMTP requires CRLF line endings (RFC 5321 §2.3.8)")
+		return reply(554, 6, 0, "message contains a bare LF/CR; SMTP requires CRLF line endings (RFC 5321 §2.3.8): fix the sending program's line endings")
 	case errors.Is(err, ErrHeaderTooLarge):
-		return reply(552, 3, 4, fmt.Sprintf("message header exceeds the limit of %d bytes", s.limits().MaxHeaderBytes))
+		return reply(552, 3, 4, fmt.Sprintf("message header exceeds the limit of %d bytes; remove or shorten header fields", s.limits().MaxHeaderBytes))
 	case errors.Is(err, ErrHeaderMalformed):
-		return reply(554, 6, 0, "message header is malformed (RFC 5322 §2.2)")
+		return reply(554, 6, 0, "message header is malformed (RFC 5322 §2.2); correct the header fields")
 	case errors.Is(err, smtp.ErrTooLongLine):
-		return reply(554, 6, 0, "message has a line longer than the limit (RFC 5321 §4.5.3.1.6)")
+		return reply(554, 6, 0, "message has a line longer than the limit (RFC 5321 §4.5.3.1.6); wrap long lines or encode the body (quoted-printable or base64)")
 	case errors.As(err, &snd) && snd.addr == "":
 		return reply(550, 7, 1, "From: header "+snd.problem)
 	case errors.As(err, &snd):
 		return reply(553, 7, 1, "From: header address <"+snd.addr+"> "+snd.problem)
 	case errors.Is(err, ErrDataTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		return reply(421, 4, 2, s.cfg.Hostname+" timeout or data rate too slow, closing connection")
+		return reply(421, 4, 2, s.cfg.Hostname+" timeout or data rate too slow, closing connection; try again")
 	case errors.Is(err, ErrProtocol):
-		return reply(554, 5, 1, "protocol error, closing connection")
+		return protocolReply("")
 	case errors.Is(err, context.DeadlineExceeded):
 		return reply(451, 4, 5, "relay busy, try again later") // §3.5, congestion
 	default:
 		return reply(451, 3, 0, "local error, quote "+cid+" to the service desk")
 	}
+}
+
+// authRequired is the 530 text for mail without AUTH (RFC 4954 §6).
+const authRequired = "Authentication required; log in (AUTH) with your nhsrelay account first"
+
+// protocolReply answers a client that broke the dialogue: what it did,
+// and what to do instead.
+func protocolReply(what string) *smtp.SMTPError {
+	if what == "" {
+		what = "commands sent out of turn"
+	}
+	return reply(554, 5, 1, "protocol error: "+what+"; wait for each reply before sending more (RFC 2920 §3.1), then reconnect")
 }
 
 func notVerifiedText(nv *directory.NotVerifiedError) string {

@@ -163,7 +163,7 @@ func (s *Server) admit(c net.Conn, mode Mode) *wireConn {
 	var why, reason string
 	switch {
 	case s.closed:
-		why, reason = "4.3.2 "+s.cfg.Hostname+" service shutting down", "shutdown"
+		why, reason = "4.3.2 "+s.cfg.Hostname+" service shutting down, try again later", "shutdown"
 	case len(s.conns) >= s.limits().MaxConns:
 		why, reason = "4.7.0 "+s.cfg.Hostname+" too many connections, try again later", "conn_limit"
 	case !trusted && s.perIP[ip] >= s.limits().MaxConnsPerIP:

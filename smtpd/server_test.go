@@ -1,11 +1,13 @@
 package smtpd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
@@ -254,7 +256,7 @@ func TestRecipientPolicy(t *testing.T) {
 	if strings.Contains(se.Message, "directory:") {
 		t.Errorf("internal text leaked: %q", se.Message)
 	}
-	if want := "<nobody@nhs.example>: no such NHS endpoint in the directory"; se.Message != want {
+	if want := "<nobody@nhs.example>: no such NHS endpoint in the directory; check the address with the recipient"; se.Message != want {
 		t.Errorf("unknown reply = %q, want %q", se.Message, want)
 	}
 	se = wantReply(t, c.Rcpt(suspended, nil), 550, "5.7.1")
@@ -320,4 +322,50 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("New(bad) error = %v, want it to name %s", err, want)
 		}
 	}
+}
+
+// TestRepliesSayWhatToDo: DESIGN — every refusal is a reply a person can
+// act on. Each reply toReply can give (bar the directory's own reason,
+// which names the endpoint's state) and the session's fixed refusals say
+// what to do next.
+func TestRepliesSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	s := &Server{cfg: Config{Hostname: "relay.nhs.example", MaxMessageBytes: 10, MaxHeaderBytes: 10}}
+	actions := []string{"try again", "check ", "use ", "send ", "fix ", "remove ", "correct ", "wrap ",
+		"quote ", "log in", "give ", "wait ", "reconnect", "add "}
+	replies := map[string]*smtp.SMTPError{
+		"protocol":      protocolReply(""),
+		"protocol what": protocolReply("commands sent before the reply to EHLO/HELO"),
+		"auth required": reply(530, 7, 0, authRequired),
+	}
+	for name, err := range map[string]error{
+		"not found": directory.ErrNotFound, "too large": smtp.ErrDataTooLarge,
+		"bare LF": ErrBareLineEnding, "header": ErrHeaderTooLarge, "malformed": ErrHeaderMalformed,
+		"long line": smtp.ErrTooLongLine, "timeout": ErrDataTimeout, "protocol error": ErrProtocol,
+		"busy": context.DeadlineExceeded, "internal": errors.New("disk full"),
+		"From missing":    checkFrom(mustHeader(t, "Subject: x\r\n\r\n"), directory.Account{Addresses: []string{own}}),
+		"From unreadable": checkFrom(mustHeader(t, "From: <<<\r\n\r\n"), directory.Account{Addresses: []string{own}}),
+		"From spoofed":    checkFrom(mustHeader(t, "From: <"+other+">\r\n\r\n"), directory.Account{Addresses: []string{own}}),
+		"From twice":      checkFrom(mustHeader(t, "From: <"+own+">\r\nFrom: <"+own+">\r\n\r\n"), directory.Account{Addresses: []string{own}}),
+	} {
+		replies[name] = s.toReply(err, "cid1")
+	}
+	for name, r := range replies {
+		ok := false
+		for _, a := range actions {
+			ok = ok || strings.Contains(strings.ToLower(r.Message), a)
+		}
+		if !ok {
+			t.Errorf("%s: reply %d %q does not say what to do", name, r.Code, r.Message)
+		}
+	}
+}
+
+func mustHeader(t *testing.T, s string) textproto.Header {
+	t.Helper()
+	h, err := parseHeader([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

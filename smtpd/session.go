@@ -43,10 +43,10 @@ func (s *Server) newSession(c *smtp.Conn, mode Mode) (smtp.Session, error) {
 	w := wireOf(c.Conn())
 	if w == nil {
 		s.cfg.Logger.Error("smtpd: connection not admitted through our listener")
-		return nil, reply(421, 3, 0, "local error")
+		return nil, reply(421, 3, 0, "local error, try again later")
 	}
 	if v := w.violated(); v != "" {
-		return nil, reply(554, 5, 1, "protocol error, closing connection")
+		return nil, protocolReply(v)
 	}
 	w.setTop(c.Conn())
 	ss := &session{s: s, mode: mode, c: c, w: w, dataSeq: w.dataSeq.Load()}
@@ -85,7 +85,7 @@ func (ss *session) refuse(reason string, r *smtp.SMTPError, err error) *smtp.SMT
 	if ss.w.addError() {
 		ss.s.m.rejected.WithLabelValues("error_limit").Inc()
 		ss.log.Warn("error limit reached, closing", "code", 421)
-		return reply(421, 7, 0, ss.s.cfg.Hostname+" too many errors, closing connection")
+		return reply(421, 7, 0, ss.s.cfg.Hostname+" too many errors, closing connection; correct what the replies named, then reconnect")
 	}
 	return r
 }
@@ -100,7 +100,7 @@ func (ss *session) user() string {
 // gate stops a session whose client broke the protocol.
 func (ss *session) gate() error {
 	if v := ss.w.violated(); v != "" {
-		return reply(554, 5, 1, "protocol error, closing connection")
+		return protocolReply(v)
 	}
 	return nil
 }
@@ -117,14 +117,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 			return ss.refuse("tls_required", reply(530, 7, 0, "Must issue a STARTTLS command first"), nil) // RFC 3207 §4
 		}
 		if ss.account == nil {
-			return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil) // RFC 4954 §6
+			return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil) // RFC 4954 §6
 		}
 	}
 	if ss.account != nil && (from == "" || !ss.account.Owns(from)) {
 		ss.s.record(audit.Event{Actor: ss.account.Username, Action: "smtp.sender_refused",
 			Outcome: "refused", Detail: "MAIL FROM not owned by the account"})
 		return ss.refuse("sender_not_owned", reply(553, 7, 1,
-			fmt.Sprintf("<%s>: sender address not owned by user %s", oneLine(from), ss.account.Username)), nil)
+			fmt.Sprintf("<%s>: sender address not owned by user %s; send from an address your account owns", oneLine(from), ss.account.Username)), nil)
 	}
 	if err := ss.auditGate(); err != nil {
 		return err
@@ -140,7 +140,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	if ss.mode.submission() && !ss.mayRelay() { // Mail refuses first; never rely on it alone
-		return ss.refuse("auth_required", reply(530, 7, 0, "Authentication required"), nil)
+		return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil)
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
 	ep, err := ss.s.cfg.Directory.CheckRecipient(ctx, to)
@@ -166,7 +166,8 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			// for endpoints hosted here is accepted.
 			ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.relay_refused",
 				Endpoint: ep.Address, Outcome: "refused", Detail: "relaying denied on " + ss.mode.String()})
-			return ss.refuse("relay_denied", reply(550, 7, 1, "relaying denied"), nil)
+			return ss.refuse("relay_denied", reply(550, 7, 1, "relaying denied: <"+oneLine(to)+
+				"> is not hosted on this relay; deliver to the recipient's own relay, or submit on port 587 or 465 with AUTH"), nil)
 		}
 		ss.inbound = false
 	}
@@ -215,14 +216,14 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Login:
 		return saslGuard{&loginServer{auth: ss.authenticate}}, nil
 	}
-	return nil, ss.refuse("auth_mechanism", reply(504, 5, 4, "unrecognized authentication mechanism"), nil) // RFC 4954 §6
+	return nil, ss.refuse("auth_mechanism", reply(504, 5, 4, "unrecognized authentication mechanism; use PLAIN or LOGIN"), nil) // RFC 4954 §6
 }
 
 // authenticate checks a username and password; neither is ever logged,
 // only the username when it matched.
 func (ss *session) authenticate(identity, user, pass string) error {
 	if identity != "" && identity != user { // RFC 4616 §2: we authorise no one as another
-		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid"), nil)
+		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid; check the username and password"), nil)
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
 	acct, err := ss.s.cfg.Directory.Authenticate(ctx, user, pass)
@@ -235,7 +236,7 @@ func (ss *session) authenticate(identity, user, pass string) error {
 		ss.s.authFail.add(ss.w.ip)
 		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",
 			Detail: "AUTH failed on " + ss.mode.String()})
-		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid"), nil) // RFC 4954 §6
+		return ss.refuse("auth_failed", reply(535, 7, 8, "authentication credentials invalid; check the username and password"), nil) // RFC 4954 §6
 	case err != nil:
 		ss.log.Error("authentication lookup failed", "err", err)
 		return reply(454, 7, 0, "temporary authentication failure, quote "+ss.w.cid+" to the service desk")
@@ -255,7 +256,7 @@ func (g saslGuard) Next(response []byte) ([]byte, bool, error) {
 	ch, done, err := g.Server.Next(response)
 	var se *smtp.SMTPError
 	if err != nil && !errors.As(err, &se) {
-		err = reply(501, 5, 2, "malformed AUTH response") // RFC 4954 §4
+		err = reply(501, 5, 2, "malformed AUTH response; send it base64-encoded") // RFC 4954 §4
 	}
 	return ch, done, err
 }

@@ -191,7 +191,7 @@ func (w *wireConn) refuseSync(what string) {
 	w.srv.m.rejected.WithLabelValues("pipelining").Inc()
 	w.srv.cfg.Logger.Warn("protocol violation", "cid", w.cid, "client", w.ip, "what", what, "code", 554)
 	w.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	w.Conn.Write([]byte("554 5.5.1 " + w.srv.cfg.Hostname + " protocol error: " + what + "; closing connection (RFC 2920 §3.1)\r\n"))
+	w.Conn.Write([]byte("554 5.5.1 " + w.srv.cfg.Hostname + " protocol error: " + what + "; closing connection: wait for each reply before sending more (RFC 2920 §3.1)\r\n"))
 	w.Close()
 }
 
@@ -203,10 +203,10 @@ func (w *wireConn) SetReadDeadline(t time.Time) error {
 	stop := w.violation != "" || w.closing || (w.draining && !w.inTxn)
 	var bye string
 	if !stop && w.junk > w.srv.limits().MaxJunkCommands {
-		stop, bye = true, "421 4.7.0 "+w.srv.cfg.Hostname+" too many commands without mail, closing connection\r\n"
+		stop, bye = true, "421 4.7.0 "+w.srv.cfg.Hostname+" too many commands without mail, closing connection; reconnect when you have mail to send\r\n"
 		w.srv.m.rejected.WithLabelValues("junk_commands").Inc()
 	} else if w.draining && !w.inTxn && w.violation == "" && !w.closing {
-		bye = "421 4.3.2 " + w.srv.cfg.Hostname + " service shutting down, closing connection\r\n"
+		bye = "421 4.3.2 " + w.srv.cfg.Hostname + " service shutting down, closing connection; try again later\r\n"
 	}
 	top := w.top
 	w.mu.Unlock()
