@@ -183,3 +183,45 @@ func TestCheckExpiryIgnoresCAAndOtherCertificates(t *testing.T) {
 		}
 	}
 }
+
+func TestSetCertificates(t *testing.T) {
+	t.Parallel()
+	ca := testCA(t, "NHS test CA", nil)
+	fx := openWith(t, nil, directorytest.Verified("gp.a81001@nhs.example", mx))
+	ctx := admin(t)
+	e := mustLookup(t, fx.d, "gp.a81001@nhs.example")
+	chain := [][]byte{leaf(t, ca, pkix.Name{CommonName: "gp"}, []string{"gp.a81001@nhs.example"}, t0.AddDate(1, 0, 0)), ca.Cert.Raw}
+
+	if err := fx.d.SetCertificates(ctx, e.ID, chain); err != nil {
+		t.Fatalf("SetCertificates: %v", err)
+	}
+	if got := mustLookup(t, fx.d, e.Address); len(got.Certificates) != 2 || got.Status != directory.StatusVerified {
+		t.Fatalf("after SetCertificates: %d certificates, %s", len(got.Certificates), got.Status)
+	}
+	ev := hasEvent(t, fx.audit, "endpoint.certificates", e.Address, "ok")
+	if ev.Actor != "alice" || ev.Detail != "2 certificate(s): gp.a81001@nhs.example until 2027-03-02; CA NHS test CA until 2031-03-02" {
+		t.Errorf("event = %+v", ev)
+	}
+	if r := fx.d.Check(t.Context(), e.Address); !r.OK {
+		t.Errorf("Check after SetCertificates = %+v", r)
+	}
+
+	if f := fields(t, fx.d.SetCertificates(ctx, e.ID, [][]byte{chain[0], []byte("not DER")})); f["certificates[1]"] == "" {
+		t.Errorf("SetCertificates(bad) fields = %v", f)
+	}
+	if f := fields(t, fx.d.SetCertificates(ctx, e.ID, make([][]byte, 17))); f["certificates"] == "" {
+		t.Errorf("SetCertificates(17) fields = %v", f)
+	}
+	if got := mustLookup(t, fx.d, e.Address); len(got.Certificates) != 2 {
+		t.Errorf("a refused SetCertificates wrote: %d certificates", len(got.Certificates))
+	}
+	if err := fx.d.SetCertificates(ctx, "ep-none", nil); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("SetCertificates(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := fx.d.SetCertificates(ctx, e.ID, nil); err != nil {
+		t.Fatalf("SetCertificates(nil): %v", err)
+	}
+	if got := mustLookup(t, fx.d, e.Address); len(got.Certificates) != 0 {
+		t.Errorf("after removing: %d certificates", len(got.Certificates))
+	}
+}

@@ -14,6 +14,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// maxCertificates bounds an endpoint's stored certificates: a leaf or two
+// (renewal overlap) with their chains.
+const maxCertificates = 16
+
 // fieldErrors collects field → message; err returns nil if there are none.
 type fieldErrors map[string]string
 
@@ -155,6 +159,9 @@ func (d *Directory) checkEndpoint(e Endpoint) (Endpoint, error) {
 		}
 	} else if strings.TrimSpace(e.TLSOnlyEvidence) != "" {
 		f.add("tls_only_evidence", "is given only with tls_only (the evidence for that exception)")
+	}
+	if len(e.Certificates) > maxCertificates {
+		f.add("certificates", "has more than %d certificates", maxCertificates)
 	}
 	for i, der := range e.Certificates {
 		if _, err := x509.ParseCertificate(der); err != nil {

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -139,6 +140,48 @@ func mergeFields(pre fieldErrors, err error) error {
 func (d *Directory) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
+	return d.updateLocked(ctx, e)
+}
+
+// SetCertificates replaces endpoint id's S/MIME certificates (DER; a leaf
+// and the CA certificates of its chain) in one audited write
+// (endpoint.certificates, naming each certificate and its expiry). nil
+// removes them all. Invalid certificates give a *ValidationError.
+func (d *Directory) SetCertificates(ctx context.Context, id string, certs [][]byte) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	e, ok := d.eps[id]
+	if !ok {
+		return fmt.Errorf("directory: set certificates %q: %w", clip(id), ErrNotFound)
+	}
+	old := e.Certificates
+	e.Certificates = certs
+	if err := d.updateLocked(ctx, e); err != nil {
+		return err
+	}
+	if slices.EqualFunc(old, certs, func(x, y []byte) bool { return string(x) == string(y) }) {
+		return nil
+	}
+	names := make([]string, 0, len(certs))
+	for _, der := range certs {
+		if c, err := x509.ParseCertificate(der); err == nil { // checkEndpoint parsed them all
+			n := certName(c) + " until " + day(c.NotAfter)
+			if c.IsCA {
+				n = "CA " + n
+			}
+			names = append(names, n)
+		}
+	}
+	detail := fmt.Sprintf("%d certificate(s): %s", len(certs), strings.Join(names, "; "))
+	if len(certs) == 0 {
+		detail = "all certificates removed"
+	}
+	d.record(ctx, "endpoint.certificates", e.Address, outcomeOK, detail)
+	return nil
+}
+
+// updateLocked is UpdateEndpoint for a caller holding wmu.
+func (d *Directory) updateLocked(ctx context.Context, e Endpoint) error {
 	old, ok := d.eps[e.ID]
 	if !ok {
 		return fmt.Errorf("directory: update endpoint %q: %w", clip(e.ID), ErrNotFound)

@@ -55,6 +55,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 	mux.HandleFunc("GET "+v1+"/endpoints/{id}", s.admin(s.getEndpoint))
 	mux.HandleFunc("PUT "+v1+"/endpoints/{id}", s.admin(s.putEndpoint))
 	mux.HandleFunc("POST "+v1+"/endpoints/{id}/{action}", s.admin(s.endpointAction))
+	mux.HandleFunc("PUT "+v1+"/endpoints/{id}/certificates", s.admin(s.putCertificates))
 	mux.HandleFunc("POST "+v1+"/import-ods", s.admin(s.importODS))
 	mux.HandleFunc("POST "+v1+"/import-ods-successors", s.admin(s.importSuccessors))
 	mux.HandleFunc("GET "+v1+"/check", s.admin(s.check))

@@ -14,6 +14,7 @@
 //	POST /v1/directory/endpoints                    add one (status pending)
 //	GET  /v1/directory/endpoints/{id}
 //	PUT  /v1/directory/endpoints/{id}               replace its editable fields
+//	PUT  /v1/directory/endpoints/{id}/certificates  {"certificates": [DER, base64]} replace its S/MIME certificates
 //	POST /v1/directory/endpoints/{id}/suspend       {"reason": "..."}
 //	POST /v1/directory/endpoints/{id}/retire        {"reason": "..."}
 //	POST /v1/directory/endpoints/{id}/challenge     send a one-time code to the address

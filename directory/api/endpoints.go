@@ -154,6 +154,30 @@ func (s *server) putEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return s.writeEndpoint(w, r, http.StatusOK, id)
 }
 
+// certificatesInput is the body of PUT .../endpoints/{id}/certificates:
+// DER certificates (base64 in JSON), a leaf and its chain; [] removes all.
+type certificatesInput struct {
+	Certificates *[][]byte `json:"certificates"`
+}
+
+// putCertificates replaces an endpoint's S/MIME certificates and nothing
+// else (the CLI's set-cert), audited as endpoint.certificates.
+func (s *server) putCertificates(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	var in certificatesInput
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Certificates == nil {
+		return fieldError("certificates", "required ([] removes them all)")
+	}
+	if err := s.d.SetCertificates(r.Context(), id, *in.Certificates); err != nil {
+		return toAPIError(err, "no endpoint with ID "+id)
+	}
+	s.changed(r, "endpoint certificates set", "endpoint", id)
+	return s.writeEndpoint(w, r, http.StatusOK, id)
+}
+
 // Bodies of the action URLs.
 type (
 	reasonInput struct {

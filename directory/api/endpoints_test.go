@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 )
@@ -198,4 +199,30 @@ func TestChallengeWithoutMailer(t *testing.T) {
 	t.Parallel()
 	f := start(t, options{noMailer: true}, directorytest.Pending("gp@a81001.nhs.example"))
 	f.do(t, "POST", "/v1/directory/endpoints/ep-test-1/challenge", `{}`).wantError(t, http.StatusServiceUnavailable, "")
+}
+
+func TestPutCertificates(t *testing.T) {
+	t.Parallel()
+	f := start(t, options{}, directorytest.Verified("gp@a81001.nhs.example", directory.NextHop{Kind: directory.HopMX}))
+	const path = "/v1/directory/endpoints/ep-test-1/certificates"
+	ca := certstest.NewCA(t)
+	cert, _ := ca.SMIMECertificate(t, "gp@a81001.nhs.example")
+
+	var e directory.Endpoint
+	f.do(t, "PUT", path, map[string]any{"certificates": [][]byte{cert.Raw, ca.Cert.Raw}}).want(t, http.StatusOK, &e)
+	if len(e.Certificates) != 2 || e.Status != directory.StatusVerified {
+		t.Fatalf("PUT certificates = %d certificates, %s", len(e.Certificates), e.Status)
+	}
+	if evs := f.audit.Events(); len(evs) == 0 || evs[len(evs)-1].Action != "endpoint.certificates" || evs[len(evs)-1].Actor != "alice" {
+		t.Errorf("audit = %v", f.audit.Actions())
+	}
+	f.do(t, "PUT", path, `{}`).wantError(t, http.StatusBadRequest, "certificates")
+	f.do(t, "PUT", path, `{"certificates": ["AAAA"]}`).wantError(t, http.StatusBadRequest, "certificates[0]")
+	f.do(t, "PUT", path, `{"certificates": [], "tls_only": true}`).wantError(t, http.StatusBadRequest, "tls_only")
+	f.do(t, "PUT", "/v1/directory/endpoints/ep-nope/certificates", `{"certificates": []}`).wantError(t, http.StatusNotFound, "")
+	e = directory.Endpoint{}
+	f.do(t, "PUT", path, `{"certificates": []}`).want(t, http.StatusOK, &e)
+	if len(e.Certificates) != 0 {
+		t.Errorf("PUT [] left %d certificates", len(e.Certificates))
+	}
 }
