@@ -48,14 +48,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Move every listener to a free loopback port: tests never use fixed ports.
+	// Every listener on loopback port 0: the kernel picks free ports and
+	// serve says which in listeners.json (tests never guess free ports).
 	cfgPath := filepath.Join(dir, "nhsrelay.toml")
-	ports := map[string]string{}
 	text := readFile(t, cfgPath)
 	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
-		ports[key] = freeAddr(t)
 		var ok bool
-		if text, ok = setKey(text, key, strconv.Quote(ports[key])); !ok {
+		if text, ok = setKey(text, key, `"127.0.0.1:0"`); !ok {
 			t.Fatalf("config has no %s", key)
 		}
 	}
@@ -67,8 +66,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	srv := startServe(t, bin, cfgPath)
-	admin := adminHTTP{base: "http://" + ports["listen"], token: strings.TrimSpace(readFile(t, filepath.Join(dir, "admin.token")))}
+	bound := srv.listeners(t, filepath.Join(dir, "data", "listeners.json"))
+	ports := map[string]string{"submission_listen": bound.Submission, "submissions_listen": bound.Submissions,
+		"mx_listen": bound.MX, "listen": bound.Admin}
+	admin := adminHTTP{base: "http://" + bound.Admin, token: strings.TrimSpace(readFile(t, filepath.Join(dir, "admin.token")))}
 	srv.waitReady(t, admin.base+"/healthz")
+	// The queue CLI reads admin.listen from its config; give it the
+	// address serve bound (the server's own config says port 0).
+	cliPath := filepath.Join(dir, "cli.toml")
+	cliText := "[admin]\nlisten = " + strconv.Quote(bound.Admin) + "\ntoken_file = \"admin.token\"\n"
+	if err := os.WriteFile(cliPath, []byte(cliText), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// 1. Submission: STARTTLS with the certificate verified against the
 	// development CA, AUTH PLAIN, to a hosted endpoint.
@@ -103,7 +112,7 @@ func TestEndToEnd(t *testing.T) {
 	// verified remote endpoints whose next hop refuses connections. The one
 	// with a certificate is sealed and deferred; the one without is held
 	// with the reason, and the sender gets a DSN saying why.
-	deadHop := freeAddr(t)
+	deadHop := refusingAddr(t)
 	ca, err := certs.LoadCA(filepath.Join(dir, "ca"))
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +153,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	var list string
 	if !waitFor(func() bool {
-		list = runBin(t, bin, "queue", "-c", cfgPath, "list")
+		list = runBin(t, bin, "queue", "-c", cliPath, "list")
 		return strings.Contains(list, "cannot connect") && strings.Contains(list, "1 Request.")
 	}) {
 		t.Fatalf("queue list never showed the deferred and held message alone:\n%s\nserver log:\n%s", list, srv.log())
@@ -155,20 +164,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("queue list lacks %q:\n%s", want, list)
 		}
 	}
-	if show := runBin(t, bin, "queue", "-c", cfgPath, "show", id[1]); !strings.Contains(show, "state:        queued") || !strings.Contains(show, "state:        held") {
+	if show := runBin(t, bin, "queue", "-c", cliPath, "show", id[1]); !strings.Contains(show, "state:        queued") || !strings.Contains(show, "state:        held") {
 		t.Errorf("queue show:\n%s", show)
 	}
-	runBin(t, bin, "queue", "-c", cfgPath, "retry", id[1])
-	runBin(t, bin, "queue", "-c", cfgPath, "delete", id[1])
+	runBin(t, bin, "queue", "-c", cliPath, "retry", id[1])
+	runBin(t, bin, "queue", "-c", cliPath, "delete", id[1])
 	// The retry made a held recipient's DSN again; once it is delivered to
 	// the hosted sender the queue is empty.
 	if !waitFor(func() bool {
-		list = runBin(t, bin, "queue", "-c", cfgPath, "list")
+		list = runBin(t, bin, "queue", "-c", cliPath, "list")
 		return strings.Contains(list, "Mail queue is empty")
 	}) {
 		t.Errorf("queue list after delete:\n%s", list)
 	}
-	if out, err := exec.Command(bin, "queue", "-c", cfgPath, "show", id[1]).CombinedOutput(); err == nil {
+	if out, err := exec.Command(bin, "queue", "-c", cliPath, "show", id[1]).CombinedOutput(); err == nil {
 		t.Errorf("queue show of a deleted message succeeded:\n%s", out)
 	}
 
@@ -183,8 +192,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// 5. SIGHUP reloads and keeps serving.
 	srv.signal(t, syscall.SIGHUP)
-	if !waitFor(func() bool { return strings.Contains(srv.log(), "SIGHUP") }) {
-		t.Errorf("no SIGHUP line in the log")
+	if !waitFor(func() bool { return strings.Contains(srv.log(), "config reloaded") }) {
+		t.Errorf("no config reloaded line in the log after SIGHUP")
 	}
 	if code := admin.status(t, "/v1/queue"); code != http.StatusOK {
 		t.Errorf("admin API after SIGHUP: %d", code)
@@ -197,6 +206,9 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(srv.log(), "stopped cleanly") {
 		t.Errorf("log has no clean stop:\n%s", srv.log())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "listeners.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("listeners.json left after a clean stop: %v", err)
 	}
 	if strings.Contains(srv.log(), token) || strings.Contains(srv.log(), password[1]) {
 		t.Errorf("the log holds message content or the password")
@@ -246,15 +258,24 @@ func runBin(t *testing.T, bin string, args ...string) string {
 	return stdout.String()
 }
 
-// freeAddr returns a loopback address with a port the kernel just chose.
-func freeAddr(t *testing.T) string {
+// refusingAddr returns a loopback address that refuses connections: a
+// socket bound to a port the kernel chose and never listening, held until
+// the test ends so that no other process can take the port meanwhile.
+func refusingAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 func readFile(t *testing.T, p string) string {
@@ -315,6 +336,21 @@ func startServe(t *testing.T, bin, cfgPath string) *served {
 }
 
 func (s *served) log() string { return s.out.String() }
+
+// listeners waits for serve to write the listeners file (the one of this
+// process, not a stale one) and returns the addresses it bound.
+func (s *served) listeners(t *testing.T, path string) boundListeners {
+	t.Helper()
+	var b boundListeners
+	var err error
+	if !waitFor(func() bool {
+		b, err = readListeners(path)
+		return err == nil && b.PID == s.cmd.Process.Pid
+	}) {
+		t.Fatalf("no listeners file from pid %d (%v, last read %+v)\n%s", s.cmd.Process.Pid, err, b, s.log())
+	}
+	return b
+}
 
 func (s *served) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
