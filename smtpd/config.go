@@ -134,7 +134,7 @@ type Config struct {
 	DataTimeout       time.Duration // 421 4.4.2 when DATA stalls
 	MinDataRate       int           // bytes/s after DataTimeout of grace; 421 4.4.2
 	MaxErrors         int           // refused commands before 421 4.7.0
-	MaxJunkCommands   int           // non-transaction commands before 421 4.7.0
+	MaxJunkCommands   int           // commands in a row that move nothing forward, before 421 4.7.0
 	GreetWait         time.Duration // pregreet test on plaintext listeners; negative disables
 	MaxAuthFailures   int           // per client IP per AuthFailureWindow
 	AuthFailureWindow time.Duration

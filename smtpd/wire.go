@@ -59,10 +59,11 @@ import (
 // normalised. The clean fix is upstream, in go-smtp's dataReader: refuse a
 // ".\r" at the start of a line that is not followed by "\n".
 //
-// In every mode it also
-// counts command lines (go-smtp sets a read deadline before each one) for the
-// junk-command limit, closes the session after a 421 or when the server is
-// draining, and releases the connection counts on Close.
+// In every mode it also counts command lines (go-smtp sets a read deadline
+// before each one) for the junk-command limit — an accepted MAIL, RCPT or
+// AUTH and every read of message data (each BDAT chunk's bytes) reset the
+// count, see progress — closes the session after a 421 or when the server
+// is draining, and releases the connection counts on Close.
 type wireConn struct {
 	net.Conn // raw TCP, or on 465 our *tls.Conn
 	srv      *Server
