@@ -16,14 +16,22 @@
 //     SEC1 keys.
 //   - CheckKey: RSA < 2048 bits and EC < P-256 are refused, as NCSC Mail
 //     Check flags them.
-//   - ValidateSMIME and *CertificateError: chain, validity, usage and key
-//     checks whose text an operator acts on.
+//   - Trust (Roots, OrgCAs, CRLs), (*Trust).ValidateSMIME and
+//     *CertificateError: chain, validity, usage, key and revocation checks
+//     whose text an operator acts on; ValidateSMIME is the same against a
+//     bare pool, without revocation.
+//   - LoadCRLs, CRLSet: RFC 5280 §5 CRLs, believed only if signed by the
+//     issuing CA of the chain being validated; a stale CRL fails closed.
+//   - (*Trust).Organisation: the ODS code a certificate speaks for, only
+//     from an NHS organisation CA (Trust.OrgCAs).
 //   - Reloader: tls.Config.GetCertificate that swaps the pair atomically.
 //   - Status, Inspect: days left per certificate, warning at WarnDays.
 //
 // Organisation certificates. An S/MIME certificate for an organisation
 // rather than a mailbox carries its NHS ODS code in the subject
-// serialNumber attribute (2.5.4.5) and as OU "ODS:<code>"; ODSCode reads it
-// back. Mailbox certificates carry the address as an rfc822Name SAN
+// serialNumber attribute (2.5.4.5) and as OU "ODS:<code>"; ODSCode reads
+// that claim back, and Trust.Organisation honours it only for a
+// certificate chaining to one of Trust.OrgCAs, since any CA can write such
+// a subject. Mailbox certificates carry the address as an rfc822Name SAN
 // (RFC 8550 §3); Addresses reads them.
 package certs

@@ -83,11 +83,23 @@ func CheckKey(pub any) error {
 			return fmt.Errorf("%w: EC %d bits (minimum P-256)", ErrWeakKey, n)
 		}
 	case ed25519.PublicKey:
-		// 128-bit security level, equivalent to P-256.
+		// 128-bit security level, equivalent to P-256; fine for TLS.
+		// S/MIME refuses it (CheckSMIMEKey).
 	default:
 		return fmt.Errorf("%w: unsupported key type %T", ErrWeakKey, pub)
 	}
 	return nil
+}
+
+// CheckSMIMEKey is CheckKey for S/MIME certificates and signing keys: RSA
+// or ECDSA only. Ed25519 is refused: this relay cannot sign with it
+// (RFC 8419 EdDSA in CMS is not implemented) and mail clients do not read
+// it, so accepting it would only move the failure to the recipient.
+func CheckSMIMEKey(pub any) error {
+	if _, ok := pub.(ed25519.PublicKey); ok {
+		return fmt.Errorf("%w: Ed25519 keys are not supported for S/MIME (use RSA or ECDSA P-256)", ErrWeakKey)
+	}
+	return CheckKey(pub)
 }
 
 // odsPattern matches NHS Organisation Data Service codes: 3 characters for a
@@ -108,8 +120,11 @@ func Addresses(cert *x509.Certificate) []string {
 	return out
 }
 
-// ODSCode returns the organisation's ODS code from an organisation
-// certificate: the subject serialNumber, else an OU of the form "ODS:<code>".
+// ODSCode returns the ODS code an organisation certificate claims: the
+// subject serialNumber, else an OU of the form "ODS:<code>". It is only a
+// claim, fit for naming the certificate: any CA can write such a subject.
+// To decide who a certificate speaks for, use Trust.Organisation, which
+// honours the claim only from a CA in Trust.OrgCAs.
 func ODSCode(cert *x509.Certificate) (string, bool) {
 	if s := strings.ToUpper(cert.Subject.SerialNumber); IsODSCode(s) {
 		return s, true
@@ -139,77 +154,22 @@ func Name(cert *x509.Certificate) string {
 
 const day = "2006-01-02"
 
-// ValidateSMIME checks that cert may be used for purpose at now: within its
-// validity, a strong enough key, the emailProtection EKU (RFC 8550 §4.4.4),
-// the key usage for purpose (§4.4.2), and a chain through intermediates to
-// one of roots — the S/MIME trust anchors, which are not the TLS roots.
-// Every failure is a *CertificateError. Revocation is not checked here.
+// ValidateSMIME checks cert against roots alone, as Trust.ValidateSMIME
+// does with neither CRLs nor organisation CAs. Prefer a Trust: this form
+// checks no revocation.
 func ValidateSMIME(cert *x509.Certificate, intermediates []*x509.Certificate, roots *x509.CertPool, now time.Time, purpose Purpose) error {
-	name := Name(cert)
-	fail := func(err error, format string, args ...any) error {
-		return &CertificateError{Subject: name, Reason: fmt.Sprintf(format, args...), Err: err}
-	}
-	if now.After(cert.NotAfter) {
-		return fail(ErrExpired, "expired on %s", cert.NotAfter.UTC().Format(day))
-	}
-	if now.Before(cert.NotBefore) {
-		return fail(ErrNotYetValid, "is not yet valid until %s", cert.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if err := CheckKey(cert.PublicKey); err != nil {
-		return fail(ErrWeakKey, "is refused, %s", strings.TrimPrefix(err.Error(), "certs: "))
-	}
-	if !hasEmailProtection(cert) {
-		return fail(ErrWrongUsage, "lacks the emailProtection usage")
-	}
-	switch purpose {
-	case Encrypt:
-		if _, ok := cert.PublicKey.(*rsa.PublicKey); !ok {
-			return fail(ErrWrongUsage, "has a %s key, which cannot receive an RSA-encrypted message key", keyType(cert))
-		}
-		if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
-			return fail(ErrWrongUsage, "lacks the keyEncipherment usage needed to receive encrypted mail")
-		}
-	case Sign:
-		if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-			return fail(ErrWrongUsage, "lacks the digitalSignature usage needed to sign mail")
-		}
-	default:
-		return fmt.Errorf("certs: validate %s: unknown purpose %v", name, purpose)
-	}
-	if roots == nil {
-		return fail(ErrUntrusted, "cannot be checked: no S/MIME trust anchors are configured")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range intermediates {
-		inter.AddCert(c)
-	}
-	_, err := cert.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	})
-	if err == nil {
-		return nil
-	}
-	var unknown x509.UnknownAuthorityError
-	var invalid x509.CertificateInvalidError
-	switch {
-	case errors.As(err, &unknown):
-		return fail(ErrUntrusted, "is not issued by a trusted NHS CA (issuer %q)", cert.Issuer.String())
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return fail(ErrExpired, "has an issuing CA certificate (%s) that is expired or not yet valid", invalid.Cert.Subject.CommonName)
-	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		return fail(ErrWrongUsage, "chains through a CA not allowed to issue emailProtection certificates")
-	default:
-		return fail(ErrUntrusted, "does not chain to a trusted NHS CA: %v", err)
-	}
+	return (&Trust{Roots: roots}).ValidateSMIME(cert, intermediates, now, purpose)
 }
 
-// hasEmailProtection: QUIRK: RFC 8550 §4.4.4 lets a certificate without any
-// EKU extension be used for S/MIME; NHS endpoint certificates must name
-// emailProtection, so a certificate without it is refused.
+// hasEmailProtection reports whether cert names the emailProtection EKU.
+// QUIRK: RFC 8550 §4.4.4 lets a certificate without any EKU extension, or
+// with anyExtendedKeyUsage, be used for S/MIME. NHS endpoint and
+// organisation certificates must name emailProtection itself: a
+// certificate without the extension, or with only anyExtendedKeyUsage (the
+// mark of a general-purpose certificate not issued for mail), is refused.
 func hasEmailProtection(cert *x509.Certificate) bool {
 	for _, u := range cert.ExtKeyUsage {
-		if u == x509.ExtKeyUsageEmailProtection || u == x509.ExtKeyUsageAny {
+		if u == x509.ExtKeyUsageEmailProtection {
 			return true
 		}
 	}

@@ -116,6 +116,27 @@ func (ca *CA) SMIMECertificate(t testing.TB, email string) (*x509.Certificate, *
 	return ca.Issue(t, tmpl, key.Public()), key
 }
 
+// CRL issues a DER certificate revocation list (RFC 5280 §5) signed by the
+// CA, valid from an hour ago until nextUpdate, listing each certificate in
+// revoked as revoked at revokedAt.
+func (ca *CA) CRL(t testing.TB, revokedAt, nextUpdate time.Time, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{
+		Number:     serial(t),
+		ThisUpdate: time.Now().Add(-time.Hour),
+		NextUpdate: nextUpdate,
+	}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: revokedAt})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatalf("certstest: CRL: %v", err)
+	}
+	return der
+}
+
 // ServerTLS returns a TLS 1.2+ server config for localhost, 127.0.0.1 and
 // ::1 and the pool a client needs to verify it.
 func ServerTLS(t testing.TB) (*tls.Config, *x509.CertPool) {

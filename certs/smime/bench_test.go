@@ -127,7 +127,7 @@ func BenchmarkMemory50MB(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer f.Close()
-				o, err := smime.Open(f, *w.recipient.kp, w.roots, time.Now())
+				o, err := smime.OpenWith(f, *w.recipient.kp, w.roots, time.Now())
 				if err != nil || len(o.Message) < size {
 					b.Fatalf("Open: %v", err)
 				}

@@ -36,21 +36,122 @@ type header struct {
 	constructed bool
 	indefinite  bool
 	length      int64
+	hlen        int64 // bytes of identifier and length octets
 }
 
 func (h header) is(class, tag int) bool { return h.class == class && h.tag == tag }
 
-// berReader reads BER from a stream, counting bytes so callers can bound
-// definite-length elements.
+// berReader reads BER from a stream. Readers for the inside of a
+// definite-length element share the stream and its position and differ
+// only in where they end, so nesting allocates nothing.
 type berReader struct {
-	r *bufio.Reader
+	r   *bufio.Reader
+	pos *int64 // bytes consumed from r, shared with sub-readers
+	end int64  // position where this reader's element ends; -1: the stream's end
 }
 
-func newBERReader(r io.Reader) *berReader { return &berReader{r: bufio.NewReaderSize(r, 64<<10)} }
+func newBERReader(r io.Reader) *berReader {
+	return &berReader{r: bufio.NewReaderSize(r, 64<<10), pos: new(int64), end: -1}
+}
+
+// sub returns a reader for the length bytes that follow, which must lie
+// within b's own element.
+func (b *berReader) sub(length int64) (*berReader, error) {
+	end := *b.pos + length
+	if length < 0 || end < *b.pos || (b.end >= 0 && end > b.end) {
+		return nil, fmt.Errorf("%w: element overruns its parent", errBER)
+	}
+	return &berReader{r: b.r, pos: b.pos, end: end}, nil
+}
+
+// remaining is how many bytes are left in b's element (-1: unknown).
+func (b *berReader) remaining() int64 {
+	if b.end < 0 {
+		return -1
+	}
+	return b.end - *b.pos
+}
+
+func (b *berReader) readByte() (byte, error) {
+	if b.end >= 0 && *b.pos >= b.end {
+		return 0, io.EOF
+	}
+	c, err := b.r.ReadByte()
+	if err == nil {
+		*b.pos++
+	} else if err == io.EOF && b.end >= 0 {
+		err = io.ErrUnexpectedEOF // the stream ended inside an element
+	}
+	return c, err
+}
+
+func (b *berReader) Read(p []byte) (int, error) {
+	if left := b.remaining(); left >= 0 {
+		if left == 0 {
+			return 0, io.EOF
+		}
+		if int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	n, err := b.r.Read(p)
+	*b.pos += int64(n)
+	if err == io.EOF && b.end >= 0 {
+		err = io.ErrUnexpectedEOF // the stream ended inside an element
+	}
+	return n, err
+}
+
+// enter returns a reader for the contents of the constructed element whose
+// header h was just read from b: b itself if its length is indefinite.
+func (b *berReader) enter(h header) (*berReader, error) {
+	if !h.constructed {
+		return nil, fmt.Errorf("%w: primitive where constructed expected", errBER)
+	}
+	if h.indefinite {
+		return b, nil
+	}
+	return b.sub(h.length)
+}
+
+// next reads the next element inside the element r was entered for with
+// h, whole and charged to budget; nil, nil at its end.
+func (r *berReader) next(h header, budget *int64) (*node, error) {
+	ch, err := r.readHeader()
+	switch {
+	case err == io.EOF && !h.indefinite:
+		return nil, nil
+	case err != nil:
+		return nil, unexpected(err)
+	case h.indefinite && ch.isEOC():
+		return nil, nil
+	}
+	return r.readBody(ch, budget, 1)
+}
+
+// leave checks that the element r was entered for with h has nothing
+// left, reading its end-of-contents if its length is indefinite.
+func (r *berReader) leave(h header) error {
+	if !h.indefinite {
+		if r.remaining() != 0 {
+			return fmt.Errorf("%w: unexpected data in an element", errBER)
+		}
+		return nil
+	}
+	ch, err := r.readHeader()
+	if err != nil {
+		return unexpected(err)
+	}
+	if !ch.isEOC() {
+		return fmt.Errorf("%w: unexpected data in an element", errBER)
+	}
+	return nil
+}
 
 func (b *berReader) readHeader() (header, error) {
 	var h header
-	c, err := b.r.ReadByte()
+	start := *b.pos
+	c, err := b.readByte()
 	if err != nil {
 		return h, err
 	}
@@ -60,7 +161,7 @@ func (b *berReader) readHeader() (header, error) {
 	if h.tag == 0x1f { // high tag number form, X.690 §8.1.2.4
 		h.tag = 0
 		for i := 0; ; i++ {
-			c, err = b.r.ReadByte()
+			c, err = b.readByte()
 			if err != nil {
 				return h, unexpected(err)
 			}
@@ -73,7 +174,7 @@ func (b *berReader) readHeader() (header, error) {
 			}
 		}
 	}
-	c, err = b.r.ReadByte()
+	c, err = b.readByte()
 	if err != nil {
 		return h, unexpected(err)
 	}
@@ -91,12 +192,16 @@ func (b *berReader) readHeader() (header, error) {
 			return h, fmt.Errorf("%w: length too long", errBER)
 		}
 		for range n {
-			c, err = b.r.ReadByte()
+			c, err = b.readByte()
 			if err != nil {
 				return h, unexpected(err)
 			}
 			h.length = h.length<<8 | int64(c)
 		}
+	}
+	h.hlen = *b.pos - start
+	if !h.indefinite && b.end >= 0 && h.length > b.end-*b.pos {
+		return h, fmt.Errorf("%w: element overruns its parent", errBER)
 	}
 	return h, nil
 }
@@ -118,7 +223,17 @@ type node struct {
 	children []*node
 }
 
-// readNode reads one complete element, which must be at most maxNodeSize.
+// Limits on an element read whole. Every element is charged its header,
+// its primitive content and nodeCost (what a node and its place in its
+// parent's list take in memory, rounded up), so a flood of empty or tiny
+// elements exhausts the budget as surely as one large one: the heap a
+// node tree takes is at most a small multiple of maxNodeSize.
+const (
+	nodeCost    = 128  // measured: a node and its slot in its parent take about 120 bytes
+	maxChildren = 4096 // recipients, certificates, attributes: never this many
+)
+
+// readNode reads one complete element, which must cost at most maxNodeSize.
 func (b *berReader) readNode() (*node, error) {
 	budget := int64(maxNodeSize)
 	return b.readNodeBudget(&budget, 0)
@@ -132,51 +247,55 @@ func (b *berReader) readNodeBudget(budget *int64, depth int) (*node, error) {
 	return b.readBody(h, budget, depth)
 }
 
+func charge(budget *int64, n int64) error {
+	if n > *budget {
+		return fmt.Errorf("%w: element too large", errBER)
+	}
+	*budget -= n
+	return nil
+}
+
 func (b *berReader) readBody(h header, budget *int64, depth int) (*node, error) {
 	if depth > maxNodeDepth {
 		return nil, fmt.Errorf("%w: nested too deep", errBER)
 	}
+	if err := charge(budget, h.hlen+nodeCost); err != nil {
+		return nil, err
+	}
 	n := &node{header: h}
 	if !h.constructed {
-		if h.length > *budget {
-			return nil, fmt.Errorf("%w: element too large", errBER)
+		if err := charge(budget, h.length); err != nil {
+			return nil, err
 		}
-		*budget -= h.length
 		n.content = make([]byte, h.length)
-		if _, err := io.ReadFull(b.r, n.content); err != nil {
+		if _, err := io.ReadFull(b, n.content); err != nil {
 			return nil, unexpected(err)
 		}
 		return n, nil
 	}
-	if h.indefinite {
-		for {
-			ch, err := b.readHeader()
-			if err != nil {
-				return nil, unexpected(err)
-			}
-			if ch.isEOC() {
-				return n, nil
-			}
-			c, err := b.readBody(ch, budget, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			n.children = append(n.children, c)
+	r := b
+	if !h.indefinite {
+		if h.length > *budget {
+			return nil, fmt.Errorf("%w: element too large", errBER)
+		}
+		var err error
+		if r, err = b.sub(h.length); err != nil {
+			return nil, err
 		}
 	}
-	if h.length > *budget {
-		return nil, fmt.Errorf("%w: element too large", errBER)
-	}
-	sub := &berReader{r: bufio.NewReader(io.LimitReader(b.r, h.length))}
 	for {
-		ch, err := sub.readHeader()
-		if err == io.EOF {
+		ch, err := r.readHeader()
+		switch {
+		case err == io.EOF && !h.indefinite:
 			return n, nil
-		}
-		if err != nil {
+		case err != nil:
 			return nil, unexpected(err)
+		case h.indefinite && ch.isEOC():
+			return n, charge(budget, ch.hlen)
+		case len(n.children) >= maxChildren:
+			return nil, fmt.Errorf("%w: too many elements in one", errBER)
 		}
-		c, err := sub.readBody(ch, budget, depth+1)
+		c, err := r.readBody(ch, budget, depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +310,7 @@ func parseNode(data []byte) (*node, error) {
 	if err != nil {
 		return nil, unexpected(err)
 	}
-	if _, err := b.r.ReadByte(); err != io.EOF {
+	if _, err := b.readByte(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data", errBER)
 	}
 	return n, nil
@@ -286,7 +405,7 @@ type frame struct {
 	indefinite bool
 }
 
-func newOctetStream(b *berReader, h header) *octetStream {
+func newOctetStream(b *berReader, h header) (*octetStream, error) {
 	s := &octetStream{}
 	switch {
 	case !h.constructed:
@@ -294,9 +413,13 @@ func newOctetStream(b *berReader, h header) *octetStream {
 	case h.indefinite:
 		s.stack = []frame{{b: b, indefinite: true}}
 	default:
-		s.stack = []frame{{b: newBERReader(io.LimitReader(b.r, h.length))}}
+		sb, err := b.sub(h.length)
+		if err != nil {
+			return nil, err
+		}
+		s.stack = []frame{{b: sb}}
 	}
-	return s
+	return s, nil
 }
 
 func (s *octetStream) Read(p []byte) (int, error) {
@@ -327,13 +450,17 @@ func (s *octetStream) Read(p []byte) (int, error) {
 		case h.indefinite:
 			s.stack = append(s.stack, frame{b: top.b, indefinite: true})
 		default:
-			s.stack = append(s.stack, frame{b: newBERReader(io.LimitReader(top.b.r, h.length))})
+			sb, err := top.b.sub(h.length)
+			if err != nil {
+				return 0, err
+			}
+			s.stack = append(s.stack, frame{b: sb})
 		}
 	}
 	if int64(len(p)) > s.left {
 		p = p[:s.left]
 	}
-	n, err := s.seg.r.Read(p)
+	n, err := s.seg.Read(p)
 	s.left -= int64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF

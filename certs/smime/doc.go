@@ -14,22 +14,44 @@
 //
 // Algorithms are fixed here, not taken from library defaults:
 //
-//	content encryption   AES-256-CBC (RFC 3565); AES-128/192-CBC accepted inbound
+//	content encryption   AES-256-CBC (RFC 3565); AES-128/192-CBC and
+//	                     AES-128/192/256-GCM AuthEnvelopedData accepted inbound
 //	key transport        RSAES-OAEP, SHA-256, MGF1-SHA-256 (RFC 3560, RFC 8551 §2.3);
 //	                     PKCS#1 v1.5 only when Sealer.LegacyKeyTransport says so
 //	                     (the caller audits it); inbound also OAEP-SHA-1 (openssl's
 //	                     default) and PKCS#1 v1.5 (decrypted per RFC 3218 §2.3.2)
 //	digest / signature   SHA-256 with RSA PKCS#1 v1.5 or ECDSA (RFC 5754);
-//	                     SHA-384/512 accepted inbound
-//	refused              DES, 3DES, RC2, SHA-1 and MD5 digests
+//	                     SHA-384/512 accepted inbound; a signature algorithm
+//	                     naming a hash must name the digest algorithm's
+//	refused              DES, 3DES, RC2, SHA-1 and MD5 digests, Ed25519 keys
 //
-// QUIRK: RFC 8551 §2.7 asks agents to support AES-GCM AuthEnvelopedData
-// (RFC 5083) as well as AES-CBC. We produce AES-256-CBC only, because
-// Outlook and Thunderbird do not read AuthEnvelopedData, and the
-// signature inside gives the integrity GCM would; inbound AuthEnvelopedData
-// is refused with ErrCannotDecrypt and a reason naming it. Because CBC is
-// malleable, padding errors and garbled plaintext are reported exactly as a
-// bad signature (ErrTampered), so replies cannot serve as an oracle.
+// RFC 8551 §2.7 asks agents to read AES-GCM AuthEnvelopedData (RFC 5083,
+// RFC 5084) as well as AES-CBC: Open reads both (openssl cms -encrypt
+// -aes-256-gcm is tested). QUIRK: Seal writes AES-256-CBC only, because
+// Outlook and older Thunderbird do not read AuthEnvelopedData, and the
+// signature inside gives the integrity GCM would.
+//
+// EFAIL (CVE-2017-17689). CBC is malleable, so until a signature verifies,
+// decrypted content is attacker-shaped. Every failure after decryption and
+// before a signature verifies — bad padding, not signed, malformed MIME or
+// CMS, unknown algorithm, digest or signature mismatch — is one
+// ErrTampered with one fixed Reason, and no error text is ever built from
+// the plaintext, so DSNs and quarantine records can neither echo it nor
+// serve as a format oracle (see verify.go). Failures before decryption
+// keep their own kinds: ErrNotEncrypted, ErrCannotDecrypt,
+// ErrWeakAlgorithm.
+//
+// Trust. OpenWith takes a *certs.Trust: the signer must chain to its
+// Roots and not be revoked by its CRLs, and Opened.SignerODSCode reports
+// an organisation only for a certificate from one of its OrgCAs. Open,
+// with a bare pool, is the deprecated form that trusts every anchor for
+// organisations and checks no CRL.
+//
+// Limits. The BER reader charges every element its header, its content
+// and a fixed node cost against a 4 MiB budget per structure, allows at
+// most 4096 elements in one and 32 levels of nesting; encrypted content and
+// opaque signed content are streamed past the budget, bounded by the
+// message size the caller accepted.
 //
 // Why not github.com/smallstep/pkcs7: its algorithm choices are
 // package-level variables (DES and SHA-1 by default; setting them races
@@ -49,6 +71,8 @@
 //
 // Files: seal.go (Seal, Sealer, Signer, OuterHeader), envelope.go
 // (streaming EnvelopedData), sign.go (detached SignedData), open.go (Open,
-// Opened), verify.go (SignedData verification), mime.go (multipart/signed
-// splitting), ber.go (BER), errors.go (OpenError and sentinels).
+// OpenWith, Opened, opaque signed-data), decrypt.go (EnvelopedData and
+// AuthEnvelopedData, key transport), verify.go (SignedData verification),
+// mime.go (multipart/signed splitting), ber.go (BER), errors.go
+// (OpenError and sentinels).
 package smime

@@ -14,10 +14,11 @@ var (
 	ErrCannotDecrypt = errors.New("smime: cannot decrypt")
 	// ErrWeakAlgorithm: DES, 3DES, RC2, SHA-1 or another refused algorithm.
 	ErrWeakAlgorithm = errors.New("smime: refused algorithm")
-	// ErrNotSigned: encrypted but carrying no signature.
-	ErrNotSigned = errors.New("smime: message is not signed")
-	// ErrTampered: the content does not match its signature, or the
-	// ciphertext was damaged; it was altered in transit.
+	// ErrTampered: after decryption, no signature verifies over the
+	// content — altered or damaged ciphertext, or content that is not
+	// signed, or not parseable as S/MIME. These are deliberately one kind
+	// with one Reason (EFAIL, CVE-2017-17689): the plaintext of an
+	// unverified message must not shape what the sender is told.
 	ErrTampered = errors.New("smime: bad signature")
 	// ErrUntrustedSigner: the signer's certificate does not chain to the
 	// S/MIME trust anchors, lacks the usages, or has a weak key.
@@ -33,12 +34,19 @@ var (
 var ErrBadSignature = ErrTampered
 
 // OpenError is what Open returns. Reason is a sentence for the quarantine
-// record and the DSN ("the signature does not match the content: the
-// message was altered in transit"); it never contains message content.
+// record and the DSN ("the message was altered or damaged in transit…");
+// it never contains message content, and for ErrTampered it is always the
+// same sentence.
 type OpenError struct {
 	Kind   error  // one of the sentinels above
 	Reason string // what happened, in words a person acts on
-	Err    error  // the underlying cause, if any (for logs)
+	Err    error  // the underlying cause, if any (for logs); nil for ErrTampered
+	// Detail says, for the operator's log only, which check failed when
+	// Kind is ErrTampered ("the CBC padding is wrong"). It is one of a
+	// fixed set of phrases, never message content, but it tells apart
+	// what Reason deliberately does not: do not send it to the sender.
+	// Error() leaves it out.
+	Detail string
 }
 
 func (e *OpenError) Error() string {

@@ -30,15 +30,15 @@ type world struct {
 	dir       string
 	ca        *certs.CA
 	caFile    string
-	roots     *x509.CertPool
-	sender    party // organisation signing certificate, ODS A81001
-	recipient party // results@rrk.nhs.test
+	roots     *certs.Trust // the CA, trusted for mailboxes and organisations
+	sender    party        // organisation signing certificate, ODS A81001
+	recipient party        // results@rrk.nhs.test
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	tca := certstest.NewCA(t)
-	w := &world{dir: t.TempDir(), ca: &certs.CA{Cert: tca.Cert, Key: tca.Key}, roots: tca.Pool}
+	w := &world{dir: t.TempDir(), ca: &certs.CA{Cert: tca.Cert, Key: tca.Key}, roots: &certs.Trust{Roots: tca.Pool, OrgCAs: tca.Pool}}
 	w.caFile = filepath.Join(w.dir, "ca.crt")
 	writePEM(t, w.caFile, tca.Cert)
 	w.sender = w.issue(t, "A81001")

@@ -38,7 +38,7 @@ func FuzzOpen(f *testing.F) {
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		o, err := smime.Open(bytes.NewReader(data), *w.recipient.kp, w.roots, now)
+		o, err := smime.OpenWith(bytes.NewReader(data), *w.recipient.kp, w.roots, now)
 		if err != nil {
 			var oe *smime.OpenError
 			if !errors.As(err, &oe) || oe.Kind == nil || oe.Reason == "" {

@@ -30,6 +30,8 @@ var (
 	oidRSAOAEP       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 7} // RFC 3560 §2.2, RFC 8017 A.2.1
 	oidMGF1          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
 	oidPSpecified    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 9}
+	oidRSASHA1       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
+	oidECDSASHA1     = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
 	oidECDSASHA256   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2} // RFC 5754 §3.3
 	oidECDSASHA384   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 	oidECDSASHA512   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
@@ -38,13 +40,14 @@ var (
 	oidAES128CBC = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2} // RFC 3565 §4.1
 	oidAES192CBC = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
 	oidAES256CBC = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	oidAES128GCM = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 6} // RFC 5084 §3.2
+	oidAES192GCM = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 26}
+	oidAES256GCM = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 46}
 
 	// Refused, named so the error can say what the sender used.
-	oidDESCBC    = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 7}
-	oidDESEDE3   = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
-	oidRC2CBC    = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 2}
-	oidAES128GCM = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 6}
-	oidAES256GCM = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 46}
+	oidDESCBC  = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 7}
+	oidDESEDE3 = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
+	oidRC2CBC  = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 2}
 )
 
 func hashForOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
@@ -70,8 +73,12 @@ func algName(oid asn1.ObjectIdentifier) string {
 		return "RC2"
 	case oid.Equal(oidSHA1):
 		return "SHA-1"
-	case oid.Equal(oidAES128GCM), oid.Equal(oidAES256GCM):
-		return "AES-GCM"
+	case oid.Equal(oidAES128GCM):
+		return "AES-128-GCM"
+	case oid.Equal(oidAES192GCM):
+		return "AES-192-GCM"
+	case oid.Equal(oidAES256GCM):
+		return "AES-256-GCM"
 	case oid.Equal(oidAES128CBC):
 		return "AES-128-CBC"
 	case oid.Equal(oidAES192CBC):

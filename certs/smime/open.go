@@ -4,20 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"crypto/rsa"
-	_ "crypto/sha1" // RSAES-OAEP's default hash, accepted inbound (see keyTransport)
 	_ "crypto/sha512"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-
 	"mime"
 	"net/textproto"
 	"os"
@@ -34,6 +26,8 @@ type Opened struct {
 	Message []byte
 	Signer  *x509.Certificate   // verified, chains to the trust anchors
 	Chain   []*x509.Certificate // the other certificates the signature carried
+	// ods is the organisation the signer speaks for (Trust.Organisation).
+	ods string
 	// SigningTime is the signer's claimed signingTime attribute (zero if
 	// absent); it is not trusted for validity, which is checked at now.
 	SigningTime time.Time
@@ -50,25 +44,42 @@ type Opened struct {
 // caller's job.
 func (o *Opened) SignerAddresses() []string { return certs.Addresses(o.Signer) }
 
-// SignerODSCode returns the ODS code of an organisation signing
-// certificate (see certs.ODSCode).
-func (o *Opened) SignerODSCode() (string, bool) { return certs.ODSCode(o.Signer) }
+// SignerODSCode returns the ODS code of the organisation the signer speaks
+// for: the code its certificate carries, only if it chains to one of the
+// Trust's organisation CAs (certs.Trust.Organisation). A mailbox
+// certificate, or one from any other anchor, speaks for no organisation:
+// ok is false, and the caller ties the signer to an organisation by its
+// addresses instead.
+func (o *Opened) SignerODSCode() (string, bool) { return o.ods, o.ods != "" }
 
 const maxHeaderBytes = 256 << 10
 
-// Open reads an S/MIME message from r, decrypts it with recipient's key,
-// and verifies its signature and the signer's chain to roots (the S/MIME
-// trust anchors) at now. Accepted: enveloped-data with AES-128/192/256-CBC
-// and RSA key transport (RSAES-OAEP with SHA-256, SHA-384, SHA-512 or the
+// Open is OpenWith under the trust of the days before organisation CAs and
+// CRLs: every anchor in roots may vouch for an organisation's ODS code,
+// and no revocation is checked.
+//
+// Deprecated: use OpenWith with a certs.Trust that names the
+// organisation CAs and the CRLs.
+func Open(r io.Reader, recipient certs.KeyPair, roots *x509.CertPool, now time.Time) (*Opened, error) {
+	return OpenWith(r, recipient, &certs.Trust{Roots: roots, OrgCAs: roots}, now)
+}
+
+// OpenWith reads an S/MIME message from r, decrypts it with recipient's key,
+// and verifies its signature and the signer's chain to trust.Roots at now,
+// with trust.CRLs (certs.Trust). Accepted: enveloped-data with
+// AES-128/192/256-CBC, authEnveloped-data with AES-128/192/256-GCM
+// (RFC 5083, RFC 5084), and RSA key transport (RSAES-OAEP with SHA-256, SHA-384, SHA-512 or the
 // RFC 4055 default SHA-1 — OAEP needs no collision resistance — and
 // PKCS#1 v1.5 decrypted in constant time, RFC 3218 §2.3.2), holding either
 // multipart/signed or opaque signed-data with SHA-256/384/512 digests.
 // DES, 3DES, RC2 and SHA-1 digests are refused. Every failure is an
-// *OpenError wrapping one of the package's sentinels.
+// *OpenError wrapping one of the package's sentinels; every failure after
+// decryption and before a signature verifies is the same ErrTampered with
+// the same Reason, whatever the content held (see verify.go).
 //
 // The ciphertext is streamed; the plaintext is held once, since nothing
 // may be released before its signature is checked.
-func Open(r io.Reader, recipient certs.KeyPair, roots *x509.CertPool, now time.Time) (*Opened, error) {
+func OpenWith(r io.Reader, recipient certs.KeyPair, trust *certs.Trust, now time.Time) (*Opened, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	hdr, err := readHeader(br)
 	if err != nil {
@@ -79,9 +90,7 @@ func Open(r io.Reader, recipient certs.KeyPair, roots *x509.CertPool, now time.T
 	switch {
 	case ct != "application/pkcs7-mime" && ct != "application/x-pkcs7-mime":
 		return nil, openErr(ErrNotEncrypted, fmt.Sprintf("the message is not S/MIME encrypted (it is %s); it may have been sent in clear", orNone(ct)), nil)
-	case smimeType == "authenveloped-data":
-		return nil, openErr(ErrCannotDecrypt, "the message uses AES-GCM authenticated enveloping, which this relay does not accept; the sender should use AES-256-CBC", nil)
-	case smimeType != "" && smimeType != "enveloped-data":
+	case smimeType != "" && smimeType != "enveloped-data" && smimeType != "authenveloped-data":
 		return nil, openErr(ErrNotEncrypted, "the message is S/MIME "+smimeType+", not encrypted; it may have been sent in clear", nil)
 	}
 	body := decodeBody(br, hdr.Get("Content-Transfer-Encoding"))
@@ -91,14 +100,7 @@ func Open(r io.Reader, recipient certs.KeyPair, roots *x509.CertPool, now time.T
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyEntity(plain, roots, now, o); err != nil {
-		var oe *OpenError
-		if errors.As(err, &oe) && oe.Kind == ErrMalformed {
-			// CBC is malleable: garbled plaintext is reported exactly as a
-			// bad signature, so error replies cannot serve as a format
-			// oracle (EFAIL, CVE-2017-17689).
-			return nil, openErr(ErrTampered, reasonTampered, err)
-		}
+	if err := verifyEntity(plain, trust, now, o); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -185,318 +187,198 @@ func (s *spaceStripper) Read(p []byte) (int, error) {
 	}
 }
 
-// decryptEnvelope parses ContentInfo → EnvelopedData (RFC 5652 §6.1) from
-// b, streaming the encrypted content through AES-CBC.
-func decryptEnvelope(b *berReader, kp certs.KeyPair, o *Opened, hint int64) ([]byte, error) {
-	malformed := func(what string, err error) ([]byte, error) {
-		return nil, openErr(ErrMalformed, "the encrypted message is malformed ("+what+")", err)
-	}
-	if h, err := b.readHeader(); err != nil || !h.is(classUniversal, tagSequence) || !h.constructed {
-		return malformed("no ContentInfo", err)
-	}
-	typ, err := b.readNode()
+// verifyEntity checks the decrypted MIME entity, multipart/signed (RFC 8551
+// §3.5.3) or opaque signed-data (§3.5.2), validates the signer with trust
+// at now, and fills o. Any failure before a signature verifies is
+// tampered (see verify.go).
+func verifyEntity(entity []byte, trust *certs.Trust, now time.Time, o *Opened) error {
+	res, err := checkEntity(entity)
 	if err != nil {
-		return malformed("content type", err)
+		var f flaw
+		if !errors.As(err, &f) {
+			f = flawStructure
+		}
+		return tampered(f)
 	}
-	oid, _ := oidOf(typ)
-	switch {
-	case oid.Equal(oidSignedData):
-		return nil, openErr(ErrNotEncrypted, "the message is signed but not encrypted; it travelled in clear", nil)
-	case oid.Equal(oidAuthEnveloped):
-		return nil, openErr(ErrCannotDecrypt, "the message uses AES-GCM authenticated enveloping, which this relay does not accept; the sender should use AES-256-CBC", nil)
-	case !oid.Equal(oidEnvelopedData):
-		return malformed("not enveloped-data", nil)
+	// From here the signature has verified: what follows may name what
+	// the message carried.
+	if res.weak != "" {
+		return openErr(ErrWeakAlgorithm, "the message is signed with "+res.weak+", which is refused; the sender must sign with SHA-256", nil)
 	}
-	if h, err := b.readHeader(); err != nil || !h.is(classContext, 0) || !h.constructed {
-		return malformed("content", err)
+	var others []*x509.Certificate
+	for _, c := range res.certs {
+		if c != res.signer {
+			others = append(others, c)
+		}
 	}
-	if h, err := b.readHeader(); err != nil || !h.is(classUniversal, tagSequence) || !h.constructed {
-		return malformed("EnvelopedData", err)
+	if err := trust.ValidateSMIME(res.signer, others, now, certs.Sign); err != nil {
+		kind := ErrUntrustedSigner
+		if errors.Is(err, certs.ErrExpired) || errors.Is(err, certs.ErrNotYetValid) {
+			kind = ErrExpiredSigner
+		}
+		return openErr(kind, "the sender's signing "+err.Error(), err)
 	}
-	if _, err := b.readNode(); err != nil { // version
-		return malformed("version", err)
-	}
-	infos, err := b.readNode()
-	if err == nil && infos.is(classContext, 0) { // originatorInfo, not needed
-		infos, err = b.readNode()
-	}
-	if err != nil || !infos.is(classUniversal, tagSet) {
-		return malformed("recipient infos", err)
-	}
-	if h, err := b.readHeader(); err != nil || !h.is(classUniversal, tagSequence) || !h.constructed {
-		return malformed("EncryptedContentInfo", err)
-	}
-	if _, err := b.readNode(); err != nil {
-		return malformed("content type", err)
-	}
-	algNode, err := b.readNode()
-	if err != nil {
-		return malformed("content algorithm", err)
-	}
-	alg, ok := oidOf(child(algNode, 0))
-	if !ok {
-		return malformed("content algorithm", nil)
-	}
-	var keyLen int
-	switch {
-	case alg.Equal(oidAES128CBC):
-		keyLen = 16
-	case alg.Equal(oidAES192CBC):
-		keyLen = 24
-	case alg.Equal(oidAES256CBC):
-		keyLen = 32
-	case alg.Equal(oidDESCBC), alg.Equal(oidDESEDE3), alg.Equal(oidRC2CBC):
-		return nil, openErr(ErrWeakAlgorithm, "the message is encrypted with "+algName(alg)+", which is refused as weak; the sender must use AES", nil)
-	default:
-		return nil, openErr(ErrCannotDecrypt, "the message is encrypted with an unsupported algorithm ("+algName(alg)+"); the sender should use AES-256-CBC", nil)
-	}
-	ivNode := child(algNode, 1)
-	if ivNode == nil || !ivNode.is(classUniversal, tagOctetString) || len(ivNode.octets()) != aes.BlockSize {
-		return malformed("IV", nil)
-	}
-	key, err := recipientKey(infos, kp, keyLen, o)
-	if err != nil {
-		return nil, err
-	}
-	o.Algorithms = algName(alg) + ", " + o.Algorithms
-	h, err := b.readHeader()
-	if err != nil || !h.is(classContext, 0) {
-		return malformed("no encrypted content", err)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, openErr(ErrCannotDecrypt, "the message key has the wrong length", err)
-	}
-	if !h.constructed {
-		// A declared length is only believed up to what the input can hold.
-		hint = min(hint, h.length)
-	}
-	plain, err := decryptCBC(newOctetStream(b, h), cipher.NewCBCDecrypter(block, ivNode.octets()), hint)
-	if err != nil {
-		return nil, err
-	}
-	return plain, nil
+	o.Signer, o.SigningTime, o.Chain = res.signer, res.signingTime, others
+	o.ods, _ = trust.Organisation(res.signer, others, now)
+	o.Message = unwrapRFC822(res.content)
+	return nil
 }
 
-// decryptCBC decrypts the stream into one buffer and removes the padding
-// (RFC 5652 §6.3). A bad padding gets the same error as a bad signature, so
-// the two cannot be told apart (no padding oracle through DSNs).
-func decryptCBC(r io.Reader, cbc cipher.BlockMode, hint int64) ([]byte, error) {
-	var out bytes.Buffer
-	if hint > 0 && hint < 1<<31 {
-		out.Grow(int(hint) + aes.BlockSize)
-	}
-	buf := make([]byte, segmentSize)
-	fill := 0
-	for {
-		n, err := r.Read(buf[fill:])
-		fill += n
-		whole := fill - fill%aes.BlockSize
-		if whole > 0 {
-			cbc.CryptBlocks(buf[:whole], buf[:whole])
-			out.Write(buf[:whole])
-			fill = copy(buf, buf[whole:fill])
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, openErr(ErrMalformed, "the encrypted content is truncated or malformed", err)
-		}
-	}
-	p := out.Bytes()
-	if fill != 0 || len(p) == 0 {
-		return nil, openErr(ErrTampered, reasonTampered, nil)
-	}
-	pad := int(p[len(p)-1])
-	if pad == 0 || pad > aes.BlockSize {
-		return nil, openErr(ErrTampered, reasonTampered, nil)
-	}
-	for _, c := range p[len(p)-pad:] {
-		if int(c) != pad {
-			return nil, openErr(ErrTampered, reasonTampered, nil)
-		}
-	}
-	return p[:len(p)-pad], nil
-}
-
-// recipientKey finds the KeyTransRecipientInfo for kp.Cert (RFC 5652
-// §6.2.1) and decrypts the content key.
-func recipientKey(infos *node, kp certs.KeyPair, keyLen int, o *Opened) ([]byte, error) {
-	if kp.Cert == nil || kp.Key == nil {
-		return nil, openErr(ErrCannotDecrypt, "no decryption key is configured for this endpoint", nil)
-	}
-	priv, ok := kp.Key.(*rsa.PrivateKey)
-	if !ok {
-		return nil, openErr(ErrCannotDecrypt, "this endpoint's key is not RSA, so it cannot receive S/MIME mail", nil)
-	}
-	for _, ri := range infos.children {
-		if !ri.is(classUniversal, tagSequence) || !matchesRID(child(ri, 1), kp.Cert) {
-			continue // other recipients, or kari/kekri/pwri choices
-		}
-		alg, ok := oidOf(child(child(ri, 2), 0))
-		ekNode := child(ri, 3)
-		if !ok || ekNode == nil || !ekNode.is(classUniversal, tagOctetString) {
-			return nil, openErr(ErrMalformed, "the encrypted message is malformed (recipient info)", nil)
-		}
-		ek := ekNode.octets()
-		switch {
-		case alg.Equal(oidRSAEncryption):
-			// RFC 3218 §2.3.2: on bad padding carry on with a random key, so
-			// the failure shows up only as a bad content (ErrTampered).
-			key := make([]byte, keyLen)
-			rand.Read(key)
-			if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ek, key); err != nil {
-				return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key", err)
-			}
-			o.Algorithms, o.LegacyKeyTransport = "RSA-PKCS1-v1_5", true
-			return key, nil
-		case alg.Equal(oidRSAOAEP):
-			opts, name, err := oaepOptions(child(child(ri, 2), 1))
-			if err != nil {
-				return nil, err
-			}
-			key, err := priv.Decrypt(nil, ek, opts)
-			if err != nil || len(key) != keyLen {
-				return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key; the certificate and key may not match, or the sender used an old certificate", err)
-			}
-			o.Algorithms = name
-			return key, nil
-		default:
-			return nil, openErr(ErrCannotDecrypt, "the message key is encrypted with an unsupported algorithm ("+alg.String()+")", nil)
-		}
-	}
-	return nil, openErr(ErrCannotDecrypt, fmt.Sprintf("the message is not encrypted to this endpoint's certificate (%s, serial %x); the sender may hold an old or wrong certificate", certs.Name(kp.Cert), kp.Cert.SerialNumber), nil)
-}
-
-func matchesRID(rid *node, cert *x509.Certificate) bool {
-	if rid == nil {
-		return false
-	}
-	if rid.is(classContext, 0) && !rid.constructed {
-		return len(cert.SubjectKeyId) > 0 && bytes.Equal(rid.content, cert.SubjectKeyId)
-	}
-	return findCert(rid, []*x509.Certificate{cert}) != nil
-}
-
-// oaepOptions reads RSAES-OAEP-params (RFC 8017 A.2.1; absent means SHA-1
-// and MGF1-SHA-1, RFC 4055 §4.1).
-func oaepOptions(params *node) (*rsa.OAEPOptions, string, error) {
-	opts := &rsa.OAEPOptions{Hash: crypto.SHA1, MGFHash: crypto.SHA1}
-	if params == nil || (params.is(classUniversal, 5) && !params.constructed) {
-		return opts, "RSAES-OAEP-SHA1", nil
-	}
-	var p rsaOAEPParams
-	if _, err := asn1.Unmarshal(params.der(), &p); err != nil {
-		return nil, "", openErr(ErrMalformed, "the encrypted message is malformed (OAEP parameters)", err)
-	}
-	bad := openErr(ErrCannotDecrypt, "the message key uses unsupported RSAES-OAEP parameters", nil)
-	if len(p.Hash.Algorithm) > 0 {
-		h, ok := hashForOID(p.Hash.Algorithm)
-		if !ok && !p.Hash.Algorithm.Equal(oidSHA1) {
-			return nil, "", bad
-		}
-		if ok {
-			opts.Hash = h
-		}
-	}
-	if len(p.MGF.Algorithm) > 0 {
-		var mgfHash pkix.AlgorithmIdentifier
-		if !p.MGF.Algorithm.Equal(oidMGF1) {
-			return nil, "", bad
-		}
-		if _, err := asn1.Unmarshal(p.MGF.Parameters.FullBytes, &mgfHash); err != nil {
-			return nil, "", bad
-		}
-		h, ok := hashForOID(mgfHash.Algorithm)
-		if !ok && !mgfHash.Algorithm.Equal(oidSHA1) {
-			return nil, "", bad
-		}
-		if ok {
-			opts.MGFHash = h
-		}
-	}
-	if len(p.PSourceFunc.Algorithm) > 0 {
-		if !p.PSourceFunc.Algorithm.Equal(oidPSpecified) {
-			return nil, "", bad
-		}
-		asn1.Unmarshal(p.PSourceFunc.Parameters.FullBytes, &opts.Label)
-	}
-	return opts, "RSAES-OAEP-" + strings.ReplaceAll(opts.Hash.String(), "-", ""), nil
-}
-
-// verifyEntity checks the decrypted MIME entity: multipart/signed (RFC 8551
-// §3.5.3) or opaque signed-data (§3.5.2), and fills o.
-func verifyEntity(entity []byte, roots *x509.CertPool, now time.Time, o *Opened) error {
+// checkEntity finds and verifies the signature in entity. Its errors are
+// flaws or errors from parsing, never shown as they are.
+func checkEntity(entity []byte) (*signedResult, error) {
 	hdr, bodyAt, err := splitHeader(entity)
 	if err != nil {
-		return openErr(ErrMalformed, "the decrypted message header cannot be parsed", err)
+		return nil, flaw("the decrypted header does not parse")
 	}
 	ct, params, _ := mime.ParseMediaType(hdr.Get("Content-Type"))
-	var res *signedResult
 	switch {
 	case ct == "multipart/signed":
 		proto := strings.ToLower(params["protocol"])
 		if proto != "application/pkcs7-signature" && proto != "application/x-pkcs7-signature" {
-			return openErr(ErrNotSigned, "the message is signed with "+orNone(proto)+", not S/MIME", nil)
+			return nil, flaw("multipart/signed with a protocol that is not S/MIME")
 		}
 		content, sigPart, err := splitSigned(entity[bodyAt:], params["boundary"])
 		if err != nil {
-			return openErr(ErrMalformed, "the signed message is malformed", err)
+			return nil, flaw("the multipart/signed body does not split into content and signature")
 		}
 		ci, err := signatureBlock(sigPart)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		res, err = verifySignedData(ci, content, roots, now)
-		if errors.Is(err, ErrTampered) && bytes.Contains(content, []byte("\n")) {
+		sd, err := parseSignedInfo(ci, content)
+		if err != nil {
+			return nil, err
+		}
+		res, err := sd.verify()
+		if errors.Is(err, flawDigest) && bytes.Contains(content, []byte("\n")) {
 			// RFC 8551 §3.1.1: the signature is over the canonical (CRLF) form.
-			if r2, err2 := verifySignedData(ci, canonical(content), roots, now); err2 == nil {
+			sd.content, sd.sums = canonical(content), map[crypto.Hash][]byte{}
+			if r2, err2 := sd.verify(); err2 == nil {
 				res, err = r2, nil
 			}
 		}
-		if err != nil {
-			return err
-		}
+		return res, err
 	case (ct == "application/pkcs7-mime" || ct == "application/x-pkcs7-mime") && strings.EqualFold(params["smime-type"], "signed-data"):
-		der, err := io.ReadAll(decodeBody(bytes.NewReader(entity[bodyAt:]), hdr.Get("Content-Transfer-Encoding")))
+		body := entity[bodyAt:]
+		hint := len(body)
+		if strings.EqualFold(strings.TrimSpace(hdr.Get("Content-Transfer-Encoding")), "base64") {
+			hint = hint * 3 / 4
+		}
+		sd, err := parseOpaque(decodeBody(bytes.NewReader(body), hdr.Get("Content-Transfer-Encoding")), hint)
 		if err != nil {
-			return openErr(ErrMalformed, "the signed-data body cannot be decoded", err)
+			return nil, err
 		}
-		ci, err := parseNode(der)
-		if err != nil {
-			return openErr(ErrMalformed, "the signed-data body cannot be parsed", err)
-		}
-		if res, err = verifySignedData(ci, nil, roots, now); err != nil {
-			return err
-		}
+		return sd.verify()
 	default:
-		return openErr(ErrNotSigned, "the message was encrypted but not signed, so its sender cannot be verified", nil)
+		return nil, flaw("the decrypted entity is not S/MIME signed")
 	}
-	o.Signer, o.SigningTime = res.signer, res.signingTime
-	for _, c := range res.certs {
-		if c != res.signer {
-			o.Chain = append(o.Chain, c)
-		}
-	}
-	o.Message = unwrapRFC822(res.content)
-	return nil
 }
 
 func signatureBlock(part []byte) (*node, error) {
 	hdr, at, err := splitHeader(part)
 	if err != nil {
-		return nil, openErr(ErrMalformed, "the signature part is malformed", err)
+		return nil, flaw("the signature part's header does not parse")
 	}
 	der, err := io.ReadAll(decodeBody(bytes.NewReader(part[at:]), hdr.Get("Content-Transfer-Encoding")))
 	if err != nil {
-		return nil, openErr(ErrMalformed, "the signature part cannot be decoded", err)
+		return nil, flaw("the signature part does not decode")
 	}
 	ci, err := parseNode(der)
 	if err != nil {
-		return nil, openErr(ErrMalformed, "the signature cannot be parsed", err)
+		return nil, flawStructure
 	}
 	return ci, nil
+}
+
+// parseOpaque reads ContentInfo → SignedData with its eContent (RFC 5652
+// §5.2) from r. The structure is read under the small node budget; the
+// eContent is streamed into one buffer of its own, bounded by the entity
+// it comes from (which the caller holds, within the message size limit),
+// so a large opaque message is read as surely as a detached one.
+func parseOpaque(r io.Reader, hint int) (*signedData, error) {
+	b := newBERReader(r)
+	budget := int64(maxNodeSize)
+	enter := func(from *berReader, class, tag int) (*berReader, header, error) {
+		h, err := from.readHeader()
+		if err != nil || !h.is(class, tag) || !h.constructed {
+			return nil, h, flawStructure
+		}
+		in, err := from.enter(h)
+		if err != nil {
+			return nil, h, flawStructure
+		}
+		return in, h, nil
+	}
+	ci, _, err := enter(b, classUniversal, tagSequence)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := ci.readNodeBudget(&budget, 0); err != nil {
+		return nil, flawStructure
+	} else if oid, ok := oidOf(n); !ok || !oid.Equal(oidSignedData) {
+		return nil, flaw("the opaque signature is not CMS signed-data")
+	}
+	c0, _, err := enter(ci, classContext, 0)
+	if err != nil {
+		return nil, err
+	}
+	sd, sdH, err := enter(c0, classUniversal, tagSequence)
+	if err != nil {
+		return nil, err
+	}
+	for range 2 { // version, digestAlgorithms
+		if _, err := sd.readNodeBudget(&budget, 0); err != nil {
+			return nil, flawStructure
+		}
+	}
+	encap, encapH, err := enter(sd, classUniversal, tagSequence)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := encap.readNodeBudget(&budget, 0)
+	if err != nil {
+		return nil, flawStructure
+	}
+	eType, ok := oidOf(typ)
+	if !ok {
+		return nil, flaw("no encapsulated content type")
+	}
+	ec, ecH, err := enter(encap, classContext, 0)
+	if err != nil {
+		return nil, flaw("the opaque signature holds no content")
+	}
+	h, err := ec.readHeader()
+	if err != nil || !h.is(classUniversal, tagOctetString) {
+		return nil, flaw("the signed content is not an OCTET STRING")
+	}
+	os, err := newOctetStream(ec, h)
+	if err != nil {
+		return nil, flawStructure
+	}
+	var content bytes.Buffer
+	content.Grow(hint)
+	if _, err := content.ReadFrom(os); err != nil {
+		return nil, flawStructure
+	}
+	if ec.leave(ecH) != nil || encap.leave(encapH) != nil {
+		return nil, flawStructure
+	}
+	var rest []*node
+	for {
+		n, err := sd.next(sdH, &budget)
+		if err != nil {
+			return nil, flawStructure
+		}
+		if n == nil {
+			break
+		}
+		if len(rest) == 8 {
+			return nil, flaw("SignedData has too many elements")
+		}
+		rest = append(rest, n)
+	}
+	return newSignedData(eType, content.Bytes(), rest)
 }
 
 // unwrapRFC822 returns the body of a message/rfc822 entity (RFC 8551 §3.1

@@ -74,13 +74,14 @@ func Seal(w io.Writer, original io.Reader, signer Signer, recipients []*x509.Cer
 // does not arise inside the encryption). The output is streamed too: the
 // cost is a few 64 KiB buffers whatever the message size.
 //
-// The caller validates certificates first (certs.ValidateSMIME); Seal
-// only refuses keys that fail certs.CheckKey and non-RSA recipients.
+// The caller validates certificates first (certs.Trust.ValidateSMIME);
+// Seal only refuses keys that fail certs.CheckSMIMEKey (Ed25519 signers
+// among them) and non-RSA recipients.
 func (s Sealer) Seal(w io.Writer, original io.Reader, signer Signer, recipients []*x509.Certificate, outer OuterHeader) error {
 	if signer.Cert == nil || signer.Key == nil {
 		return fmt.Errorf("smime: seal: no signing certificate and key")
 	}
-	if err := certs.CheckKey(signer.Key.Public()); err != nil {
+	if err := certs.CheckSMIMEKey(signer.Key.Public()); err != nil {
 		return fmt.Errorf("smime: seal: signing key: %w", err)
 	}
 	now := time.Now

@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
@@ -112,5 +111,3 @@ func mustMarshal(v any) []byte {
 	}
 	return b
 }
-
-var _ = x509.SHA256WithRSA

@@ -2,6 +2,7 @@ package smime_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +35,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		t.Errorf("sealed message lacks the neutral subject:\n%s", sealed[:400])
 	}
 	for name, kp := range map[string]*certs.KeyPair{"recipient": w.recipient.kp, "sender copy": w.sender.kp} {
-		o, err := smime.Open(bytes.NewReader(sealed), *kp, w.roots, time.Now())
+		o, err := smime.OpenWith(bytes.NewReader(sealed), *kp, w.roots, time.Now())
 		if err != nil {
 			t.Fatalf("Open as %s: %v", name, err)
 		}
@@ -61,7 +63,7 @@ func TestSealEdgeMessages(t *testing.T) {
 		"binary and long": "Subject: x\r\n\r\n" + strings.Repeat("\x00\xff\xe9", 70000) + "\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			o, err := smime.Open(bytes.NewReader(w.seal(t, msg)), *w.recipient.kp, w.roots, time.Now())
+			o, err := smime.OpenWith(bytes.NewReader(w.seal(t, msg)), *w.recipient.kp, w.roots, time.Now())
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -144,7 +146,7 @@ func TestOpenOpenSSLMail(t *testing.T) {
 			signed := openssl(t, nil, append([]string{"cms", "-sign", "-md", "sha256", "-in", msgFile,
 				"-signer", w.sender.certFile, "-inkey", w.sender.keyFile}, tc.signArgs...)...)
 			sealed := openssl(t, signed, append([]string{"cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile}, tc.encArgs...)...)
-			o, err := smime.Open(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
+			o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -181,7 +183,7 @@ func TestOpenFailures(t *testing.T) {
 		name  string
 		input []byte
 		key   *certs.KeyPair
-		roots *x509.CertPool
+		roots *certs.Trust
 		now   time.Time
 		kind  error
 		words string
@@ -193,7 +195,7 @@ func TestOpenFailures(t *testing.T) {
 		{name: "expired signer", input: sealed, now: w.sender.kp.Cert.NotAfter.Add(time.Hour), kind: smime.ErrExpiredSigner,
 			words: "certificate for ODS A81001 expired on " + w.sender.kp.Cert.NotAfter.UTC().Format("2006-01-02")},
 		{name: "not yet valid signer", input: sealed, now: w.sender.kp.Cert.NotBefore.Add(-time.Hour), kind: smime.ErrExpiredSigner, words: "not yet valid until"},
-		{name: "untrusted CA", input: sealed, roots: otherCA.Pool, kind: smime.ErrUntrustedSigner, words: "not issued by a trusted NHS CA"},
+		{name: "untrusted CA", input: sealed, roots: &certs.Trust{Roots: otherCA.Pool}, kind: smime.ErrUntrustedSigner, words: "not issued by a trusted NHS CA"},
 		{name: "weak signer key", input: openssl(t, weakSigned, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrUntrustedSigner, words: "key too weak: RSA 1024 bits"},
 		{name: "SHA-1 signature", input: openssl(t, sha1Signed, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "SHA-1"},
 		{name: "3DES", input: openssl(t, signedOnly, "cms", "-encrypt", "-des3", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "3DES"},
@@ -201,7 +203,7 @@ func TestOpenFailures(t *testing.T) {
 		{name: "signed only", input: signedOnly, kind: smime.ErrNotEncrypted, words: "not S/MIME encrypted"},
 		{name: "opaque signed only", input: openssl(t, nil, "cms", "-sign", "-nodetach", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile),
 			kind: smime.ErrNotEncrypted, words: "not encrypted"},
-		{name: "encrypted unsigned", input: openssl(t, nil, "cms", "-encrypt", "-aes256", "-in", msgFile, w.recipient.certFile), kind: smime.ErrNotSigned, words: "not signed"},
+		{name: "encrypted unsigned", input: openssl(t, nil, "cms", "-encrypt", "-aes256", "-in", msgFile, w.recipient.certFile), kind: smime.ErrTampered, words: "or was not signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, roots, at := w.recipient.kp, w.roots, now
@@ -214,7 +216,7 @@ func TestOpenFailures(t *testing.T) {
 			if !tc.now.IsZero() {
 				at = tc.now
 			}
-			o, err := smime.Open(bytes.NewReader(tc.input), *key, roots, at)
+			o, err := smime.OpenWith(bytes.NewReader(tc.input), *key, roots, at)
 			if err == nil {
 				t.Fatalf("Open = %v, nil; want %v", o, tc.kind)
 			}
@@ -300,8 +302,123 @@ func TestLegacyKeyTransport(t *testing.T) {
 		t.Error("legacy recipient did not get rsaEncryption key transport")
 	}
 	openssl(t, out.Bytes(), "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
-	o, err := smime.Open(bytes.NewReader(out.Bytes()), *w.recipient.kp, w.roots, time.Now())
+	o, err := smime.OpenWith(bytes.NewReader(out.Bytes()), *w.recipient.kp, w.roots, time.Now())
 	if err != nil || !o.LegacyKeyTransport {
 		t.Fatalf("Open = %+v, %v; want LegacyKeyTransport", o, err)
+	}
+}
+
+// TestOpenLargeOpaque: opaque signed-data bigger than the structure budget
+// (6 MB, as a scanned referral would be) opens; its eContent is streamed,
+// not read as one node.
+func TestOpenLargeOpaque(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	msg := crlf(sample) + strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n", 6<<20/78)
+	msgFile := filepath.Join(w.dir, "large.eml")
+	os.WriteFile(msgFile, []byte(msg), 0o644)
+	signed := openssl(t, nil, "cms", "-sign", "-nodetach", "-md", "sha256", "-binary", "-in", msgFile,
+		"-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	sealed := openssl(t, signed, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile)
+	o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
+	if err != nil {
+		t.Fatalf("Open(%d-byte opaque message): %v", len(msg), err)
+	}
+	if !bytes.Equal(o.Message, []byte(msg)) {
+		t.Errorf("Message is %d bytes, want the %d signed", len(o.Message), len(msg))
+	}
+}
+
+// TestOpenAuthEnveloped: AES-GCM authEnveloped-data (RFC 5083, RFC 8551
+// §2.7 MUST) from openssl cms opens; a flipped bit fails its tag.
+func TestOpenAuthEnveloped(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	msgFile := filepath.Join(w.dir, "msg.eml")
+	os.WriteFile(msgFile, []byte(sample), 0o644)
+	signed := openssl(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	for _, tc := range []struct {
+		cipher, algorithms string
+		extra              []string
+	}{
+		{"-aes-256-gcm", "AES-256-GCM, RSA-PKCS1-v1_5", nil},
+		{"-aes-128-gcm", "AES-128-GCM, RSAES-OAEP-SHA256", []string{"-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256", "-keyopt", "rsa_mgf1_md:sha256"}},
+		{"-aes-256-gcm", "AES-256-GCM, RSA-PKCS1-v1_5", []string{"-stream"}},
+	} {
+		sealed := openssl(t, signed, append([]string{"cms", "-encrypt", tc.cipher, "-recip", w.recipient.certFile}, tc.extra...)...)
+		if !bytes.Contains(sealed, []byte("smime-type=authEnveloped-data")) {
+			t.Fatalf("openssl %s did not make authEnveloped-data:\n%s", tc.cipher, trunc(sealed))
+		}
+		o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
+		if err != nil {
+			t.Fatalf("Open(%s %v): %v", tc.cipher, tc.extra, err)
+		}
+		if string(o.Message) != crlf(sample) || o.Algorithms != tc.algorithms {
+			t.Errorf("Open(%s): Algorithms %q, Message %q", tc.cipher, o.Algorithms, trunc(o.Message))
+		}
+		_, err = smime.OpenWith(bytes.NewReader(tamper(t, []byte(crlf(string(sealed))), -30)), *w.recipient.kp, w.roots, time.Now())
+		if !errors.Is(err, smime.ErrTampered) {
+			t.Errorf("Open(%s, tampered) = %v, want ErrTampered", tc.cipher, err)
+		}
+	}
+}
+
+// TestOpenOrganisationNeedsOrgCA: the same organisation certificate
+// speaks for A81001 only when its CA is an organisation CA; a mailbox
+// anchor's word on an ODS code counts for nothing.
+func TestOpenOrganisationNeedsOrgCA(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	sealed := w.seal(t, sample)
+	for name, tc := range map[string]struct {
+		trust *certs.Trust
+		ods   string
+	}{
+		"organisation CA": {&certs.Trust{Roots: w.roots.Roots, OrgCAs: w.roots.Roots}, "A81001"},
+		"mailbox anchor":  {&certs.Trust{Roots: w.roots.Roots}, ""},
+		"other org CA":    {&certs.Trust{Roots: w.roots.Roots, OrgCAs: certstest.NewCA(t).Pool}, ""},
+	} {
+		o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, tc.trust, time.Now())
+		if err != nil {
+			t.Fatalf("%s: Open: %v", name, err)
+		}
+		if ods, ok := o.SignerODSCode(); ods != tc.ods || ok != (tc.ods != "") {
+			t.Errorf("%s: SignerODSCode() = %q, %v; want %q", name, ods, ok, tc.ods)
+		}
+	}
+}
+
+// TestOpenRevokedSigner: a signer on its CA's CRL is refused, saying when.
+func TestOpenRevokedSigner(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	sealed := w.seal(t, sample)
+	tca := &certstest.CA{Cert: w.ca.Cert, Key: w.ca.Key}
+	at := time.Now().Add(-48 * time.Hour).UTC()
+	rl, err := x509.ParseRevocationList(tca.CRL(t, at, time.Now().Add(24*time.Hour), w.sender.kp.Cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := &certs.Trust{Roots: w.roots.Roots, OrgCAs: w.roots.Roots, CRLs: certs.NewCRLSet(rl)}
+	_, err = smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, trust, time.Now())
+	want := "certificate for ODS A81001 was revoked on " + at.Format("2006-01-02")
+	if !errors.Is(err, smime.ErrUntrustedSigner) || !errors.Is(err, certs.ErrRevoked) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Open with the signer revoked = %v, want ErrUntrustedSigner saying %q", err, want)
+	}
+}
+
+// TestSealRefusesEd25519: certs.CheckKey lets Ed25519 through for TLS, but
+// S/MIME cannot sign with it; Seal says so instead of failing later.
+func TestSealRefusesEd25519(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := smime.Signer{Cert: w.sender.kp.Cert, Key: key}
+	err = smime.Seal(io.Discard, strings.NewReader(sample), s, []*x509.Certificate{w.recipient.kp.Cert}, smime.OuterHeader{})
+	if !errors.Is(err, certs.ErrWeakKey) || !strings.Contains(err.Error(), "Ed25519") {
+		t.Fatalf("Seal with an Ed25519 key = %v, want ErrWeakKey naming Ed25519", err)
 	}
 }
