@@ -28,8 +28,14 @@ commands:
   show [-json] ENDPOINT      one endpoint and its verification
   show -org [-json] ODS      one organisation and its endpoints
   add -ods CODE [-purpose P] [-hop mx|hosted|HOST:PORT] [-plain-loopback]
-      [-fax NUMBER]... [-contact C]... [-tls-only] ADDRESS
-                             add a pending endpoint (a mailbox or a whole domain)
+      [-fax NUMBER]... [-contact C]... [-cert FILE]...
+      [-tls-only -tls-only-evidence WHY] ADDRESS
+                             add a pending endpoint (a mailbox or a whole domain);
+                             -cert: its S/MIME certificate (PEM, may hold the
+                             chain); -tls-only: exception, no S/MIME, verified
+                             TLS only, with the evidence for it (audited)
+  set-cert ENDPOINT FILE...  replace its S/MIME certificates (PEM or DER; audited)
+  set-cert -none ENDPOINT    remove them all
   import-ods [-strict] [-v] FILE
                              import the NHS ODS GP practice file epraccur.csv
                              ("-" reads standard input); -strict: any bad row
@@ -120,10 +126,10 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 // dirOptions holds every subcommand's flags; each uses its own.
 type dirOptions struct {
 	json, orgs, org, strict, verbose, tlsOnly, plain, challenge bool
-	successors                                                  bool
+	successors, none                                            bool
 	ods, status, name, address, purpose, hop, code, attest      string
-	reason, format, what, output                                string
-	faxes, contacts                                             multiFlag
+	reason, format, what, output, tlsOnlyEvidence               string
+	faxes, contacts, certs                                      multiFlag
 }
 
 type dirSubcommand struct {
@@ -156,10 +162,16 @@ var directoryCommands = map[string]dirSubcommand{
 		fs.StringVar(&o.purpose, "purpose", "", "`purpose`: "+strings.Join(directory.Purposes(), ", "))
 		fs.StringVar(&o.hop, "hop", "mx", "next hop: mx, hosted, or `host:port`")
 		fs.BoolVar(&o.plain, "plain-loopback", false, "allow plain SMTP to a loopback host:port next hop (test sinks only)")
-		fs.BoolVar(&o.tlsOnly, "tls-only", false, "exception: deliver without S/MIME, over verified TLS only (audited)")
+		fs.BoolVar(&o.tlsOnly, "tls-only", false, "exception: deliver without S/MIME, over verified TLS only (audited; needs -tls-only-evidence)")
+		fs.StringVar(&o.tlsOnlyEvidence, "tls-only-evidence", "", "why the TLS-only exception is allowed (`evidence`, audited)")
 		fs.Var(&o.faxes, "fax", "fax `number` the endpoint owns (repeatable)")
 		fs.Var(&o.contacts, "contact", "contact person, email or phone (repeatable)")
+		fs.Var(&o.certs, "cert", "S/MIME certificate `file` (PEM, may hold the chain; repeatable)")
 	}, (*dirCmd).add},
+	"set-cert": {"ENDPOINT and certificate FILEs", 1, 1 + 16, func(fs *flag.FlagSet, o *dirOptions) {
+		jsonFlag(fs, o)
+		fs.BoolVar(&o.none, "none", false, "remove all its certificates")
+	}, (*dirCmd).setCert},
 	"import-ods": {"one FILE", 1, 1, func(fs *flag.FlagSet, o *dirOptions) {
 		jsonFlag(fs, o)
 		fs.BoolVar(&o.strict, "strict", false, "refuse the whole file if any row is bad")
@@ -318,8 +330,19 @@ func (d *dirCmd) add(ctx context.Context, args []string) error {
 	if d.o.plain {
 		hop.TLS = directory.TLSPlainLoopback
 	}
+	switch {
+	case d.o.tlsOnly && strings.TrimSpace(d.o.tlsOnlyEvidence) == "":
+		return errors.New("add: -tls-only needs -tls-only-evidence WHY (the exception sends clinical mail without S/MIME; the audit log keeps why)")
+	case !d.o.tlsOnly && d.o.tlsOnlyEvidence != "":
+		return errors.New("add: -tls-only-evidence is given only with -tls-only")
+	}
+	ders, err := readCertFiles(d.o.certs)
+	if err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
 	body := map[string]any{"address": args[0], "ods": d.o.ods, "purpose": d.o.purpose, "next_hop": hop,
-		"tls_only": d.o.tlsOnly, "fax_numbers": []string(d.o.faxes), "contacts": []string(d.o.contacts)}
+		"tls_only": d.o.tlsOnly, "tls_only_evidence": d.o.tlsOnlyEvidence, "certificates": ders,
+		"fax_numbers": []string(d.o.faxes), "contacts": []string(d.o.contacts)}
 	var e directory.Endpoint
 	if err := d.c.do(ctx, http.MethodPost, dirAPI+"/endpoints", body, &e); err != nil {
 		return err
@@ -328,6 +351,7 @@ func (d *dirCmd) add(ctx context.Context, args []string) error {
 		return d.printEndpoint(ctx, e)
 	}
 	fmt.Fprintf(d.out, "%s: added %s for %s, pending verification\n", e.ID, e.Address, e.ODS)
+	writeCertLines(d.out, e.Certificates)
 	fmt.Fprintf(d.out, "verify it: nhsrelay directory verify -challenge %s   (or -attest \"EVIDENCE\")\n", e.ID)
 	return nil
 }

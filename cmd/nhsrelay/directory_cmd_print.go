@@ -128,7 +128,7 @@ func writeEndpoint(w io.Writer, e directory.Endpoint, o directory.Organisation) 
 	}
 	k.line("next hop", "%s, TLS %s", hopText(e.NextHop), tls)
 	if e.TLSOnly {
-		k.line("s/mime", "none: administrator exception, verified TLS only")
+		k.line("s/mime", "none: administrator exception, verified TLS only (%s)", dirDash(e.TLSOnlyEvidence))
 	} else {
 		k.line("s/mime", "%d certificate(s)", len(e.Certificates))
 	}
@@ -187,8 +187,11 @@ func writeCheck(w io.Writer, r directory.CheckResult) {
 	}
 	for _, c := range r.Certificates {
 		state := fmt.Sprintf("valid until %s (%d days)", dirDay(c.NotAfter), c.DaysLeft)
-		if c.Problem != "" {
+		switch {
+		case c.Problem != "":
 			state = c.Problem
+		case c.CA:
+			state = fmt.Sprintf("issuing CA, until %s", dirDay(c.NotAfter))
 		}
 		k.line("certificate", "%s: %s", c.Subject, state)
 	}

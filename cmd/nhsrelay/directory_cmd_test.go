@@ -20,9 +20,18 @@ import (
 // the actor set as the admin middleware sets it, and returns a config path.
 func dirServer(t *testing.T, eps ...directory.Endpoint) (cfgPath string, d *directory.Directory, mail *directorytest.Mailer) {
 	t.Helper()
+	return dirServerWith(t, nil, eps...)
+}
+
+// dirServerWith is dirServer with the directory's config edited first.
+func dirServerWith(t *testing.T, edit func(*directory.Config), eps ...directory.Endpoint) (cfgPath string, d *directory.Directory, mail *directorytest.Mailer) {
+	t.Helper()
 	mail = &directorytest.Mailer{}
 	d = directorytest.Open(t, func(c *directory.Config) {
 		c.Mailer, c.ChallengeFrom = mail, "directory@relay.nhs.example"
+		if edit != nil {
+			edit(c)
+		}
 	}, eps...)
 	h := api.New(d, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

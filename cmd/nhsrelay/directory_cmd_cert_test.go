@@ -1,0 +1,131 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nhsrelay/certs/certstest"
+	"nhsrelay/directory"
+	"nhsrelay/directory/directorytest"
+)
+
+// writeCertPEM writes blocks to a file in t.TempDir and returns its path.
+func writeCertPEM(t *testing.T, blocks ...*pem.Block) string {
+	t.Helper()
+	var data []byte
+	for _, b := range blocks {
+		data = append(data, pem.EncodeToMemory(b)...)
+	}
+	f := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func certBlock(c *x509.Certificate) *pem.Block { return &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw} }
+
+// The CLI attaches S/MIME certificates (add -cert, set-cert), and
+// directory check judges them as the relay will (serve wires
+// directoryCertCheck: certs.ValidateSMIME with the S/MIME trust anchors).
+func TestDirectoryCLICertificates(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t)
+	cfg, d, _ := dirServerWith(t, func(c *directory.Config) { c.CertCheck = directoryCertCheck(ca.Pool) },
+		directorytest.Verified("gp@a81001.nhs.example", directory.NextHop{Kind: directory.HopMX}))
+
+	// add -cert: a PEM file holding the leaf and its CA.
+	leaf, _ := ca.SMIMECertificate(t, "referrals@a81001.nhs.example")
+	out := mustRunDir(t, cfg, "add", "-ods", "A81001", "-cert", writeCertPEM(t, certBlock(leaf), certBlock(ca.Cert)),
+		"referrals@a81001.nhs.example")
+	wantContains(t, "add -cert", out, "pending verification", "certificate referrals@a81001.nhs.example, until", "issuing CA")
+	if eps := d.Endpoints(t.Context(), directory.Filter{Address: "referrals@a81001.nhs.example"}); len(eps) != 1 || len(eps[0].Certificates) != 2 {
+		t.Fatalf("after add -cert: %+v", eps)
+	}
+
+	// No certificate yet: check says no.
+	if out, err := runDir(t, cfg, "", "check", "gp@a81001.nhs.example"); !errors.Is(err, errCannotSend) {
+		t.Fatalf("check without a certificate: %v\n%s", err, out)
+	}
+	// An organisation certificate (ODS code, no address) from a trusted CA
+	// names the endpoint and is valid for encryption: yes.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Test Practice A81001", SerialNumber: "A81001"},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, key.Public())
+	out = mustRunDir(t, cfg, "set-cert", "gp@a81001.nhs.example", writeCertPEM(t, certBlock(org)))
+	wantContains(t, "set-cert", out, "1 certificate(s) stored", "certificate ODS A81001, until")
+	out = mustRunDir(t, cfg, "check", "gp@a81001.nhs.example")
+	wantContains(t, "check with an organisation certificate", out, "gp@a81001.nhs.example: OK", "valid until")
+
+	// A certificate from a CA the relay does not trust: no, and why.
+	rogue := certstest.NewCA(t)
+	bad, _ := rogue.SMIMECertificate(t, "gp@a81001.nhs.example")
+	mustRunDir(t, cfg, "set-cert", "gp@a81001.nhs.example", writeCertPEM(t, certBlock(bad)))
+	out, err = runDir(t, cfg, "", "check", "gp@a81001.nhs.example")
+	if !errors.Is(err, errCannotSend) {
+		t.Errorf("check with an untrusted certificate: err = %v, want errCannotSend", err)
+	}
+	wantContains(t, "check untrusted", out, "NO:", "is not issued by a trusted NHS CA", "mail would be held")
+
+	out = mustRunDir(t, cfg, "set-cert", "-none", "gp@a81001.nhs.example")
+	wantContains(t, "set-cert -none", out, "0 certificate(s) stored")
+
+	keyFile := writeCertPEM(t, certBlock(org), &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	junk := filepath.Join(t.TempDir(), "junk.pem")
+	os.WriteFile(junk, []byte("not a certificate"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"set-cert", "gp@a81001.nhs.example", keyFile}, "holds a private key"},
+		{[]string{"set-cert", "gp@a81001.nhs.example", junk}, "neither PEM CERTIFICATE blocks nor a DER certificate"},
+		{[]string{"set-cert", "gp@a81001.nhs.example"}, "give certificate FILEs"},
+		{[]string{"set-cert", "-none", "gp@a81001.nhs.example", junk}, "not both"},
+		{[]string{"add", "-ods", "A81001", "-cert", keyFile, "x@a81001.nhs.example"}, "holds a private key"},
+	} {
+		if _, err := runDir(t, cfg, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("directory %q: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	if e, _ := d.Lookup(t.Context(), "gp@a81001.nhs.example"); len(e.Certificates) != 0 {
+		t.Errorf("a refused set-cert wrote %d certificates", len(e.Certificates))
+	}
+}
+
+// The TLS-only exception needs its evidence on the command line, and show
+// prints it.
+func TestDirectoryCLITLSOnly(t *testing.T) {
+	t.Parallel()
+	cfg, d, _ := dirServer(t, directorytest.Pending("gp@a81001.nhs.example"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add", "-ods", "A81001", "-tls-only", "lab@a81001.nhs.example"}, "-tls-only needs -tls-only-evidence"},
+		{[]string{"add", "-ods", "A81001", "-tls-only-evidence", "x", "lab@a81001.nhs.example"}, "only with -tls-only"},
+		{[]string{"add", "-ods", "A81001", "-hop", "hosted", "-tls-only", "-tls-only-evidence", "x", "lab@a81001.nhs.example"}, "tls_only"},
+	} {
+		if _, err := runDir(t, cfg, "", tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("directory %q: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	mustRunDir(t, cfg, "add", "-ods", "A81001", "-tls-only", "-tls-only-evidence", "legacy lab system, CAB 1234", "lab@a81001.nhs.example")
+	e, err := d.Lookup(t.Context(), "lab@a81001.nhs.example")
+	if err != nil || !e.TLSOnly || e.TLSOnlyEvidence != "legacy lab system, CAB 1234" {
+		t.Fatalf("after add -tls-only: %+v, %v", e, err)
+	}
+	wantContains(t, "show", mustRunDir(t, cfg, "show", "lab@a81001.nhs.example"),
+		"none: administrator exception, verified TLS only (legacy lab system, CAB 1234)")
+}
