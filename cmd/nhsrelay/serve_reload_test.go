@@ -214,3 +214,38 @@ func TestServePortZeroAndReload(t *testing.T) {
 		t.Errorf("listeners file left after a clean stop: %v", err)
 	}
 }
+
+// The example config marks exactly the keys SIGHUP applies with
+// "(SIGHUP", and the README's operations section names each of them.
+func TestHotKeysDocumented(t *testing.T) {
+	t.Parallel()
+	section, block, prevKey := "", "", false
+	for _, line := range strings.Split(exampleConfig, "\n") {
+		switch {
+		case strings.HasPrefix(line, "["):
+			section, block, prevKey = strings.Trim(line, "[]"), "", false
+		case strings.HasPrefix(line, "#"):
+			if prevKey {
+				block, prevKey = "", false
+			}
+			block += line
+		case strings.Contains(line, " = "):
+			key := section + "." + strings.TrimSpace(strings.SplitN(line, "=", 2)[0])
+			if marked := strings.Contains(block, "(SIGHUP"); marked != hotKey(key) {
+				t.Errorf("%s: marked (SIGHUP) %v in the example, but reload applies it: %v", key, marked, hotKey(key))
+			}
+			prevKey = true
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, _, _ := strings.Cut(string(readme[strings.Index(string(readme), "## Operations"):]), "\n## ")
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		if key := ct.Field(i).Tag.Get("key"); hotKey(key) && !strings.Contains(ops, "`"+key+"`") {
+			t.Errorf("README operations section does not name %s as applied on SIGHUP", key)
+		}
+	}
+}
