@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"nhsrelay/directory"
 )
 
 // smtpConn is an open, greeted SMTP session to a next hop.
@@ -41,9 +43,10 @@ type openError struct {
 const sessionTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2: 5 minutes for greeting and most replies
 
 // open dials hostport and returns a session ready for MAIL: over STARTTLS
-// verified for the host name, or, only when plain is set and the address
-// dialled is loopback, over plain SMTP.
-func (r *Relay) open(ctx context.Context, hostport string, plain bool) (*smtpConn, *openError) {
+// verified for the host name, or, only when mode is TLSPlainLoopback and
+// the address dialled is loopback, over plain SMTP. Any other mode,
+// unknown ones included, requires verified TLS.
+func (r *Relay) open(ctx context.Context, hostport string, mode directory.TLSMode) (*smtpConn, *openError) {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, &openError{result: failure(temporary, 4, 4, "bad next-hop address "+hostport), final: true}
@@ -52,7 +55,7 @@ func (r *Relay) open(ctx context.Context, hostport string, plain bool) (*smtpCon
 	if err != nil {
 		return nil, &openError{result: failure(temporary, 4, 1, "cannot connect to "+hostport)} // RFC 3463 §3.5 X.4.1
 	}
-	if plain {
+	if mode == directory.TLSPlainLoopback {
 		if !isLoopback(conn.RemoteAddr()) {
 			conn.Close()
 			return nil, &openError{final: true, result: failure(temporary, 7, 0,

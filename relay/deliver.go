@@ -50,21 +50,38 @@ func failure(o outcome, subject, detail int, text string) result {
 	return result{outcome: o, status: fmt.Sprintf("%d.%d.%d", class, subject, detail), text: text}
 }
 
-// group is the recipients of one message that share a next hop.
+// group is the recipients of one message that share a next hop. Each
+// distinct address on the wire is sent to once, for every queued recipient
+// that the directory routes to it (two addresses redirected to one
+// endpoint are one RCPT, one Maildir copy).
 type group struct {
 	key   string // hop key: "maildir", "smtp:<host:port>|<tls>", "mx:<domain>|<tls>"
 	hop   directory.NextHop
-	eps   []directory.Endpoint
-	addrs []string
+	eps   []directory.Endpoint // per wire address
+	to    []string             // distinct wire addresses: RCPT TO, Delivered-To
+	rcpts [][]string           // the queued recipients each wire address stands for
+}
+
+func (g *group) add(t target, rcpt string) {
+	for i, a := range g.to {
+		if strings.EqualFold(a, t.to) {
+			g.rcpts[i] = append(g.rcpts[i], rcpt)
+			return
+		}
+	}
+	g.eps = append(g.eps, t.ep)
+	g.to = append(g.to, t.to)
+	g.rcpts = append(g.rcpts, []string{rcpt})
 }
 
 // attempt delivers the due recipients of message id once and records what
-// happened.
+// happened. Held recipients that are due are looked at again: a
+// certificate may have been renewed or an endpoint verified since.
 func (r *Relay) attempt(ctx context.Context, id string) {
 	m, err := r.store.Get(ctx, id)
 	if errors.Is(err, queue.ErrNotFound) {
 		r.mu.Lock()
-		delete(r.pending, id) // deleted by an administrator meanwhile
+		r.forgetLocked(id) // deleted by an administrator meanwhile
 		r.mu.Unlock()
 		return
 	}
@@ -78,33 +95,32 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 	groups := map[string]*group{}
 	var order []string
 	for _, rc := range m.Recipients {
-		if rc.State != queue.Queued || rc.NextAttempt.After(now) {
+		if rc.State != queue.Queued && rc.State != queue.Held || rc.NextAttempt.After(now) {
 			continue
 		}
-		ep, err := r.cfg.Directory.Lookup(ctx, rc.Address)
-		if err != nil {
-			results[rc.Address] = lookupFailure(err)
+		t, res := r.route(ctx, m, rc.Address)
+		if res != nil {
+			results[rc.Address] = *res
 			continue
 		}
-		if err := r.precheck(ctx, m, ep); err != nil { // one recipient's missing certificate holds only it
+		if err := r.precheck(ctx, m, t.ep); err != nil { // one recipient's missing certificate holds only it
 			res := r.bodyFailure(m.ID, err)
-			res.endpoint = endpointName(&group{eps: []directory.Endpoint{ep}, addrs: []string{rc.Address}}, rc.Address)
+			res.endpoint = epName(t.ep, rc.Address)
 			results[rc.Address] = res
 			continue
 		}
-		key := hopKey(ep, rc.Address)
+		key := hopKey(t.ep, t.to)
 		gk := key
-		if ep.TLSOnly && r.cfg.Sealer != nil {
+		if t.ep.TLSOnly && r.cfg.Sealer != nil {
 			gk += "|tls-only" // an administrator's TLS-only exception goes unsealed, in its own transaction
 		}
 		g := groups[gk]
 		if g == nil {
-			g = &group{key: key, hop: ep.NextHop}
+			g = &group{key: key, hop: t.ep.NextHop}
 			groups[gk] = g
 			order = append(order, gk)
 		}
-		g.eps = append(g.eps, ep)
-		g.addrs = append(g.addrs, rc.Address)
+		g.add(t, rc.Address)
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -118,11 +134,17 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 				res = r.deliverSMTP(ctx, m, g)
 			}
 			mu.Lock()
-			for a, rs := range res {
-				rs.endpoint = endpointName(g, a)
-				results[a] = rs
+			defer mu.Unlock()
+			for i, to := range g.to {
+				rs, ok := res[to]
+				if !ok {
+					continue
+				}
+				rs.endpoint = epName(g.eps[i], to)
+				for _, rcpt := range g.rcpts[i] {
+					results[rcpt] = rs
+				}
 			}
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -130,38 +152,23 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 }
 
 // deferEntry pushes a message's in-memory due time back when its record
-// could not be read, so a broken store is not hammered.
+// could not be read or written, so a broken store is not hammered.
 func (r *Relay) deferEntry(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.pending[id]; ok {
 		e.due = r.cfg.Now().Add(r.cfg.RetryMin)
-		r.pending[id] = e
+		r.placeLocked(e)
 	}
 }
 
-func endpointName(g *group, addr string) string {
-	for i, a := range g.addrs {
-		if a == addr && g.eps[i].ID != "" {
-			return g.eps[i].ID
-		}
+// epName names an endpoint in logs and audit events: its ID, or the
+// address when it has none (a DSN's MX route).
+func epName(ep directory.Endpoint, addr string) string {
+	if ep.ID != "" {
+		return ep.ID
 	}
 	return addr
-}
-
-// lookupFailure maps a directory error to a recipient outcome. The intake
-// checked the recipient at RCPT time, so a change since is told in words.
-func lookupFailure(err error) result {
-	var nv *directory.NotVerifiedError
-	switch {
-	case errors.Is(err, directory.ErrNotFound):
-		return failure(permanent, 1, 1, "no verified NHS endpoint has this address any more") // RFC 3463 §3.2
-	case errors.As(err, &nv):
-		// A suspension may be lifted: retry until the give-up time.
-		return failure(temporary, 7, 1, "endpoint not verified for clinical mail: "+nv.Reason) // §3.8
-	default:
-		return failure(temporary, 3, 0, "directory lookup failed; will retry")
-	}
 }
 
 // hopKey names the pool of connections a recipient's delivery uses.
@@ -187,22 +194,29 @@ func domainOf(addr string) string {
 	return addr
 }
 
-// deliverLocal writes one copy per hosted recipient into its Maildir.
+// deliverLocal writes one copy per hosted wire address into its
+// endpoint's Maildir.
 func (r *Relay) deliverLocal(ctx context.Context, m queue.Message, g *group) map[string]result {
 	out := map[string]result{}
-	for i, addr := range g.addrs {
-		out[addr] = r.deliverMaildir(ctx, m, g.eps[i], addr)
+	for i, to := range g.to {
+		out[to] = r.deliverMaildir(ctx, m, g.eps[i], to, g.rcpts[i][0])
 	}
 	return out
 }
 
-func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep directory.Endpoint, addr string) result {
+// deliverMaildir delivers one copy into ep's mailbox. The folder is named
+// by the endpoint, never by the recipient address: a domain endpoint has
+// one mailbox, so addresses made up on port 25 cannot create folders. The
+// copy's key is the queue ID and the mailbox, so one message reaches one
+// mailbox once, however many of its recipients lead there, and a repeated
+// attempt after a crash finds it already delivered.
+func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep directory.Endpoint, to, rcpt string) result {
 	if r.cfg.MaildirRoot == "" {
 		return failure(temporary, 3, 5, "no Maildir root configured for hosted endpoints") // RFC 3463 §3.4 X.3.5
 	}
-	box := strings.ToLower(addr)
+	box := strings.ToLower(ep.Address)
 	if box == "" || strings.ContainsAny(box, "/\\\x00") || strings.HasPrefix(box, ".") {
-		return failure(permanent, 1, 3, "address cannot name a mailbox folder") // §3.2 X.1.3
+		return failure(permanent, 1, 3, "endpoint address cannot name a mailbox folder") // §3.2 X.1.3
 	}
 	body, err := r.openForMailbox(ctx, m, ep)
 	if err != nil {
@@ -211,15 +225,20 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 	defer body.Close()
 	sum := sha256.Sum256([]byte(box))
 	key := m.ID + "-" + hex.EncodeToString(sum[:8])
-	// RFC 5321 §4.4: the final delivery adds Return-Path.
-	trace := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", m.From, addr)
+	// RFC 5321 §4.4: the final delivery adds Return-Path. Delivered-To is
+	// the address delivered to; X-Original-To (as Postfix writes it) the
+	// recipient the sender used, when a redirect changed it.
+	trace := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", m.From, to)
+	if !strings.EqualFold(to, rcpt) {
+		trace += "X-Original-To: " + rcpt + "\r\n"
+	}
 	br := &bodyReader{r: body}
 	err = maildir.Deliver(filepath.Join(r.cfg.MaildirRoot, box), key, io.MultiReader(strings.NewReader(trace), br))
 	if br.err != nil {
 		return r.bodyFailure(m.ID, br.err)
 	}
 	if err != nil {
-		r.log.Error("maildir delivery failed", "msgid", m.ID, "rcpt", addr, "err", err)
+		r.log.Error("maildir delivery failed", "msgid", m.ID, "rcpt", to, "endpoint", ep.Address, "err", err)
 		return failure(temporary, 2, 0, "local mailbox unavailable; will retry") // §3.3 X.2.0
 	}
 	return result{outcome: delivered, status: "2.0.0", text: "delivered to mailbox", kind: "maildir"}

@@ -7,4 +7,11 @@ type Envelope struct {
 	Account    string   // authenticated username; "" for trusted networks and MX
 	ClientIP   string
 	Inbound    bool // arrived on the MX listener for endpoints hosted here
+	// System marks the relay's own, non-clinical mail: verification
+	// challenges, administrators' summaries and DSNs. Only code in this
+	// binary sets it, never an intake for mail it received. System mail may
+	// go to an endpoint that is pending or suspended (never retired), and a
+	// recipient without a valid S/MIME certificate gets it unsealed over
+	// verified TLS, audited.
+	System bool
 }

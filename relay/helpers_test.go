@@ -57,6 +57,19 @@ func (d *dir) add(addr string, hop directory.NextHop) {
 	d.eps[strings.ToLower(addr)] = directory.Endpoint{ID: "ep-" + addr, Address: addr, NextHop: hop, Status: directory.StatusVerified}
 }
 
+// CheckRecipient is the fake's policy: verified endpoints only, no
+// redirects (tests of redirects use the real directory).
+func (d *dir) CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error) {
+	ep, err := d.Lookup(ctx, addr)
+	if err != nil {
+		return directory.Endpoint{}, err
+	}
+	if ep.Status != directory.StatusVerified {
+		return directory.Endpoint{}, &directory.NotVerifiedError{Address: addr, Status: ep.Status, Reason: string(ep.Status)}
+	}
+	return ep, nil
+}
+
 func (d *dir) Lookup(_ context.Context, addr string) (directory.Endpoint, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -15,6 +15,7 @@ type metrics struct {
 	bounced   prometheus.Counter
 	held      prometheus.Counter
 	dsns      *prometheus.CounterVec // by action: failed, delayed
+	dsnLost   prometheus.Counter     // DSNs that cannot reach the sender
 	latency   prometheus.Histogram
 }
 
@@ -32,6 +33,8 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 			Help: "Recipients held back (no way to send them safely)."}),
 		dsns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nhsrelay_relay_dsn_total",
 			Help: "Delivery status notifications queued, by action."}, []string{"action"}),
+		dsnLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_relay_dsn_undeliverable_total",
+			Help: "Delivery status notifications that could not reach the sender (logged and audited as dsn.undeliverable)."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nhsrelay_relay_delivery_latency_seconds",
 			Help:    "Time from acceptance to delivery, per recipient.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 4 * 3600, 24 * 3600}}),
@@ -41,15 +44,27 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 	}
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nhsrelay_queue_messages",
 		Help: "Messages in the queue (queued or held)."}, func() float64 {
-		n, _ := r.queueStats()
+		n, _, _ := r.queueStats()
 		return float64(n)
+	})
+	heldGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nhsrelay_queue_held_recipients",
+		Help: "Recipients held in the queue (no safe way to send yet; looked at again at each retry)."}, func() float64 {
+		_, held, _ := r.queueStats()
+		return float64(held)
+	})
+	hops := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nhsrelay_relay_next_hops",
+		Help: "Next hops with connection state (a delivery in progress or pooled connections)."}, func() float64 {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return float64(len(r.hops))
 	})
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nhsrelay_queue_oldest_age_seconds",
 		Help: "Age of the oldest message in the queue; 0 when empty."}, func() float64 {
-		_, oldest := r.queueStats()
+		_, _, oldest := r.queueStats()
 		return oldest.Seconds()
 	})
-	for _, c := range []prometheus.Collector{m.accepted, m.delivered, m.deferred, m.bounced, m.held, m.dsns, m.latency, size, age} {
+	for _, c := range []prometheus.Collector{m.accepted, m.delivered, m.deferred, m.bounced, m.held, m.dsns, m.dsnLost, m.latency,
+		size, heldGauge, age, hops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("relay: register metrics: %w", err)
 		}

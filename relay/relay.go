@@ -30,9 +30,20 @@ var ErrHold = errors.New("relay: message held")
 // ErrNoRecipients means Submit was given an envelope without recipients.
 var ErrNoRecipients = errors.New("relay: no recipients")
 
-// Directory is what relay asks of the directory: the endpoint (next hop,
-// certificates) for a recipient. *directory.Directory satisfies it.
+// Directory is what relay asks of the directory. *directory.Directory
+// satisfies it.
+//
+// CheckRecipient is the policy, asked again at every delivery attempt
+// because an endpoint may be suspended, retired or redirected after the
+// intake accepted the message: it returns the endpoint to deliver to (the
+// target of an administrator's redirect), an error wrapping
+// directory.ErrNotFound, or a *directory.NotVerifiedError saying why not.
+//
+// Lookup returns the endpoint an address names in any status, with no
+// redirect; the relay uses it only for its own System mail (verification
+// challenges go to endpoints that are not verified yet).
 type Directory interface {
+	CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error)
 	Lookup(ctx context.Context, addr string) (directory.Endpoint, error)
 }
 
@@ -51,8 +62,9 @@ type Config struct {
 	SpoolKey  []byte
 	Store     queue.Store
 	Directory Directory
-	// MaildirRoot holds hosted endpoints' mailboxes:
-	// MaildirRoot/<address>/{tmp,new,cur}.
+	// MaildirRoot holds hosted endpoints' mailboxes, one per endpoint
+	// named by the endpoint's address in lower case (a domain endpoint's
+	// is named by its domain): MaildirRoot/<endpoint address>/{tmp,new,cur}.
 	MaildirRoot string
 	Now         func() time.Time // nil → time.Now; tests advance a fake clock and call Kick
 	Logger      *slog.Logger
@@ -68,6 +80,7 @@ type Config struct {
 	GiveUpAfter    time.Duration // failure DSN after this, default 5 days
 	IdleTimeout    time.Duration // idle SMTP connections close after this, default 30s
 	AttemptTimeout time.Duration // one delivery attempt to one hop, default 10m
+	ResetTimeout   time.Duration // RSET that checks a pooled connection before reuse, default 10s
 
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error) // nil → net.Dialer
 	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)       // nil → net.DefaultResolver
@@ -102,6 +115,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.GiveUpAfter, 5*24*time.Hour)
 	setDefault(&c.IdleTimeout, 30*time.Second)
 	setDefault(&c.AttemptTimeout, 10*time.Minute)
+	setDefault(&c.ResetTimeout, 10*time.Second)
 	if c.RetryMax < c.RetryMin {
 		return fmt.Errorf("relay: config: RetryMax %v is less than RetryMin %v", c.RetryMax, c.RetryMin)
 	}
@@ -132,17 +146,11 @@ type Relay struct {
 	kick  chan struct{}
 	slots chan struct{} // Concurrency
 
-	mu       sync.Mutex
-	pending  map[string]entry // messages with recipients still Queued
-	inflight map[string]bool
-	hops     map[string]*hop
-	wg       sync.WaitGroup // attempts in flight
-}
-
-// entry is what the scheduler keeps in memory for a queued message.
-type entry struct {
-	due      time.Time // earliest NextAttempt of its Queued recipients
-	received time.Time
+	mu      sync.Mutex
+	pending map[string]*entry // messages with recipients still Queued or Held
+	due     dueHeap           // the pending entries not in flight, next due first
+	hops    map[string]*hop
+	wg      sync.WaitGroup // attempts in flight
 }
 
 // New opens the spool, reconciles it with the queue store after a crash
@@ -156,15 +164,14 @@ func New(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("relay: open spool: %w", err)
 	}
 	r := &Relay{
-		cfg:      cfg,
-		spool:    sp,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		kick:     make(chan struct{}, 1),
-		slots:    make(chan struct{}, cfg.Concurrency),
-		pending:  map[string]entry{},
-		inflight: map[string]bool{},
-		hops:     map[string]*hop{},
+		cfg:     cfg,
+		spool:   sp,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		kick:    make(chan struct{}, 1),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		pending: map[string]*entry{},
+		hops:    map[string]*hop{},
 	}
 	if err := r.recover(context.Background()); err != nil {
 		return nil, err
@@ -243,36 +250,42 @@ func (r *Relay) remove(ctx context.Context, id string) error {
 		return fmt.Errorf("remove body %s: %w", id, err)
 	}
 	r.mu.Lock()
-	delete(r.pending, id)
+	r.forgetLocked(id)
 	r.mu.Unlock()
 	return nil
 }
 
-// schedule records m's next due time in memory (or forgets it if nothing
-// is queued).
+// schedule records m's next due time in memory: the earliest NextAttempt
+// of its Queued and Held recipients (a held recipient is looked at again,
+// in case its certificate was renewed or its endpoint verified). A message
+// with neither is forgotten.
 func (r *Relay) schedule(m queue.Message) {
 	var due time.Time
+	found, held := false, 0
 	for _, rc := range m.Recipients {
-		if rc.State == queue.Queued && (due.IsZero() || rc.NextAttempt.Before(due)) {
-			due = rc.NextAttempt
+		if rc.State != queue.Queued && rc.State != queue.Held {
+			continue
+		}
+		if rc.State == queue.Held {
+			held++
+		}
+		if !found || rc.NextAttempt.Before(due) {
+			due, found = rc.NextAttempt, true
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if due.IsZero() && !hasState(m, queue.Held) {
-		delete(r.pending, m.ID)
+	if !found {
+		r.forgetLocked(m.ID)
 		return
 	}
-	r.pending[m.ID] = entry{due: due, received: m.Received}
-}
-
-func hasState(m queue.Message, s queue.State) bool {
-	for _, rc := range m.Recipients {
-		if rc.State == s {
-			return true
-		}
+	e := r.pending[m.ID]
+	if e == nil {
+		e = &entry{id: m.ID, index: -1}
+		r.pending[m.ID] = e
 	}
-	return false
+	e.due, e.received, e.held = due, m.Received, held
+	r.placeLocked(e)
 }
 
 func (r *Relay) audit(ev audit.Event) {

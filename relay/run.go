@@ -1,8 +1,8 @@
 package relay
 
 import (
+	"container/heap"
 	"context"
-	"sort"
 	"time"
 )
 
@@ -44,38 +44,39 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // dispatch starts an attempt for every due message while slots are free,
-// oldest ID first, and returns how long to sleep before looking again.
+// earliest due first, and returns how long to sleep before looking again.
+// The due messages come off a min-heap, so a Kick costs O(log n) per
+// message started, not a scan of the queue.
 func (r *Relay) dispatch(ctx context.Context) time.Duration {
 	now := r.cfg.Now()
-	wait := time.Minute
-	r.mu.Lock()
-	var due []string
-	for id, e := range r.pending {
-		if e.due.IsZero() || r.inflight[id] {
-			continue
+	for {
+		r.mu.Lock()
+		if len(r.due) == 0 {
+			r.mu.Unlock()
+			return time.Minute
 		}
-		if d := e.due.Sub(now); d > 0 {
-			wait = min(wait, d)
-			continue
+		if d := r.due[0].due.Sub(now); d > 0 {
+			r.mu.Unlock()
+			return max(min(d, time.Minute), 10*time.Millisecond)
 		}
-		due = append(due, id)
-	}
-	r.mu.Unlock()
-	sort.Strings(due) // IDs sort by arrival
-	for _, id := range due {
 		select {
 		case r.slots <- struct{}{}:
 		default:
-			return wait // a finishing attempt kicks the loop
+			r.mu.Unlock()
+			return time.Minute // a finishing attempt kicks the loop
 		}
-		r.mu.Lock()
-		r.inflight[id] = true
+		e := heap.Pop(&r.due).(*entry)
+		e.inflight = true
+		id := e.id
 		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
 			defer func() {
 				r.mu.Lock()
-				delete(r.inflight, id)
+				if e := r.pending[id]; e != nil { // rescheduled by finish, or still due
+					e.inflight = false
+					r.placeLocked(e)
+				}
 				r.mu.Unlock()
 				<-r.slots
 				r.wg.Done()
@@ -86,11 +87,12 @@ func (r *Relay) dispatch(ctx context.Context) time.Duration {
 			r.attempt(actx, id)
 		}()
 	}
-	return max(wait, 10*time.Millisecond)
 }
 
-// queueStats counts queued and held messages and the age of the oldest.
-func (r *Relay) queueStats() (n int, oldest time.Duration) {
+// queueStats counts queued messages, held recipients and the age of the
+// oldest message. It walks the queue: it is for metric scrapes, not the
+// delivery path.
+func (r *Relay) queueStats() (n, held int, oldest time.Duration) {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -98,6 +100,7 @@ func (r *Relay) queueStats() (n int, oldest time.Duration) {
 		if age := now.Sub(e.received); age > oldest {
 			oldest = age
 		}
+		held += e.held
 	}
-	return len(r.pending), oldest
+	return len(r.pending), held, oldest
 }

@@ -18,11 +18,16 @@ import (
 
 // hop is one next hop: a concurrency limit and its idle connections.
 type hop struct {
-	sem  chan struct{}
+	sem   chan struct{}
+	users int // deliveries holding the hop (hopFor..releaseHop); guarded by Relay.mu
+
 	mu   sync.Mutex
 	idle []*smtpConn
 }
 
+// hopFor returns the hop for key, created on first use; the caller must
+// releaseHop it. A hop in use is never pruned, so its concurrency limit
+// holds.
 func (r *Relay) hopFor(key string) *hop {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -31,11 +36,21 @@ func (r *Relay) hopFor(key string) *hop {
 		h = &hop{sem: make(chan struct{}, r.cfg.HopConcurrency)}
 		r.hops[key] = h
 	}
+	h.users++
 	return h
 }
 
-// get returns an idle connection that still answers RSET, or nil.
-func (h *hop) get(idleTimeout time.Duration) *smtpConn {
+func (r *Relay) releaseHop(h *hop) {
+	r.mu.Lock()
+	h.users--
+	r.mu.Unlock()
+}
+
+// get returns an idle connection that still answers RSET, or nil. The RSET
+// is bounded by ResetTimeout and by ctx: go-smtp would otherwise wait its
+// 5-minute command timeout on a peer that went silent while the connection
+// sat in the pool, holding one of the hop's slots.
+func (h *hop) get(ctx context.Context, idleTimeout, resetTimeout time.Duration) *smtpConn {
 	for {
 		h.mu.Lock()
 		if len(h.idle) == 0 {
@@ -51,8 +66,17 @@ func (h *hop) get(idleTimeout time.Duration) *smtpConn {
 		}
 		// RFC 5321 §4.1.1.5: RSET clears any transaction state; it is also
 		// our check that the server has not dropped the connection.
-		if err := c.client.Reset(); err != nil {
+		// go-smtp sets the connection's deadline from CommandTimeout for
+		// each command, so the short bound goes there.
+		c.client.CommandTimeout = resetTimeout
+		stop := context.AfterFunc(ctx, func() { c.raw.Close() })
+		err := c.client.Reset()
+		c.client.CommandTimeout = sessionTimeout
+		if !stop() || err != nil {
 			c.close()
+			if ctx.Err() != nil {
+				return nil
+			}
 			continue
 		}
 		return c
@@ -66,8 +90,11 @@ func (h *hop) put(c *smtpConn) {
 	h.mu.Unlock()
 }
 
-// closeIdle closes connections idle longer than maxIdle (all if 0).
+// closeIdle closes connections idle longer than maxIdle (all if 0), then
+// forgets hops that are not in use and have no connection left, so the
+// map does not grow with every domain ever delivered to.
 func (r *Relay) closeIdle(maxIdle time.Duration) {
+	defer r.pruneHops()
 	r.mu.Lock()
 	hops := make([]*hop, 0, len(r.hops))
 	for _, h := range r.hops {
@@ -93,17 +120,37 @@ func (r *Relay) closeIdle(maxIdle time.Duration) {
 	}
 }
 
+// pruneHops drops hops with no delivery holding them and no pooled
+// connection. hopFor counts users under r.mu, so none can appear while
+// this runs.
+func (r *Relay) pruneHops() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, h := range r.hops {
+		if h.users > 0 {
+			continue
+		}
+		h.mu.Lock()
+		empty := len(h.idle) == 0
+		h.mu.Unlock()
+		if empty {
+			delete(r.hops, k)
+		}
+	}
+}
+
 // deliverSMTP sends one message to one next hop in a single transaction
 // carrying all of that hop's recipients.
 func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[string]result {
 	all := func(res result) map[string]result {
-		out := make(map[string]result, len(g.addrs))
-		for _, a := range g.addrs {
+		out := make(map[string]result, len(g.to))
+		for _, a := range g.to {
 			out[a] = res
 		}
 		return out
 	}
 	h := r.hopFor(g.key)
+	defer r.releaseHop(h)
 	select {
 	case h.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -117,7 +164,7 @@ func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[
 	}
 	defer body.Close()
 
-	c := h.get(r.cfg.IdleTimeout)
+	c := h.get(ctx, r.cfg.IdleTimeout, r.cfg.ResetTimeout)
 	if c == nil {
 		var res *result
 		c, res = r.connect(ctx, g)
@@ -145,7 +192,7 @@ func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[
 // transact runs MAIL, RCPT per recipient and DATA on c. reusable is false
 // when the connection can no longer be trusted to be in step.
 func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader) (out map[string]result, reusable bool) {
-	out = make(map[string]result, len(g.addrs))
+	out = make(map[string]result, len(g.to))
 	setAll := func(addrs []string, res result) {
 		for _, a := range addrs {
 			out[a] = res
@@ -157,16 +204,16 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 	}
 	if err := c.client.Mail(m.From, opts); err != nil {
 		res, ok := replyResult(err, "MAIL FROM")
-		setAll(g.addrs, res)
+		setAll(g.to, res)
 		return out, ok
 	}
 	var accepted []string
-	for i, a := range g.addrs {
+	for i, a := range g.to {
 		if err := c.client.Rcpt(a, nil); err != nil {
 			res, ok := replyResult(err, "RCPT TO")
 			if !ok { // the transaction is lost for this and every later recipient
 				setAll(accepted, res)
-				setAll(g.addrs[i:], res)
+				setAll(g.to[i:], res)
 				return out, false
 			}
 			out[a] = res // RFC 5321 §3.3: a refused RCPT leaves the others in the transaction
@@ -258,7 +305,7 @@ func (r *Relay) candidates(ctx context.Context, g *group) ([]string, *result) {
 		}
 		return []string{hostport}, nil
 	}
-	domain := domainOf(g.addrs[0])
+	domain := domainOf(g.to[0])
 	mxs, err := r.cfg.LookupMX(ctx, domain)
 	var dnsErr *net.DNSError
 	switch {
@@ -299,10 +346,9 @@ func (r *Relay) connect(ctx context.Context, g *group) (*smtpConn, *result) {
 	if res != nil {
 		return nil, res
 	}
-	plain := g.hop.TLS == directory.TLSPlainLoopback
 	var last result
 	for _, hp := range cands {
-		c, err := r.open(ctx, hp, plain)
+		c, err := r.open(ctx, hp, g.hop.TLS)
 		if err == nil {
 			return c, nil
 		}

@@ -94,7 +94,10 @@ func (m *relayMailer) Send(ctx context.Context, from string, to []string, msg io
 	if m.relay == nil {
 		return errors.New("mailer: relay not started")
 	}
-	_, err := m.relay.Submit(ctx, relay.Envelope{From: from, Recipients: to}, msg)
+	// System: challenges and summaries are the relay's own, non-clinical
+	// mail; a challenge goes to an endpoint that is not verified yet and
+	// may have no S/MIME certificate.
+	_, err := m.relay.Submit(ctx, relay.Envelope{From: from, Recipients: to, System: true}, msg)
 	return err
 }
 

@@ -43,6 +43,12 @@ type Recipient struct {
 	Diagnostic      string    // the remote reply, e.g. "550 5.1.1 no such user"
 	LastAttemptDate time.Time // zero omits the field
 	WillRetryUntil  time.Time // only for delayed; zero omits the field
+	// HeldUntil marks a failed recipient that the reporting MTA holds
+	// rather than gives up on: the message was not sent, is looked at
+	// again, and fails for good at this time if it still cannot be sent
+	// safely. Written as the extension field X-NHSRelay-Held-Until
+	// (RFC 3464 §2.4); zero for a final failure.
+	HeldUntil time.Time
 }
 
 // Report is one DSN.
@@ -64,12 +70,20 @@ type Report struct {
 	Human string
 }
 
-var statusClass = map[byte]bool{'2': true, '4': true, '5': true}
+// validClass reports whether c is an RFC 3463 §3.1 class: 2 success, 4
+// persistent transient failure, 5 permanent failure.
+func validClass(c byte) bool {
+	switch c {
+	case '2', '4', '5':
+		return true
+	}
+	return false
+}
 
 // validStatus checks RFC 3464 §2.3.4 status-code: class "." subject "." detail.
 func validStatus(s string) bool {
 	parts := strings.Split(s, ".")
-	if len(parts) != 3 || len(parts[0]) != 1 || !statusClass[parts[0][0]] {
+	if len(parts) != 3 || len(parts[0]) != 1 || !validClass(parts[0][0]) {
 		return false
 	}
 	for _, p := range parts[1:] {
@@ -204,6 +218,9 @@ func Write(w io.Writer, r Report) error {
 		if !rc.WillRetryUntil.IsZero() {
 			f("Will-Retry-Until", rc.WillRetryUntil.Format(dateLayout)) // §2.3.9
 		}
+		if !rc.HeldUntil.IsZero() {
+			f("X-NHSRelay-Held-Until", rc.HeldUntil.Format(dateLayout)) // §2.4 extension field
+		}
 	}
 	pw.Write(ds.Bytes())
 
@@ -232,13 +249,41 @@ func anyAction(rs []Recipient, a Action) bool {
 	return false
 }
 
+// heldOnly reports whether every failed recipient is held rather than
+// given up on, and there is at least one.
+func heldOnly(rs []Recipient) (any, all bool) {
+	all = true
+	for _, r := range rs {
+		if r.Action != Failed {
+			continue
+		}
+		if r.HeldUntil.IsZero() {
+			all = false
+		} else {
+			any = true
+		}
+	}
+	return any, all
+}
+
 func humanText(r Report) string {
 	var b strings.Builder
 	b.WriteString("This is the mail system at host " + field(r.ReportingMTA) + ".\r\n\r\n")
-	if anyAction(r.Recipients, Failed) {
+	someHeld, allHeld := heldOnly(r.Recipients)
+	switch {
+	case anyAction(r.Recipients, Failed) && !allHeld:
 		b.WriteString("Your message could not be delivered to one or more recipients.\r\n")
 		b.WriteString("It has not been sent to them and will not be retried.\r\n")
-	} else {
+		if someHeld {
+			b.WriteString("For those marked held it has not been sent either; it stays held on this\r\n")
+			b.WriteString("relay, as explained below, until the date given.\r\n")
+		}
+	case someHeld:
+		b.WriteString("Your message has not been sent to one or more recipients: it is held\r\n")
+		b.WriteString("on this relay, as explained below. It is sent if that becomes safe before\r\n")
+		b.WriteString("the date given; otherwise you will be told again then. If it is urgent,\r\n")
+		b.WriteString("reach the recipient another way.\r\n")
+	default:
 		b.WriteString("Your message has not yet been delivered to one or more recipients.\r\n")
 		b.WriteString("This is only a warning; you do not need to send it again.\r\n")
 	}
@@ -247,12 +292,19 @@ func humanText(r Report) string {
 	}
 	b.WriteString("\r\nThe message's content is not included; its header is attached.\r\n\r\n")
 	for _, rc := range r.Recipients {
-		fmt.Fprintf(&b, "<%s>: %s (%s)", field(rc.FinalRecipient), rc.Action, rc.Status)
+		action := string(rc.Action)
+		if rc.Action == Failed && !rc.HeldUntil.IsZero() {
+			action = "held, not sent"
+		}
+		fmt.Fprintf(&b, "<%s>: %s (%s)", field(rc.FinalRecipient), action, rc.Status)
 		if rc.Diagnostic != "" {
 			b.WriteString(": " + field(rc.Diagnostic))
 		}
 		if !rc.WillRetryUntil.IsZero() {
 			b.WriteString("; will retry until " + rc.WillRetryUntil.Format(dateLayout))
+		}
+		if !rc.HeldUntil.IsZero() {
+			b.WriteString("; held until " + rc.HeldUntil.Format(dateLayout) + ", then given up")
 		}
 		b.WriteString("\r\n")
 	}
@@ -429,7 +481,8 @@ func parseRecipient(h textproto.MIMEHeader) (Recipient, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Time
-	}{{"Last-Attempt-Date", &rc.LastAttemptDate}, {"Will-Retry-Until", &rc.WillRetryUntil}} {
+	}{{"Last-Attempt-Date", &rc.LastAttemptDate}, {"Will-Retry-Until", &rc.WillRetryUntil},
+		{"X-Nhsrelay-Held-Until", &rc.HeldUntil}} {
 		if v := h.Get(d.name); v != "" {
 			t, err := mail.ParseDate(v)
 			if err != nil {

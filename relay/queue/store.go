@@ -34,6 +34,7 @@ type Recipient struct {
 	LastError     string    `json:"last_error,omitempty"`
 	LastCode      string    `json:"last_code,omitempty"` // enhanced status, e.g. "4.4.1"
 	DelayNotified bool      `json:"delay_notified,omitempty"`
+	HoldNotified  string    `json:"hold_notified,omitempty"` // hold reason the sender was told; the same again sends no DSN
 }
 
 // Message is a spooled message and its recipients' state.
@@ -43,6 +44,7 @@ type Message struct {
 	Account    string      `json:"account,omitempty"`
 	ClientIP   string      `json:"client_ip,omitempty"`
 	Inbound    bool        `json:"inbound,omitempty"`
+	System     bool        `json:"system,omitempty"` // the relay's own, non-clinical mail (relay.Envelope.System)
 	Received   time.Time   `json:"received"`
 	Size       int64       `json:"size"`
 	Recipients []Recipient `json:"recipients"`

@@ -56,6 +56,15 @@ func (d *dir) get(addr string) directory.Endpoint {
 	return ep
 }
 
+// CheckRecipient is the relay's policy question: verified endpoints only.
+func (d *dir) CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error) {
+	ep, err := d.Lookup(ctx, addr)
+	if err == nil && ep.Status != directory.StatusVerified {
+		return directory.Endpoint{}, &directory.NotVerifiedError{Address: addr, Status: ep.Status, Reason: string(ep.Status)}
+	}
+	return ep, err
+}
+
 func (d *dir) Lookup(_ context.Context, addr string) (directory.Endpoint, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -51,6 +51,9 @@ func (p *Policy) CheckRecipient(ctx context.Context, m queue.Message, ep directo
 		return nil
 	}
 	_, err := p.recipientCert(ep, p.cfg.Now())
+	if err != nil && m.System {
+		return nil // the relay's own mail goes without S/MIME; Seal audits it
+	}
 	if err != nil {
 		p.holdEvent(m, ep, err)
 	}
@@ -63,7 +66,9 @@ func (p *Policy) CheckRecipient(ctx context.Context, m queue.Message, ep directo
 // recipient is an administrator's TLS-only exception the body goes as it
 // is (over the relay's verified TLS); the relay gives TLS-only recipients
 // a transaction of their own, so a TLS-only recipient grouped with others
-// is only reached when it too has a valid certificate.
+// is only reached when it too has a valid certificate. The relay's own
+// System mail (m.System) is sealed when it can be, and otherwise sent as
+// it is, audited as smime.system_unsealed, never held.
 func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.Endpoint, body io.Reader, w io.Writer) error {
 	now := p.cfg.Now()
 	if allTLSOnly(rcpts) {
@@ -73,6 +78,13 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 		}
 		_, err := io.Copy(w, body)
 		return err
+	}
+	if m.System {
+		for _, ep := range rcpts {
+			if _, err := p.recipientCert(ep, now); err != nil {
+				return p.sendSystemUnsealed(m, rcpts, "no valid certificate ("+err.Error()+")", body, w)
+			}
+		}
 	}
 	var to []*x509.Certificate
 	var legacy []string
@@ -88,6 +100,9 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 		}
 	}
 	signer, ods, err := p.signer(ctx, m, now)
+	if err != nil && m.System && errors.Is(err, relay.ErrHold) {
+		return p.sendSystemUnsealed(m, rcpts, "it cannot be signed: "+err.Error(), body, w)
+	}
 	if err != nil {
 		for _, ep := range rcpts {
 			if errors.Is(err, relay.ErrHold) {
@@ -136,6 +151,20 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 		p.log.Warn("legacy PKCS#1 v1.5 key transport", "msgid", m.ID, "endpoint", name)
 	}
 	return nil
+}
+
+// sendSystemUnsealed sends the relay's own, non-clinical mail
+// (relay.Envelope.System: verification challenges go to endpoints that
+// have no certificate yet) as it is, over the relay's verified TLS, when
+// it cannot be sealed for every recipient, and audits why for each.
+func (p *Policy) sendSystemUnsealed(m queue.Message, rcpts []directory.Endpoint, why string, body io.Reader, w io.Writer) error {
+	for _, ep := range rcpts {
+		p.record(audit.Event{Action: "smime.system_unsealed", QueueID: m.ID, Endpoint: epName(ep), Outcome: "ok",
+			Detail: "system mail sent without S/MIME: " + why + "; verified TLS only"})
+	}
+	p.log.Info("system mail sent without S/MIME", "msgid", m.ID, "recipients", len(rcpts))
+	_, err := io.Copy(w, body)
+	return err
 }
 
 func allTLSOnly(eps []directory.Endpoint) bool {
