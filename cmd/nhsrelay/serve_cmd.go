@@ -126,9 +126,16 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 	defer closeInto(&err, dstore.Close)
 	mailer := &relayMailer{}
+	// The directory judges S/MIME certificates (directory check, expiry)
+	// as the relay's Sealer will: certs.ValidateSMIME, same trust anchors.
+	dirAnchors, err := certs.LoadPool(cfg.SMIMETrustAnchors...)
+	if err != nil {
+		return fmt.Errorf("smime.trust_anchors: %w", err)
+	}
 	dir, err := directory.Open(ctx, directory.Config{
 		Store: dstore, Logger: logger.With("component", "directory"), Audit: alog, Mailer: mailer,
 		ChallengeFrom: cfg.ChallengeFrom, ReverifyAfter: cfg.ReverifyAfter, WarnBefore: cfg.WarnBefore,
+		CertCheck: directoryCertCheck(dirAnchors),
 	})
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
