@@ -233,3 +233,42 @@ func TestOAEPLabelMustParse(t *testing.T) {
 		}
 	}
 }
+
+// opaqueSignature is opaque signed-data (RFC 8551 §3.5.2) over content:
+// the detached signature with the content put inside.
+func opaqueSignature(t testing.TB, s Signer, content []byte) []byte {
+	t.Helper()
+	sum := sha256.Sum256(content)
+	sig, err := detachedSignature(s, sum[:], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := parseNode(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encap, err := parseNode(tlv(0x30, mustOID(oidData), tlv(0xa0, tlv(0x04, content))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci.children[1].children[0].children[2] = encap
+	return ci.der()
+}
+
+// TestOpaqueSignatureVerifies: the opaque form the fuzz seeds use opens,
+// binary and base64.
+func TestOpaqueSignatureVerifies(t *testing.T) {
+	t.Parallel()
+	k := newKit(t)
+	content := []byte("Content-Type: text/plain\r\n\r\nresults\r\n")
+	der := opaqueSignature(t, k.signer, content)
+	for _, entity := range []string{
+		"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n" + string(der),
+		"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(der),
+	} {
+		var o Opened
+		if err := verifyEntity([]byte(entity), k.trust, time.Now(), &o); err != nil || !bytes.Equal(o.Message, content) {
+			t.Fatalf("verifyEntity(opaque) = %v, message %q", err, o.Message)
+		}
+	}
+}

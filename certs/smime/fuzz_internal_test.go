@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"testing"
 	"time"
 
@@ -35,11 +36,17 @@ func FuzzVerifyEntity(f *testing.F) {
 	f.Add([]byte(entity[:len(entity)/2]))
 	f.Add(bytes.ReplaceAll([]byte(entity), []byte("\r\n"), []byte("\n")))
 	f.Add([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(sig)))
+	f.Add([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n\r\n" + string(opaqueSignature(f, Signer{Cert: cert, Key: key}, content))))
 	f.Add([]byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=\"b\"\r\n\r\n--b\r\n--b\r\n--b--"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var o Opened
-		if err := verifyEntity(data, trust, time.Now(), &o); err == nil && o.Signer == nil {
+		err := verifyEntity(data, trust, time.Now(), &o)
+		if err == nil && o.Signer == nil {
 			t.Fatal("verified without a signer")
+		}
+		// EFAIL: before a signature verifies, one text whatever the input.
+		if errors.Is(err, ErrTampered) && err.Error() != reasonTampered {
+			t.Fatalf("ErrTampered with its own text %q", err.Error())
 		}
 	})
 }

@@ -26,6 +26,8 @@ func FuzzOpen(f *testing.F) {
 		openssl(f, signed, "cms", "-encrypt", "-aes256", w.recipient.certFile),
 		openssl(f, opaque, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile, "-keyopt", "rsa_padding_mode:oaep"),
 		openssl(f, signed, "cms", "-encrypt", "-aes256", "-binary", "-outform", "PEM", w.recipient.certFile),
+		openssl(f, signed, "cms", "-encrypt", "-aes-256-gcm", w.recipient.certFile),
+		openssl(f, opaque, "cms", "-encrypt", "-aes-128-gcm", "-stream", w.recipient.certFile),
 		signed, opaque,
 		sealed[:len(sealed)/3], sealed[:len(sealed)-10],
 		bytes.Replace(sealed, []byte("smime-type=enveloped-data"), []byte("smime-type=signed-data"), 1),
@@ -37,12 +39,20 @@ func FuzzOpen(f *testing.F) {
 		f.Add(seed)
 	}
 	now := time.Now()
+	_, err := smime.OpenWith(bytes.NewReader(tamper(f, sealed, 1400)), *w.recipient.kp, w.roots, now)
+	if !errors.Is(err, smime.ErrTampered) {
+		f.Fatalf("tampered seed: %v", err)
+	}
+	tamperedReason := err.Error()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o, err := smime.OpenWith(bytes.NewReader(data), *w.recipient.kp, w.roots, now)
 		if err != nil {
 			var oe *smime.OpenError
 			if !errors.As(err, &oe) || oe.Kind == nil || oe.Reason == "" {
 				t.Fatalf("Open error %v (%T) is not a complete *OpenError", err, err)
+			}
+			if oe.Kind == smime.ErrTampered && err.Error() != tamperedReason {
+				t.Fatalf("ErrTampered with its own text %q: every tampered message must read the same", err.Error())
 			}
 			return
 		}

@@ -232,7 +232,7 @@ func TestOpenFailures(t *testing.T) {
 }
 
 // tamper flips one bit of the CMS at offset at (from the end if negative).
-func tamper(t *testing.T, sealed []byte, at int) []byte {
+func tamper(t testing.TB, sealed []byte, at int) []byte {
 	t.Helper()
 	i := bytes.Index(sealed, []byte("\r\n\r\n")) + 4
 	body, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(string(sealed[i:]), "\r\n", ""))
