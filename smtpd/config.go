@@ -125,6 +125,11 @@ type Config struct {
 	// the directory, and on MX only hosted endpoints are accepted.
 	TrustedNetworks []netip.Prefix
 
+	// Handlers take mail for special recipients (the directory's challenge
+	// address, T.37 fax mail) instead of the queue; see RecipientHandler.
+	// The first whose Accepts says yes takes the recipient. None by default.
+	Handlers []RecipientHandler
+
 	MaxMessageBytes   int64         // 552 5.3.4 past it; advertised in SIZE
 	MaxRecipients     int           // 452 4.5.3 past it
 	MaxHeaderBytes    int           // 552 5.3.4 past it
@@ -166,6 +171,11 @@ func (c Config) withDefaults() (Config, error) {
 	for _, p := range c.TrustedNetworks {
 		if !p.IsValid() {
 			bad("TrustedNetworks", "invalid prefix")
+		}
+	}
+	for i, h := range c.Handlers {
+		if h == nil {
+			bad(fmt.Sprintf("Handlers[%d]", i), "nil")
 		}
 	}
 	defInt := func(field string, v *int, d int) {

@@ -64,6 +64,9 @@ func (ss *session) Data(r io.Reader) error {
 	env := relay.Envelope{From: ss.from, Recipients: slices.Clone(ss.rcpts), Account: ss.user(),
 		ClientIP: ss.w.ip.String(), Inbound: ss.inbound}
 	body := io.MultiReader(strings.NewReader(ss.received()), hr)
+	if i := ss.txnHandler(); i >= 0 { // handler.go: to a RecipientHandler, not the queue
+		return ss.handleData(ss.s.cfg.Handlers[i], env, body, dr, eol, hr)
+	}
 
 	id, err := ss.s.cfg.Queue.Submit(ss.ctx, env, body)
 	ss.w.setTxn(false)

@@ -35,6 +35,13 @@
 // Err), MAIL and DATA are refused with 451 4.3.0; each accepted message is
 // recorded once per recipient before 250 (audit.go).
 //
-// Main types: Server (New, Serve, Shutdown), Config, Mode, and the two small
-// interfaces it consumes, Directory and Queue.
+// Special recipients (the directory's challenge address, later T.37 fax
+// mail) go to a RecipientHandler instead of the queue: cmd wires them into
+// Config.Handlers, their DATA meets the same checks, and a transaction is
+// never split between a handler and the queue (452 4.5.3, send separately;
+// handler.go).
+//
+// Main types: Server (New, Serve, Shutdown), Config, Mode, the two small
+// interfaces it consumes, Directory and Queue, and RecipientHandler with
+// its HandlerError.
 package smtpd

@@ -142,6 +142,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if ss.mode.submission() && !ss.mayRelay() { // Mail refuses first; never rely on it alone
 		return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil)
 	}
+	if h, cur := ss.s.handlerFor(to), ss.txnHandler(); h >= 0 || cur >= 0 {
+		return ss.handlerRcpt(to, h, cur) // handler.go: not a directory endpoint
+	}
 	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
 	ep, err := ss.s.cfg.Directory.CheckRecipient(ctx, to)
 	cancel()
