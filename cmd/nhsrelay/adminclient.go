@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,9 +41,11 @@ func configFlag(fs *flag.FlagSet) *string {
 // same defaults serve applies, so a file that leaves them out still works.
 func newAdminClient(configPath string) (*adminClient, error) {
 	var f struct {
-		Admin fileAdmin `toml:"admin"`
+		Server fileServer `toml:"server"`
+		Admin  fileAdmin  `toml:"admin"`
 	}
-	f.Admin = defaultFileConfig().Admin
+	def := defaultFileConfig()
+	f.Server, f.Admin = def.Server, def.Admin
 	if _, err := toml.DecodeFile(configPath, &f); err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -53,8 +56,17 @@ func newAdminClient(configPath string) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read admin token (admin.token_file): %w", err)
 	}
+	listen := f.Admin.Listen
+	if strings.HasSuffix(listen, ":0") {
+		// The kernel chose the port; serve recorded it in listeners.json.
+		bound, err := readListeners(filepath.Join(resolvePath(configPath, f.Server.DataDir), "listeners.json"))
+		if err != nil || bound.Admin == "" {
+			return nil, fmt.Errorf("admin.listen has port 0 and the bound address is unknown (is nhsrelay serve running?): %v", err)
+		}
+		listen = bound.Admin
+	}
 	return &adminClient{
-		base:  "http://" + f.Admin.Listen,
+		base:  "http://" + listen,
 		token: strings.TrimSpace(string(tok)),
 		http:  &http.Client{Timeout: 60 * time.Second},
 	}, nil

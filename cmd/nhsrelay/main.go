@@ -1,7 +1,3 @@
-// Command nhsrelay is the secure NHS messaging relay: an SMTP relay that
-// delivers clinical mail only to verified NHS endpoints, signed and
-// encrypted with S/MIME. This package parses flags and wires the packages
-// together; it holds no logic of its own.
 package main
 
 import (
