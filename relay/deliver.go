@@ -142,7 +142,11 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 				}
 				rs.endpoint = epName(g.eps[i], to)
 				for _, rcpt := range g.rcpts[i] {
-					results[rcpt] = rs
+					one := rs
+					if one.outcome == delivered && !strings.EqualFold(rcpt, to) {
+						one.text += "; redirected by the directory to " + to // in the log and the audit event
+					}
+					results[rcpt] = one
 				}
 			}
 		})

@@ -10,21 +10,30 @@
 //     and folder fsynced), then commits the per-recipient record to the
 //     queue Store (relay/queue); only then does it return, and only then
 //     may the intake reply 250 (RFC 5321 §6.1).
-//  2. Run's dispatcher starts an attempt for each due message (Concurrency
-//     at once). The attempt looks every due recipient up in the Directory
-//     and groups them by next hop: hosted → Maildir (relay/maildir,
-//     idempotent by queue ID + recipient); "host:port"; or the MX hosts of
-//     the domain by preference, falling back to the domain itself
-//     (RFC 5321 §5.1), a null MX failing at once (RFC 7505).
+//  2. Run's dispatcher takes due messages off a min-heap on due time and
+//     starts an attempt for each (Concurrency at once). The attempt asks
+//     the Directory's policy (CheckRecipient) again for every due
+//     recipient, since an endpoint may have changed since RCPT: a
+//     suspended or retired endpoint (or an expired verification) fails
+//     with a 5.7.1 DSN giving the directory's reason; a pending one is
+//     held (below); an administrator's redirect is followed to its target
+//     (RCPT TO the target's address; X-Original-To in a hosted copy).
+//     Recipients are grouped by next hop: hosted → Maildir (relay/maildir,
+//     one folder per endpoint named by its address, a domain endpoint's by
+//     its domain, never by the recipient address; idempotent by queue ID
+//     + mailbox, so one message reaches a mailbox once); "host:port"; or
+//     the MX hosts of the domain by preference, falling back to the domain
+//     itself (RFC 5321 §5.1), a null MX failing at once (RFC 7505).
 //  3. Each SMTP hop has a limit of HopConcurrency transactions and a pool
-//     of idle connections, reused with RSET and closed after IdleTimeout.
-//     One transaction carries all of the hop's recipients. STARTTLS
-//     (RFC 3207) with a certificate verified for the hop's host name and
-//     TLS 1.2+ is required; a hop that offers no STARTTLS, or whose
-//     certificate does not verify, is a temporary failure that says so —
-//     never a fallback to clear text. Plain SMTP is used only when the
-//     directory says tls=plain-loopback and the address dialled is
-//     loopback.
+//     of idle connections, reused after an RSET bounded by ResetTimeout
+//     and closed after IdleTimeout; a hop with neither a delivery nor a
+//     pooled connection is forgotten. One transaction carries all of the
+//     hop's recipients. STARTTLS (RFC 3207) with a certificate verified
+//     for the hop's host name and TLS 1.2+ is required; a hop that offers
+//     no STARTTLS, or whose certificate does not verify, is a temporary
+//     failure that says so — never a fallback to clear text. Plain SMTP is
+//     used only when the directory says tls=plain-loopback and the address
+//     dialled is loopback.
 //  4. A Sealer (S/MIME, issue 5) may protect the body per hop; an error
 //     wrapping ErrHold holds the recipients and tells the sender. A Sealer
 //     that is also a RecipientChecker is asked per recipient first, so one
@@ -37,14 +46,39 @@
 //  5. Outcomes: 2xx delivered; 4xx and connection errors retried with
 //     exponential backoff and jitter (RetryMin..RetryMax); one delay DSN
 //     after DelayWarnAfter; a failure DSN after GiveUpAfter; 5xx a failure
-//     DSN at once. DSNs (relay/dsn) carry the original header only, go to
-//     the envelope sender with a null reverse-path, and are never sent for
-//     a message whose reverse-path is null (RFC 5321 §4.5.5), so they
-//     cannot loop. They are queued before the record is updated: a crash
-//     may repeat a DSN but never lose one.
-//  6. A message whose recipients are all Delivered or Failed leaves the
-//     store, then the spool. Held recipients keep it queued until an
-//     administrator retries or deletes it.
+//     DSN at once. They are recorded on a context detached from the
+//     attempt's, so an attempt that ran out of AttemptTimeout on one hop
+//     still records what the others did. DSNs (relay/dsn) carry the
+//     original header only, go to the envelope sender with a null
+//     reverse-path, and are never sent for a message whose reverse-path is
+//     null (RFC 5321 §4.5.5), so they cannot loop. They are queued before
+//     the record is updated: a crash may repeat a DSN but never lose one.
+//  6. Held recipients (no valid certificate, or a pending endpoint): the
+//     sender gets a DSN (Action failed, X-NHSRelay-Held-Until, words that
+//     say it is held, not given up) once per reason — a retry that holds
+//     it again for the same reason sends nothing (Recipient.HoldNotified).
+//     A held recipient is looked at again at the retry interval, delivered
+//     once it safely can be, and failed with a final DSN at GiveUpAfter;
+//     an administrator can Retry or Delete it at any time.
+//  7. A message whose recipients are all Delivered or Failed leaves the
+//     store, then the spool.
+//
+// System mail (Envelope.System) is the relay's own, non-clinical mail:
+// the directory's verification challenges and administrators' summaries
+// (cmd's directory Mailer sets it) and DSNs. It may go to a pending or
+// suspended endpoint (a challenge is how one becomes verified), never a
+// retired one, and the Sealer sends it unsealed, audited, to a recipient
+// without a valid certificate.
+//
+// DSN routing: to the sender's endpoint when the directory has one;
+// otherwise, for mail submitted here (an account or a trusted network),
+// to the MX hosts of the sender's domain over verified TLS, so a local
+// sender always gets its DSNs. For mail from another relay a sender
+// outside the directory gets none (no backscatter). A DSN that leaves this
+// relay returns the original header without Subject, Comments, Keywords
+// and Thread-Topic (it may travel unsealed and a Subject may name a
+// patient); a sender hosted here gets the whole header. A DSN that cannot
+// be delivered is logged, counted and audited (dsn.undeliverable).
 //
 // New reconciles spool and store after a crash: a body without a record
 // was never acknowledged and is removed; a record without a body is logged
@@ -52,10 +86,11 @@
 //
 // Logs carry msgid, rcpt, endpoint, code and outcome, never a subject or
 // body. Metrics (prometheus): nhsrelay_relay_{accepted,delivered,deferred,
-// bounced,held,dsn}_total, nhsrelay_queue_messages,
-// nhsrelay_queue_oldest_age_seconds, nhsrelay_relay_delivery_latency_seconds.
+// bounced,held,dsn,dsn_undeliverable}_total, nhsrelay_queue_messages,
+// nhsrelay_queue_held_recipients, nhsrelay_queue_oldest_age_seconds,
+// nhsrelay_relay_next_hops, nhsrelay_relay_delivery_latency_seconds.
 // Audit actions: accepted, delivered, deferred, bounced, held, lost,
-// queue.retry, queue.delete.
+// dsn.undeliverable, queue.retry, queue.delete.
 //
 // Main types: Relay (New, Submit, Run, Kick, List, Get, Retry, Delete,
 // AdminHandler), Config, Envelope, Directory, Sealer, RecipientChecker,

@@ -37,10 +37,12 @@ func equalRecipients(t *testing.T, got, want []Recipient) {
 	}
 	for i := range got {
 		g, w := got[i], want[i]
-		if !g.LastAttemptDate.Equal(w.LastAttemptDate) || !g.WillRetryUntil.Equal(w.WillRetryUntil) {
-			t.Errorf("recipient %d dates = %v/%v, want %v/%v", i, g.LastAttemptDate, g.WillRetryUntil, w.LastAttemptDate, w.WillRetryUntil)
+		if !g.LastAttemptDate.Equal(w.LastAttemptDate) || !g.WillRetryUntil.Equal(w.WillRetryUntil) || !g.HeldUntil.Equal(w.HeldUntil) {
+			t.Errorf("recipient %d dates = %v/%v/%v, want %v/%v/%v", i, g.LastAttemptDate, g.WillRetryUntil, g.HeldUntil,
+				w.LastAttemptDate, w.WillRetryUntil, w.HeldUntil)
 		}
 		g.LastAttemptDate, g.WillRetryUntil, w.LastAttemptDate, w.WillRetryUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		g.HeldUntil, w.HeldUntil = time.Time{}, time.Time{}
 		if g != w {
 			t.Errorf("recipient %d = %+v, want %+v", i, g, w)
 		}
@@ -71,6 +73,46 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("Human part lacks the explanation or the diagnostic:\n%s", got.Human)
 	}
 	equalRecipients(t, got.Recipients, want.Recipients)
+}
+
+// A held recipient is not given up on: the human part must not say it
+// will not be retried, and the held-until date survives a round trip.
+func TestHeldWording(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	held := Recipient{FinalRecipient: "labs@trust.nhs.example", Action: Failed, Status: "5.7.5",
+		DiagnosticType: "x-nhsrelay", Diagnostic: "certificate for labs@trust.nhs.example expired on 2026-02-01",
+		LastAttemptDate: at, HeldUntil: at.Add(120 * time.Hour)}
+	final := Recipient{FinalRecipient: "gone@trust.nhs.example", Action: Failed, Status: "5.1.1",
+		DiagnosticType: "smtp", Diagnostic: "550 5.1.1 no such mailbox", LastAttemptDate: at}
+	for name, tc := range map[string]struct {
+		rcpts            []Recipient
+		final, heldWords bool
+	}{
+		"held only":      {[]Recipient{held}, false, true},
+		"held and final": {[]Recipient{held, final}, true, true},
+		"final only":     {[]Recipient{final}, true, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rep := sample()
+			rep.Recipients = tc.rcpts
+			var buf bytes.Buffer
+			if err := Write(&buf, rep); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Parse(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equalRecipients(t, got.Recipients, tc.rcpts)
+			if says := strings.Contains(got.Human, "will not be retried"); says != tc.final {
+				t.Errorf("human part says \"will not be retried\" = %v, want %v:\n%s", says, tc.final, got.Human)
+			}
+			if says := strings.Contains(got.Human, "held, not sent (5.7.5)"); says != tc.heldWords {
+				t.Errorf("human part names the held recipient as held = %v, want %v:\n%s", says, tc.heldWords, got.Human)
+			}
+		})
+	}
 }
 
 func TestWriteShape(t *testing.T) {
