@@ -44,30 +44,46 @@
 // client lacks OAEP, so only an administrator can; each use is audited.
 //
 // Hosted endpoints. With an Opener configured the relay never seals mail
-// for a hosted endpoint; it calls Open instead. Mail that arrived over MX
-// (queue.Message.Inbound) must be S/MIME: it is decrypted with the
-// endpoint's key (KeysDir/<address>), its signature and signer chain are
-// verified, and the signer must belong to the organisation every From
-// address and the envelope sender map to in the directory (the signing
-// certificate's ODS code equals the sender endpoint's, or one of the
-// signer's addresses is an endpoint of that organisation). The mailbox gets
-// the decrypted message under "X-NHSRelay-SMIME: verified; signer=…;
-// ods=…; alg=…; by=…". Mail submitted on this relay is not S/MIME inside
-// the relay: the account's authentication is its proof of origin, and the
-// trace header says "authenticated; account=…; ods=…"; mail without an
-// account says "none". An X-NHSRelay-SMIME field arriving from outside is
-// always removed.
+// for a hosted endpoint; it calls Open instead. Mail for a hosted endpoint
+// must be S/MIME unless this relay itself vouches for its origin: only
+// mail an authenticated account submitted here (queue.Message.Account,
+// not Inbound; trace "authenticated; account=…; ods=…") and the relay's
+// own non-clinical System mail (queue.Message.System, not Inbound, which
+// the relay sets on its DSNs and notices and no client can; trace
+// "system") are exempt. Mail over MX, from trusted networks without an
+// account, from a transaction that also had remote recipients (where
+// smtpd clears Inbound), or with a null sender a client sent, is
+// decrypted with the endpoint's key (KeysDir/<address>), its signature
+// and signer chain are verified, and the signer must belong to the
+// organisation every From address and the envelope sender map to in the
+// directory (the signing certificate's ODS code equals the sender
+// endpoint's, or one of the signer's addresses is an endpoint of that
+// organisation). The mailbox gets the decrypted message under
+// "X-NHSRelay-SMIME: verified; signer=…; ods=…; alg=…; by=…".
 //
-// Quarantine. Inbound mail that is not encrypted, cannot be decrypted, is
-// tampered, has an untrusted or expired signer, or whose signer does not
-// belong to the sender's organisation is never delivered and never
-// dropped: it is stored as it arrived in QuarantineDir, encrypted at rest
-// with the spool key (relay/spool), with a <id>.json Record of why (0600);
-// a notice goes into the endpoint's own mailbox; and the *QuarantineError
-// (wrapping relay.ErrQuarantine) makes the relay fail the recipient with
-// 5.7.5 and send the sender a DSN with the reason. A missing decryption
-// key for a hosted endpoint is this relay's fault, not the message's: the
-// delivery is deferred and retried.
+// Signed content comes in two shapes (RFC 8551 §3.1). A whole message —
+// wrapped as message/rfc822, as Seal does, or signed with its header —
+// has its own, signed, From, which is checked; it is delivered after the
+// outer message's Received fields. A body entity with only MIME fields,
+// as Thunderbird and Outlook sign, has no From of its own: the outer
+// message's From is checked against the signer, and the outer header
+// (less the MIME fields that described the encryption) is delivered in
+// front of the verified body entity. QUIRK: such a sender's Subject, To
+// and Date are outside the signature, as the sending client chose; only
+// From is tied to the signer. An X-NHSRelay-SMIME field arriving from
+// outside is always removed.
+//
+// Quarantine. Mail for a hosted endpoint that is not encrypted ("the
+// message was not S/MIME encrypted; clinical mail to this endpoint must
+// be"), cannot be decrypted, is tampered, has an untrusted or expired
+// signer, or whose signer does not belong to the sender's organisation is
+// never delivered and never dropped: it is stored as it arrived in
+// QuarantineDir, encrypted at rest with the spool key (relay/spool), with
+// a <id>.json Record of why (0600); a notice goes into the endpoint's own
+// mailbox; and the *QuarantineError (wrapping relay.ErrQuarantine) makes
+// the relay fail the recipient with 5.7.5 and send the sender a DSN with
+// the reason. A missing decryption key for a hosted endpoint is this
+// relay's fault, not the message's: the delivery is deferred and retried.
 //
 // Keys. KeysDir holds <ODS>.crt/.key (organisation signing pairs, ODS code
 // in capitals) and <address>.crt/.key (hosted endpoint decryption pairs,
@@ -75,10 +91,13 @@
 // write them; each is loaded by certs.LoadKeyPair on first use and cached;
 // Reload re-reads the cached ones (SIGHUP).
 //
-// Audit actions: smime.sealed (algorithms, certificate serials and expiry;
-// never content), smime.held, smime.tls_only, smime.legacy_key_transport,
-// smime.opened, smime.quarantined. The relay records its own held,
-// delivered and bounced events besides.
+// Audit actions: smime.sealed, smime.held, smime.tls_only,
+// smime.legacy_key_transport, smime.opened, smime.quarantined. None
+// carries content: details are queue IDs, addresses, certificate names and
+// serials, algorithms and reasons; a quarantine reason is one bounded
+// line, and an smime failure whose words could quote the decrypted message
+// gets a fixed reason instead. The relay records its own held, delivered
+// and bounced events besides.
 //
 // Main types: Policy (New, Sealer, Opener, Seal, CheckRecipient, Open,
 // Reload, Quarantined, QuarantinedMessage), Config, HoldError,
