@@ -26,9 +26,11 @@ const (
 	relayConcurrency = 100
 )
 
-// TestKill9 is issue 3's crash test: 20 concurrent smtp-source senders,
-// kill -9 of nhsrelay in the middle of the load, restart; twice, the second
-// time while the first crash's queue is still being delivered. Every
+// TestKill9 is issue 3's crash test: 20 concurrent senders (smtp-source
+// towards the remote sink, authenticated Go clients towards the Maildir;
+// see doc.go), kill -9 of nhsrelay in the middle of the load, restart;
+// twice, the second time while the first crash's queue is still being
+// delivered. Every
 // message that got a 250 must arrive; at a hosted Maildir exactly once,
 // at a remote SMTP sink at least once with duplicates bounded by the
 // deliveries in flight at the kills.
@@ -64,9 +66,9 @@ func runCrash(t *testing.T, bin string, hosted bool) {
 	})
 	r.start(t)
 	if hosted {
-		r.addEndpoint(t, domain, `{"kind":"hosted"}`)
+		r.addEndpoint(t, domain, `{"kind":"hosted"}`, false)
 	} else {
-		r.addEndpoint(t, domain, fmt.Sprintf(`{"kind":"host","host":%q,"tls":"plain-loopback"}`, sk.addr))
+		r.addEndpoint(t, domain, fmt.Sprintf(`{"kind":"host","host":%q,"tls":"plain-loopback"}`, sk.addr), true)
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
@@ -74,7 +76,11 @@ func runCrash(t *testing.T, bin string, hosted bool) {
 	src := newSenders()
 	for wave, prefix := range []string{"p", "q"} {
 		before := src.acks.Load()
-		src.start(t, ctx, r.smtpAddr, prefix, domain, nSenders, perSender)
+		if hosted {
+			src.startSubmit(t, ctx, r.smtpAddr, r.relayCA(), r.account, prefix, domain, nSenders, perSender)
+		} else {
+			src.start(t, ctx, r.smtpAddr, prefix, domain, nSenders, perSender)
+		}
 		waitFor(t, 90*time.Second, fmt.Sprintf("wave %d: %d acknowledgements", wave+1, killAfter), func() bool {
 			if src.alive.Load() == 0 && src.acks.Load()-before < killAfter {
 				t.Fatalf("wave %d: every smtp-source ended after %d acknowledgements: %s",

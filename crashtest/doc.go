@@ -12,6 +12,18 @@
 // as many duplicates as there were deliveries in flight when the process
 // died.
 //
+// Senders. Towards the remote sink, 20 concurrent Postfix smtp-source
+// processes from a trusted network; each message has its own envelope
+// recipient (smtp-source -N), the token, and smtp-source -v's transcript
+// says which got 250. Towards the hosted Maildir, 20 Go senders that
+// submit over STARTTLS with AUTH as init's sample account: mail reaching
+// a hosted mailbox must be S/MIME unless an account submitted it here
+// (relay/smimepolicy), and smtp-source does neither TLS nor AUTH. The
+// Maildir copy carries the token in its Delivered-To field.
+//
+// Each variant kills the relay twice, once per wave of load, so the second
+// kill also lands while the first one's backlog is being delivered.
+//
 // The package has no code besides this comment; everything is in the
 // _test.go files, run by `go test ./...`.
 package crashtest

@@ -88,6 +88,7 @@ type relayProc struct {
 	adminAddr      string
 	token          string
 	logPath        string
+	account        account // the sample sender init made
 
 	cmd  *exec.Cmd
 	done chan error
@@ -102,6 +103,10 @@ func newRelay(t *testing.T, bin string, edit func(cfg map[string]any)) *relayPro
 	if err != nil {
 		t.Fatalf("nhsrelay init: %v\n%s", err, out)
 	}
+	acct, err := sampleAccount(string(out))
+	if err != nil {
+		t.Fatalf("nhsrelay init output: %v\n%s", err, out)
+	}
 	conf := filepath.Join(dir, "nhsrelay.toml")
 	var cfg map[string]any
 	if _, err := toml.DecodeFile(conf, &cfg); err != nil {
@@ -109,7 +114,7 @@ func newRelay(t *testing.T, bin string, edit func(cfg map[string]any)) *relayPro
 	}
 	p := freePorts(t, 2)
 	r := &relayProc{
-		bin: bin, dir: dir, conf: conf,
+		bin: bin, dir: dir, conf: conf, account: acct,
 		smtpAddr:  fmt.Sprintf("127.0.0.1:%d", p[0]),
 		adminAddr: fmt.Sprintf("127.0.0.1:%d", p[1]),
 		logPath:   filepath.Join(dir, "serve.log"),
@@ -157,6 +162,30 @@ func newRelay(t *testing.T, bin string, edit func(cfg map[string]any)) *relayPro
 		}
 	})
 	return r
+}
+
+// sampleAccount reads the sample sender from `nhsrelay init`'s summary:
+//
+//	username  riverside
+//	password  5sfmdanwv4i2ddp2trqajlfc
+//	sends as  reception.a81001@nhs.example
+func sampleAccount(out string) (account, error) {
+	var a account
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "username":
+			a.user = f[1]
+		case len(f) == 2 && f[0] == "password":
+			a.pass = f[1]
+		case len(f) == 3 && f[0] == "sends" && f[1] == "as":
+			a.from = f[2]
+		}
+	}
+	if a.user == "" || a.pass == "" || a.from == "" {
+		return a, errors.New("no sample account (username, password, sends as) in it")
+	}
+	return a, nil
 }
 
 // table returns cfg[name] as a TOML table, creating it if absent.
@@ -298,12 +327,17 @@ func (r *relayProc) api(t *testing.T, method, path, body string, out any) {
 
 // addEndpoint adds a verified endpoint for a whole domain (every address
 // @domain) with the given next hop, as an administrator would: POST it,
-// then attest it. tls_only: the test has no S/MIME keys for it.
-func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string) {
+// then attest it. A remote one is tls_only (the sink has no S/MIME keys);
+// a hosted one needs no such exception, its mail never leaves the relay.
+func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string, tlsOnly bool) {
 	t.Helper()
 	var e struct{ ID string } // directory.Endpoint, as JSON
+	extra := ""
+	if tlsOnly {
+		extra = `,"tls_only":true,"tls_only_evidence":"crash test sink on loopback: no S/MIME keys"`
+	}
 	r.api(t, "POST", "/v1/directory/endpoints", fmt.Sprintf(
-		`{"address":%q,"ods":"RX9","purpose":"general","next_hop":%s,"tls_only":true}`, domain, nextHop), &e)
+		`{"address":%q,"ods":"RX9","purpose":"general","next_hop":%s%s}`, domain, nextHop, extra), &e)
 	if e.ID == "" {
 		t.Fatalf("POST endpoint: no ID in the answer")
 	}

@@ -1,6 +1,7 @@
 # nhsrelay.sh: start and stop an nhsrelay instance for scripts/bench.
 # Sourced; expects $NHSRELAY, $smtpload, $tlsdir, $pids and die/note/forget.
-# The sink endpoint is added through the nhsrelay CLI (admin API).
+# The sink endpoint is added through the admin API (curl): the CLI has no
+# way yet to give the evidence a tls_only endpoint requires.
 #
 #   nhs_start DIR TLS(0|1) SINK_PORT   init DIR, configure, serve, add the sink
 #                                      endpoint; sets nhs_pid, nhs_smtp_port
@@ -53,6 +54,7 @@ nhs_start() {
 	setkey "$conf" tls ca_files "[\"$tlsdir/ca.pem\"]"
 	"$NHSRELAY" check-config -c "$conf" >"$dir.check.log" 2>&1 ||
 		die "the bench config for nhsrelay does not validate: $(cat "$dir.check.log")"
+	nhs_token=$(tr -d ' \n' <"$dir/admin.token")
 	nhs_log=$dir/serve.log
 	"$NHSRELAY" serve -c "$conf" >"$nhs_log" 2>&1 &
 	nhs_pid=$!
@@ -67,22 +69,39 @@ nhs_start() {
 		[ "$i" -lt 300 ] || die "nhsrelay did not listen within 30s: $(tail -5 "$nhs_log")"
 		sleep 0.1
 	done
-	# The sink's domain, as one endpoint, added and verified with the CLI
-	# as an operator would: every address @bench.nhs.test goes to the sink.
-	# Plain SMTP to a loopback next hop only when the directory says so;
-	# with TLS the sink's certificate must verify against the bench CA.
-	# -tls-only: the sink is a test server without S/MIME keys (Postfix
-	# does no S/MIME either, so both relays move the same bytes).
-	local add=(directory -c "$conf" add -ods RX9 -tls-only)
+	# The sink's domain, as one endpoint, added and verified through the
+	# admin API: every address @bench.nhs.test goes to the sink. Plain SMTP
+	# to a loopback next hop only when the directory says so; with TLS the
+	# sink's certificate must verify against the bench CA. tls_only: the
+	# sink is a test server without S/MIME keys, and Postfix does no S/MIME
+	# either, so both relays move the same bytes.
+	local hop
 	if [ "$tls" = 1 ]; then
-		add+=(-hop "localhost:$sink_port")
+		hop="{\"kind\":\"host\",\"host\":\"localhost:$sink_port\",\"tls\":\"verified\"}"
 	else
-		add+=(-hop "127.0.0.1:$sink_port" -plain-loopback)
+		hop="{\"kind\":\"host\",\"host\":\"127.0.0.1:$sink_port\",\"tls\":\"plain-loopback\"}"
 	fi
-	"$NHSRELAY" "${add[@]}" bench.nhs.test >"$dir.dir.log" 2>&1 ||
-		die "nhsrelay directory add: $(cat "$dir.dir.log")"
-	"$NHSRELAY" directory -c "$conf" verify -attest "benchmark sink on loopback" bench.nhs.test >>"$dir.dir.log" 2>&1 ||
-		die "nhsrelay directory verify: $(cat "$dir.dir.log")"
+	local ep id
+	ep=$(api POST /v1/directory/endpoints "{\"address\":\"bench.nhs.test\",\"ods\":\"RX9\",\"purpose\":\"general\",\"next_hop\":$hop,\"tls_only\":true,\"tls_only_evidence\":\"benchmark sink on loopback: no S/MIME keys\"}")
+	id=$(sed -n 's/.*"id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$ep")
+	[ -n "$id" ] || die "no endpoint ID in: $ep"
+	api POST "/v1/directory/endpoints/$id/attest" '{"evidence":"benchmark sink on loopback"}' >/dev/null
+}
+
+# api METHOD PATH [JSON]: the admin API with the bearer token; prints the
+# answer, dies on anything but 2xx.
+api() {
+	local method=$1 path=$2 body=${3:-}
+	local args=(-sS --max-time 30 -X "$method" -H "Authorization: Bearer $nhs_token" -w '\n%{http_code}')
+	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
+	local out code
+	out=$(curl "${args[@]}" "http://$nhs_admin$path") || die "admin API $method $path: curl failed"
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	case "$code" in
+	2??) printf '%s' "$out" ;;
+	*) die "admin API $method $path: HTTP $code: $out" ;;
+	esac
 }
 
 nhs_stop() {
