@@ -18,7 +18,8 @@
 // organisation (its ODS code) is never an encryption certificate for an
 // endpoint, even when stored on it: whoever holds the organisation's key
 // could otherwise read every endpoint of the organisation. Organisation
-// certificates sign (and receive the organisation's own sent copy). None → a *HoldError wrapping relay.ErrHold whose
+// certificates sign (and receive the organisation's own sent copy). A CA
+// certificate stored beside the leaf is only an intermediate. None → a *HoldError wrapping relay.ErrHold whose
 // text is exactly why ("certificate for results@a81001.nhs.test expired
 // on 2026-10-01"); nothing is sent, in clear or otherwise, and the relay
 // tells the sender in a DSN. Because the Policy is a
@@ -92,6 +93,8 @@
 // Reload re-reads the cached ones (SIGHUP).
 //
 // Audit actions: smime.sealed, smime.held, smime.tls_only,
+// smime.system_unsealed (the relay's own System mail sent as it is, over
+// verified TLS, to a recipient it cannot seal for),
 // smime.legacy_key_transport, smime.opened, smime.quarantined. None
 // carries content: details are queue IDs, addresses, certificate names and
 // serials, algorithms and reasons; a quarantine reason is one bounded

@@ -258,10 +258,12 @@ func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Cert
 
 // namesEndpoint reports whether c is for ep (RFC 8550 §3): it names ep's
 // address, or for a domain endpoint an address in that domain. An
-// organisation's ODS code is not enough (see recipientCert).
+// organisation's ODS code is not enough (see recipientCert), and a CA
+// certificate stored beside the leaf (as an intermediate) is an issuer,
+// never a recipient, whatever names it carries.
 func namesEndpoint(c *x509.Certificate, ep directory.Endpoint) bool {
 	addr := strings.ToLower(ep.Address)
-	if addr == "" {
+	if addr == "" || c.IsCA {
 		return false
 	}
 	for _, a := range certs.Addresses(c) {

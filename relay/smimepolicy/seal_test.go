@@ -177,6 +177,7 @@ func TestSealCertificateNamesEndpoint(t *testing.T) {
 		{"domain, other domain", directory.Endpoint{Address: "rx9.nhs.test", ODS: "RX9"}, [][]byte{issue(mailboxTemplate("inbox@rx9.nhs.test.evil"))}, false},
 		{"domain, organisation only", directory.Endpoint{Address: "rx9.nhs.test", ODS: "RX9"}, [][]byte{org}, false},
 		{"mailbox beside organisation", directory.Endpoint{Address: remoteAddr, ODS: "RX9"}, [][]byte{org, issue(mailboxTemplate(remoteAddr))}, true},
+		{"CA certificate naming the address", directory.Endpoint{Address: remoteAddr, ODS: "RX9"}, [][]byte{issue(caTemplate(remoteAddr))}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.ep.ID, tc.ep.Certificates = "ep-"+tc.name, tc.certs
@@ -189,6 +190,15 @@ func TestSealCertificateNamesEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// caTemplate is a CA certificate that also names addr: an issuer, never a
+// recipient.
+func caTemplate(addr string) *x509.Certificate {
+	c := mailboxTemplate(addr)
+	c.IsCA, c.BasicConstraintsValid = true, true
+	c.KeyUsage |= x509.KeyUsageCertSign
+	return c
 }
 
 func TestSealSigningKey(t *testing.T) {
