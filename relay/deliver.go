@@ -38,6 +38,10 @@ type result struct {
 	reply     string // the remote SMTP reply ("550 5.1.1 ..."), "" if none
 	kind      string // "maildir" or "smtp", for metrics
 	endpoint  string // endpoint ID or address, for logs and audit
+	// redirect is set when this attempt followed an administrator's
+	// redirect for the recipient; report audits it once the recipient's
+	// outcome is final.
+	redirect *directory.Resolution
 }
 
 // failure builds a non-delivered result; the enhanced code's class follows
@@ -92,6 +96,7 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 	}
 	now := r.cfg.Now()
 	results := map[string]result{}
+	redirects := map[string]*directory.Resolution{} // recipient → the redirect this attempt followed
 	groups := map[string]*group{}
 	var order []string
 	for _, rc := range m.Recipients {
@@ -102,6 +107,9 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		if res != nil {
 			results[rc.Address] = *res
 			continue
+		}
+		if t.redirect != nil {
+			redirects[rc.Address] = t.redirect
 		}
 		if err := r.precheck(ctx, m, t.ep); err != nil { // one recipient's missing certificate holds only it
 			res := r.bodyFailure(m.ID, err)
@@ -152,6 +160,12 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		})
 	}
 	wg.Wait()
+	for rcpt, rs := range redirects {
+		if res, ok := results[rcpt]; ok {
+			res.redirect = rs
+			results[rcpt] = res
+		}
+	}
 	r.finish(ctx, m, results)
 }
 

@@ -17,7 +17,10 @@
 //     suspended or retired endpoint (or an expired verification) fails
 //     with a 5.7.1 DSN giving the directory's reason; a pending one is
 //     held (below); an administrator's redirect is followed to its target
-//     (RCPT TO the target's address; X-Original-To in a hosted copy).
+//     (RCPT TO the target's address; X-Original-To in a hosted copy) and
+//     audited as endpoint.redirect_followed once per message and
+//     recipient, when its outcome is final, however many retries followed
+//     it (a Directory with Resolve, as *directory.Directory has).
 //     Recipients are grouped by next hop: hosted → Maildir (relay/maildir,
 //     one folder per endpoint named by its address, a domain endpoint's by
 //     its domain, never by the recipient address; idempotent by queue ID
@@ -90,7 +93,7 @@
 // nhsrelay_queue_held_recipients, nhsrelay_queue_oldest_age_seconds,
 // nhsrelay_relay_next_hops, nhsrelay_relay_delivery_latency_seconds.
 // Audit actions: accepted, delivered, deferred, bounced, held, lost,
-// dsn.undeliverable, queue.retry, queue.delete.
+// endpoint.redirect_followed, dsn.undeliverable, queue.retry, queue.delete.
 //
 // Main types: Relay (New, Submit, Run, Kick, List, Get, Retry, Delete,
 // AdminHandler), Config, Envelope, Directory, Sealer, RecipientChecker,

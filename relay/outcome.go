@@ -206,6 +206,14 @@ func (r *Relay) report(m queue.Message, final map[string]result, newHold map[str
 			r.log.Warn("held", append(attrs, "outcome", "held", "reason", res.text)...)
 			ev.Action, ev.Outcome = "held", "held"
 		}
+		// Following a redirect is audited once per message and recipient:
+		// when the recipient's outcome is final (delivered, or failed at
+		// the target), never on each retry that follows it again.
+		if res.redirect != nil && (res.outcome == delivered || res.outcome == permanent) {
+			rev := res.redirect.RedirectEvent()
+			rev.Time, rev.Actor, rev.QueueID = now, "system", m.ID
+			r.audit(rev)
+		}
 		r.audit(ev)
 	}
 }

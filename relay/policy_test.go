@@ -4,14 +4,17 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"nhsrelay/audit"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 	"nhsrelay/relay"
 	"nhsrelay/relay/dsn"
 	"nhsrelay/relay/queue"
+	"nhsrelay/relay/relaytest"
 )
 
 // These tests run the relay against the real directory
@@ -103,6 +106,71 @@ func TestRedirectFollowedAtDelivery(t *testing.T) {
 	msgs := sink.WaitMessages(t, 1)
 	if to := msgs[0].To; len(to) != 1 || to[0] != newRemote {
 		t.Errorf("remote RCPT TO = %v, want the redirect target %s", to, newRemote)
+	}
+}
+
+// Following a redirect is audited (endpoint.redirect_followed, by the
+// directory's words) once per message and recipient: a recipient whose
+// redirect is followed again on a retry is audited once, when it is
+// delivered; a recipient without a redirect is not.
+func TestRedirectFollowedIsAuditedOnce(t *testing.T) {
+	t.Parallel()
+	sink, c := tlsSink(t)
+	const (
+		oldBox    = "old@hosted.nhs.example"
+		newBox    = "new@hosted.nhs.example"
+		plainBox  = "plain@hosted.nhs.example"
+		oldRemote = "ward7@trust.nhs.example"
+		newRemote = "ward9@trust.nhs.example"
+	)
+	remote := directory.NextHop{Kind: directory.HopHost, Host: sink.Addr}
+	d := directorytest.New(t, directorytest.Verified(sender, hostedHop),
+		directorytest.Verified(oldBox, hostedHop), directorytest.Verified(newBox, hostedHop),
+		directorytest.Verified(plainBox, hostedHop),
+		directorytest.Verified(oldRemote, remote), directorytest.Verified(newRemote, remote))
+	for from, to := range map[string]string{oldBox: newBox, oldRemote: newRemote} {
+		if err := d.SetRedirect(t.Context(), endpointID(t, d, from), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rcpts atomic.Int32
+	sink.SetRcpt(func(to string) error {
+		if rcpts.Add(1) == 1 { // the first attempt at the remote target is deferred
+			return relaytest.Reply(451, 4, 3, "try again later")
+		}
+		return nil
+	})
+	log := &directorytest.AuditLog{}
+	e := start(t, d, func(cfg *relay.Config) { cfg.RootCAs = c.RootCAs; cfg.Audit = log })
+	first := e.clock.Now()
+	id := e.submit(t, sender, []string{oldBox, oldRemote, plainBox}, message("referral", "redir-audit"))
+	waitFor(t, "the remote recipient deferred", func() bool {
+		m, err := e.r.Get(t.Context(), id)
+		return err == nil && m.Recipients[1].Attempts == 1 && m.Recipients[1].State == queue.Queued
+	})
+	e.clock.Advance(2 * time.Hour) // past RetryMax: the retry follows the redirect again
+	e.r.Kick()
+	e.waitGone(t, id)
+
+	got := map[string]audit.Event{}
+	for _, ev := range log.Events() {
+		if ev.Action != "endpoint.redirect_followed" {
+			continue
+		}
+		if _, dup := got[ev.Endpoint]; dup {
+			t.Errorf("endpoint.redirect_followed recorded again: %+v", ev)
+		}
+		got[ev.Endpoint] = ev
+	}
+	if len(got) != 2 {
+		t.Fatalf("redirect events for %v, want one each for %s and %s (actions %v)", got, oldBox, oldRemote, log.Actions())
+	}
+	for addr, at := range map[string]time.Time{oldBox: first, oldRemote: first.Add(2 * time.Hour)} {
+		ev := got[addr]
+		if ev.QueueID != id || ev.Actor != "system" || !ev.Time.Equal(at) || ev.Outcome != "ok" ||
+			!strings.Contains(ev.Detail, "from "+addr+" to ") {
+			t.Errorf("redirect event for %s = %+v, want queue ID %s, actor system, time %v", addr, ev, id, at)
+		}
 	}
 }
 

@@ -42,6 +42,10 @@ var ErrNoRecipients = errors.New("relay: no recipients")
 // Lookup returns the endpoint an address names in any status, with no
 // redirect; the relay uses it only for its own System mail (verification
 // challenges go to endpoints that are not verified yet).
+//
+// A Directory that also has Resolve (resolver; *directory.Directory does)
+// is asked that instead of CheckRecipient, so that a redirect followed is
+// audited (endpoint.redirect_followed).
 type Directory interface {
 	CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error)
 	Lookup(ctx context.Context, addr string) (directory.Endpoint, error)

@@ -13,19 +13,52 @@ import (
 type target struct {
 	ep directory.Endpoint
 	to string // the address used on the wire (RCPT TO) and in Delivered-To
+	// redirect is the directory's answer when an administrator's redirect
+	// was followed (only from a Directory that is a resolver), for the
+	// endpoint.redirect_followed audit event; nil otherwise.
+	redirect *directory.Resolution
+}
+
+// resolver is an optional ability of a Directory: Resolve is
+// CheckRecipient with the whole answer, the endpoint the address named as
+// well as where its mail goes, so that a redirect followed can be audited.
+// *directory.Directory has it; a Directory without it is asked
+// CheckRecipient, and redirects it follows are delivered but not audited
+// as such (the delivered event still names the address delivered to).
+type resolver interface {
+	Resolve(ctx context.Context, addr string) (directory.Resolution, error)
+}
+
+// checkRecipient asks the directory's policy where mail for addr goes now,
+// with the Resolution when a redirect is followed and the Directory can
+// say so.
+func (r *Relay) checkRecipient(ctx context.Context, addr string) (directory.Endpoint, *directory.Resolution, error) {
+	res, ok := r.cfg.Directory.(resolver)
+	if !ok {
+		ep, err := r.cfg.Directory.CheckRecipient(ctx, addr)
+		return ep, nil, err
+	}
+	rs, err := res.Resolve(ctx, addr)
+	if err != nil {
+		return directory.Endpoint{}, nil, err
+	}
+	if !rs.Redirected {
+		return rs.Target, nil, nil
+	}
+	return rs.Target, &rs, nil
 }
 
 // route asks the directory's policy about one recipient again at delivery
 // time: the intake checked it at RCPT, but an endpoint may have been
 // suspended, retired or redirected since. A redirect is followed to its
-// target. Mail for an endpoint that may no longer receive clinical mail is
+// target (and recorded in the target, for report to audit). Mail for an endpoint that may no longer receive clinical mail is
 // not delivered; see policyFailure for what happens to it instead.
 //
 // System mail is the exception (see systemRoute).
 func (r *Relay) route(ctx context.Context, m queue.Message, addr string) (target, *result) {
-	ep, err := r.cfg.Directory.CheckRecipient(ctx, addr)
+	ep, redirect, err := r.checkRecipient(ctx, addr)
 	if err == nil {
-		return target{ep: ep, to: wireAddress(ep, addr)}, nil
+		return target{ep: ep, to: wireAddress(ep, addr), redirect: redirect}, nil
 	}
 	if m.System {
 		if t, ok := r.systemRoute(ctx, m, addr, err); ok {
