@@ -83,6 +83,11 @@
 // patient); a sender hosted here gets the whole header. A DSN that cannot
 // be delivered is logged, counted and audited (dsn.undeliverable).
 //
+// Maildir delivered markers (relay/maildir) are pruned by Run at start-up,
+// after recovery, and then about once a day by the configured clock, up to
+// min(oldest queued Received, now − GiveUpAfter) − 24h, so that no marker
+// a queued message might still need goes; a failed prune is logged.
+//
 // New reconciles spool and store after a crash: a body without a record
 // was never acknowledged and is removed; a record without a body is logged
 // at error level and dropped.

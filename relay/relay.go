@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,7 +155,10 @@ type Relay struct {
 	pending map[string]*entry // messages with recipients still Queued or Held
 	due     dueHeap           // the pending entries not in flight, next due first
 	hops    map[string]*hop
-	wg      sync.WaitGroup // attempts in flight
+	wg      sync.WaitGroup // attempts and marker prunes in flight
+
+	nextPrune time.Time   // when Run next prunes Maildir markers; Run's goroutine only
+	pruning   atomic.Bool // a marker prune is running
 }
 
 // New opens the spool, reconciles it with the queue store after a crash

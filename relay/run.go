@@ -16,8 +16,10 @@ func (r *Relay) Kick() {
 }
 
 // Run delivers queued messages until ctx is cancelled; then it starts no
-// new attempt, waits for those in flight to finish, closes idle
-// connections and returns nil.
+// new attempt, waits for those in flight (and a marker prune) to finish,
+// closes idle connections and returns nil. About once a day, and once at
+// start-up, it removes the Maildir delivered markers that no queued
+// message can need (maybePruneMarkers).
 func (r *Relay) Run(ctx context.Context) error {
 	// In-flight attempts must finish even though ctx ends: they run on a
 	// context that carries ctx's values but not its cancellation, each
@@ -26,6 +28,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	reap := time.NewTicker(max(r.cfg.IdleTimeout/2, 10*time.Millisecond))
 	defer reap.Stop()
 	for {
+		r.maybePruneMarkers()
 		wait := r.dispatch(work)
 		timer := time.NewTimer(wait)
 		select {
