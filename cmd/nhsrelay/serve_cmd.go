@@ -187,8 +187,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	handlers, err := recipientHandlers(cfg, dir) // serve_handlers.go: challenge replies
+	if err != nil {
+		return err
+	}
 	srv, err := smtpd.New(smtpd.Config{
-		Hostname: cfg.Hostname, TLS: reloader.ServerConfig(), Directory: dir, Queue: rel,
+		Hostname: cfg.Hostname, TLS: reloader.ServerConfig(), Directory: dir, Queue: rel, Handlers: handlers,
 		Logger: logger.With("component", "smtpd"), Metrics: reg, Audit: alog,
 		TrustedNetworks: cfg.TrustedNetworks, MaxMessageBytes: cfg.MaxMessageBytes,
 		MaxRecipients: cfg.MaxRecipients, MaxHeaderBytes: cfg.MaxHeaderBytes,
