@@ -480,7 +480,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	d := fc.Directory
 	c.ChallengeFrom = d.ChallengeFrom
 	if c.ChallengeFrom == "" {
-		c.ChallengeFrom = "postmaster@" + c.Hostname
+		c.ChallengeFrom = "verify@" + c.Hostname // not postmaster: replies to it are read as challenge answers, and RFC 5321 §4.5.1 postmaster mail must reach a person
 	}
 	if a, err := directory.NormaliseAddress(c.ChallengeFrom); err != nil || !strings.Contains(a, "@") {
 		switch {

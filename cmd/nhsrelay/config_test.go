@@ -60,7 +60,7 @@ func TestExampleConfigValid(t *testing.T) {
 		{"GiveUpAfter", c.GiveUpAfter, 120 * time.Hour},
 		{"MaxMessageBytes", c.MaxMessageBytes, int64(50 << 20)},
 		{"MaxRecipients", c.MaxRecipients, 1000},
-		{"ChallengeFrom", c.ChallengeFrom, "postmaster@relay.nhs.example"},
+		{"ChallengeFrom", c.ChallengeFrom, "verify@relay.nhs.example"},
 		{"TrustedNetworks", len(c.TrustedNetworks), 0},
 	}
 	for _, ck := range checks {
