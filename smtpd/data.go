@@ -132,6 +132,8 @@ func dataReason(err error) string {
 		return "message_too_large"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "client_gone"
+	case errors.Is(err, smtp.ErrTooLongLine): // the client's fault, not ours
+		return "line_too_long"
 	}
 	return "internal"
 }
