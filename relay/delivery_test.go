@@ -265,7 +265,12 @@ func TestConnectionReuse(t *testing.T) {
 	sink, c := tlsSink(t)
 	d := newDir()
 	d.add("ward7@trust.nhs.example", directory.NextHop{Kind: directory.HopHost, Host: sink.Addr})
-	e := start(t, d, func(cfg *relay.Config) { cfg.RootCAs = c.RootCAs; cfg.HopConcurrency = 1 })
+	e := start(t, d, func(cfg *relay.Config) {
+		cfg.RootCAs, cfg.HopConcurrency = c.RootCAs, 1
+		// Bounds on real time no slow machine can reach: a pooled
+		// connection is never closed for idling or a slow RSET here.
+		cfg.IdleTimeout, cfg.ResetTimeout = time.Hour, time.Hour
+	})
 	const n = 5
 	for i := range n {
 		e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("referral", "reuse"+string(rune('a'+i))))

@@ -107,6 +107,23 @@ func openStore(t testing.TB, path string) *queue.BoltStore {
 // fake clock until the test ends.
 func start(t testing.TB, d relay.Directory, edit func(*relay.Config)) *env {
 	t.Helper()
+	e := newEnv(t, d, edit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return e
+}
+
+// newEnv is start without Run: nothing is delivered unless the test runs
+// an attempt itself (relay.Attempt), on a context it controls.
+func newEnv(t testing.TB, d relay.Directory, edit func(*relay.Config)) *env {
+	t.Helper()
 	tmp := t.TempDir()
 	c := newClock()
 	reg := prometheus.NewRegistry()
@@ -129,15 +146,6 @@ func start(t testing.TB, d relay.Directory, edit func(*relay.Config)) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
 	return &env{r: r, cfg: cfg, clock: c, reg: reg}
 }
 

@@ -26,8 +26,11 @@ func TestDroppedConnectionIsReplaced(t *testing.T) {
 	d := newDir()
 	d.add("ward7@trust.nhs.example", directory.NextHop{Kind: directory.HopHost, Host: sink.Addr})
 	e := start(t, d, func(cfg *relay.Config) { cfg.RootCAs = c.RootCAs })
-	e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("one", "drop1"))
-	sink.WaitMessages(t, 1)
+	first := e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("one", "drop1"))
+	// Gone from the queue, not just at the sink: the relay has read the
+	// sink's reply and pooled the connection (a drop before that reply
+	// would cost a retry, however fast the machine).
+	e.waitGone(t, first)
 	sink.DropConnections() // the idle connection in our pool is now dead
 	id := e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("two", "drop2"))
 	sink.WaitMessages(t, 2)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,51 +20,99 @@ import (
 	"nhsrelay/relay/relaytest"
 )
 
-// One hop outlives the attempt's deadline while another delivers: the
-// delivered recipient is recorded Delivered, and is never sent again.
+// One hop outlives the attempt's context while another delivers: the
+// delivered recipient is recorded Delivered (on a context detached from
+// the attempt's), and is never sent again.
+//
+// Nothing here depends on how fast the machine is: the test runs the
+// attempt itself on a context it cancels only once the healthy hop's copy
+// is in its mailbox (a hosted delivery does not use the attempt's context),
+// and the stuck hop answers nothing until then.
 func TestExpiredAttemptStillRecordsDelivered(t *testing.T) {
 	t.Parallel()
-	sink, c := tlsSink(t)
+	const healthy, stuck = "ward7@hosted.nhs.example", "slow@stuck.nhs.example"
 	d := newDir()
-	d.add("ward7@trust.nhs.example", directory.NextHop{Kind: directory.HopHost, Host: sink.Addr})
-	d.add("slow@stuck.nhs.example", directory.NextHop{Kind: directory.HopHost, Host: "stuck.nhs.example:25"})
-	e := start(t, d, func(cfg *relay.Config) {
-		cfg.RootCAs = c.RootCAs
-		cfg.AttemptTimeout = 3 * time.Second
-		cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if addr == "stuck.nhs.example:25" {
-				<-ctx.Done() // never answers within the attempt
+	d.add(healthy, hostedHop)
+	d.add(stuck, directory.NextHop{Kind: directory.HopHost, Host: "stuck.nhs.example:25"})
+	var dials atomic.Int32
+	e := newEnv(t, d, func(cfg *relay.Config) {
+		cfg.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if dials.Add(1) == 1 {
+				<-ctx.Done() // the first attempt gets no answer while it lasts
 				return nil, ctx.Err()
 			}
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
+			return nil, errors.New("connection refused")
 		}
 	})
-	id := e.submit(t, sender, []string{"ward7@trust.nhs.example", "slow@stuck.nhs.example"}, message("referral", "expired1"))
-	sink.WaitMessages(t, 1)
-	var m queue.Message
-	waitFor(t, "both outcomes recorded", func() bool {
-		var err error
-		m, err = e.r.Get(t.Context(), id)
-		return err == nil && m.Recipients[0].Attempts == 1 && m.Recipients[1].Attempts == 1
-	})
-	if rc := m.Recipients[0]; rc.State != queue.Delivered {
-		t.Errorf("delivered recipient recorded as %+v", rc)
+	id := e.submit(t, sender, []string{healthy, stuck}, message("referral", "expired1"))
+
+	actx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		relay.Attempt(e.r, actx, id)
+	}()
+	e.waitMailbox(t, healthy, 1)
+	cancel() // the attempt runs out while the stuck hop is still dialling
+	<-done
+
+	m, err := e.r.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get after the attempt: %v", err)
 	}
-	if rc := m.Recipients[1]; rc.State != queue.Queued || !rc.NextAttempt.After(e.clock.Now()) {
-		t.Errorf("timed-out recipient recorded as %+v, want queued with a later next attempt", rc)
+	if rc := m.Recipients[0]; rc.State != queue.Delivered || rc.Attempts != 1 {
+		t.Errorf("delivered recipient recorded as %+v, want delivered after 1 attempt", rc)
+	}
+	if rc := m.Recipients[1]; rc.State != queue.Queued || rc.Attempts != 1 || !rc.NextAttempt.After(e.clock.Now()) {
+		t.Errorf("timed-out recipient recorded as %+v, want queued after 1 attempt with a later next attempt", rc)
 	}
 	// The retry goes to the stuck hop only.
 	e.clock.Advance(2 * time.Hour)
-	e.r.Kick()
-	waitFor(t, "the retry of the stuck hop", func() bool {
-		m, err := e.r.Get(t.Context(), id)
-		return err == nil && m.Recipients[1].Attempts == 2
-	})
-	if n := len(sink.Messages()); n != 1 {
-		t.Errorf("the delivered recipient's hop received %d copies, want 1", n)
+	relay.Attempt(e.r, t.Context(), id)
+	if m, err := e.r.Get(t.Context(), id); err != nil || m.Recipients[1].Attempts != 2 {
+		t.Errorf("after the retry: %+v, %v; want the stuck recipient tried twice", m.Recipients, err)
+	}
+	if n := len(e.mailbox(t, healthy)); n != 1 {
+		t.Errorf("the delivered recipient's mailbox holds %d copies, want 1", n)
 	}
 	if v := e.metric(t, "nhsrelay_relay_delivered_total"); v != 1 {
 		t.Errorf("delivered_total = %v, want 1", v)
+	}
+}
+
+// Run bounds each attempt by AttemptTimeout: the context a hop dials with
+// has that deadline. (The deadline is read, never waited for.)
+func TestAttemptHasDeadline(t *testing.T) {
+	t.Parallel()
+	d := newDir()
+	d.add("ward7@trust.nhs.example", directory.NextHop{Kind: directory.HopHost, Host: "trust.nhs.example:25"})
+	type seen struct {
+		deadline, at time.Time
+		ok           bool
+	}
+	dialled := make(chan seen, 1)
+	e := start(t, d, func(cfg *relay.Config) {
+		cfg.AttemptTimeout = time.Hour
+		cfg.Dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dl, ok := ctx.Deadline()
+			select {
+			case dialled <- seen{deadline: dl, ok: ok, at: time.Now()}:
+			default:
+			}
+			return nil, errors.New("connection refused")
+		}
+	})
+	before := time.Now()
+	e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("referral", "deadline1"))
+	var got seen
+	select {
+	case got = <-dialled:
+	case <-time.After(20 * time.Second): // waitFor's bound
+		t.Fatal("timed out waiting for the delivery attempt to dial")
+	}
+	if !got.ok || got.deadline.Before(before.Add(time.Hour)) || got.deadline.After(got.at.Add(time.Hour)) {
+		t.Errorf("dial context deadline = %v (set %v), want AttemptTimeout (1h) after the attempt started, between %v and %v",
+			got.deadline, got.ok, before.Add(time.Hour), got.at.Add(time.Hour))
 	}
 }
 
@@ -262,8 +311,11 @@ func TestSilentPooledConnectionIsReplaced(t *testing.T) {
 		cfg.HopConcurrency = 1
 		cfg.ResetTimeout = 200 * time.Millisecond
 	})
-	e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("one", "frz1"))
-	sink.WaitMessages(t, 1)
+	first := e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("one", "frz1"))
+	// Gone from the queue, not just at the sink: the relay has read the
+	// sink's reply and pooled the connection (freezing it before the reply
+	// got through would hang the first transaction, not test the pool).
+	e.waitGone(t, first)
 	fr.Freeze() // the pooled connection's peer stops answering
 	id := e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("two", "frz2"))
 	sink.WaitMessages(t, 2)
