@@ -32,8 +32,9 @@ type Trust struct {
 // ValidateSMIME checks that cert may be used for purpose at now: within its
 // validity, a strong enough RSA or ECDSA key (CheckSMIMEKey), the
 // emailProtection EKU (RFC 8550 §4.4.4, see hasEmailProtection), the key
-// usage for purpose (§4.4.2), a chain through intermediates to one of
-// t.Roots, and no certificate of that chain revoked by t.CRLs. Every
+// usage for purpose (§4.4.2), not a CA certificate (a CA only issues), a
+// chain through intermediates to one of t.Roots, and no certificate of that
+// chain revoked by t.CRLs. Every
 // failure is a *CertificateError: "certificate for results@a81001.nhs.test
 // was revoked on 2026-05-01".
 func (t *Trust) ValidateSMIME(cert *x509.Certificate, intermediates []*x509.Certificate, now time.Time, purpose Purpose) error {
@@ -75,6 +76,13 @@ func (t *Trust) validate(cert *x509.Certificate, intermediates []*x509.Certifica
 	name := Name(cert)
 	fail := func(err error, format string, args ...any) error {
 		return &CertificateError{Subject: name, Reason: fmt.Sprintf(format, args...), Err: err}
+	}
+	// RFC 5280 §4.2.1.9: a CA certificate issues certificates; it is not
+	// a person's or a mailbox's, whatever names and usages it carries, so
+	// it neither signs mail nor receives it (it may only be an
+	// intermediate of a chain).
+	if cert.IsCA {
+		return nil, fail(ErrWrongUsage, "is a CA certificate, not a person's or mailbox's")
 	}
 	if now.After(cert.NotAfter) {
 		return nil, fail(ErrExpired, "expired on %s", cert.NotAfter.UTC().Format(day))

@@ -199,3 +199,31 @@ func TestValidateSMIMEUsagePolicy(t *testing.T) {
 		t.Errorf("CheckKey(Ed25519) = %v; TLS may still use it", err)
 	}
 }
+
+// TestValidateSMIMERefusesCA: a CA certificate is never an S/MIME leaf,
+// for either purpose, even with emailProtection and an address; nor does
+// it speak for an organisation.
+func TestValidateSMIMERefusesCA(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t)
+	sub := ca.Issue(t, &x509.Certificate{
+		Subject:        pkix.Name{CommonName: "A81001", SerialNumber: "A81001"},
+		EmailAddresses: []string{"ca@a81001.nhs.test"},
+		IsCA:           true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	}, rsaPub(t))
+	trust := &certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool}
+	for _, p := range []certs.Purpose{certs.Sign, certs.Encrypt} {
+		err := trust.ValidateSMIME(sub, nil, time.Now(), p)
+		if !errors.Is(err, certs.ErrWrongUsage) || !strings.Contains(err.Error(), "ca@a81001.nhs.test is a CA certificate, not a person's or mailbox's") {
+			t.Errorf("ValidateSMIME(CA, %v) = %v, want ErrWrongUsage saying it is a CA certificate", p, err)
+		}
+	}
+	if err := trust.ValidateSMIME(ca.Cert, nil, time.Now(), certs.Sign); !errors.Is(err, certs.ErrWrongUsage) {
+		t.Errorf("ValidateSMIME(root CA) = %v, want ErrWrongUsage", err)
+	}
+	if ods, ok := trust.Organisation(sub, nil, time.Now()); ok {
+		t.Errorf("Organisation(CA certificate) = %q, true; want false", ods)
+	}
+}
