@@ -19,17 +19,19 @@ type CertCheck func(cert *x509.Certificate, intermediates []*x509.Certificate, n
 // NamesEndpoint reports whether c is a certificate for e (RFC 8550 §3), by
 // the rule the relay uses to pick an endpoint's encryption certificate
 // (relay/smimepolicy): an rfc822Name subjectAltName that is e's mailbox, or
-// for a whole-domain endpoint an address in the domain, or e's
-// organisation's ODS code (an organisation certificate). A CA certificate
-// names no endpoint.
+// for a whole-domain endpoint an address in the domain. A certificate
+// naming only e's organisation by ODS code does not name e: it signs for
+// the organisation, and the relay never encrypts an endpoint's mail to it
+// (whoever holds the organisation's key could otherwise read every
+// endpoint of the organisation). A CA certificate names no endpoint.
 func NamesEndpoint(c *x509.Certificate, e Endpoint) bool {
 	if c == nil || c.IsCA {
 		return false
 	}
-	if ods, ok := certODS(c); ok && strings.EqualFold(ods, e.ODS) {
-		return true
-	}
 	addr := strings.ToLower(e.Address)
+	if addr == "" {
+		return false
+	}
 	for _, a := range c.EmailAddresses {
 		a = strings.ToLower(a)
 		if a == addr || (!strings.Contains(addr, "@") && strings.HasSuffix(a, "@"+addr)) {
@@ -37,6 +39,20 @@ func NamesEndpoint(c *x509.Certificate, e Endpoint) bool {
 		}
 	}
 	return false
+}
+
+// isOrgCert reports whether c is e's organisation's own certificate (its
+// ODS code, no address of e): one that signs, but never receives e's mail.
+func isOrgCert(c *x509.Certificate, e Endpoint) bool {
+	ods, ok := certODS(c)
+	return ok && !c.IsCA && e.ODS != "" && strings.EqualFold(ods, e.ODS) && !NamesEndpoint(c, e)
+}
+
+// orgCertProblem is what the directory says of an organisation certificate
+// stored on an endpoint.
+func orgCertProblem(e Endpoint) string {
+	return "names only organisation " + strings.ToUpper(e.ODS) + " (ODS code), which signs but cannot receive mail for one endpoint; " +
+		"a certificate naming " + e.Address + " is needed (RFC 8550 §3)"
 }
 
 // certODS returns the ODS code of an organisation certificate: the subject
@@ -118,6 +134,8 @@ func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
 		case c.IsCA:
 			// An issuing CA stored as a chain: an intermediate, not a
 			// certificate mail is encrypted to.
+		case isOrgCert(c, e):
+			v.info.Problem = orgCertProblem(e)
 		case !NamesEndpoint(c, e):
 			v.info.Problem = "is for " + certName(c) + ", not this endpoint (RFC 8550 §3)"
 		default:

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,9 +95,11 @@ func openWith(t *testing.T, check directory.CertCheck, eps ...directory.Endpoint
 	return fx
 }
 
-// Check judges certificates as the relay does: an organisation certificate
-// names the endpoint by ODS code, a chain stored with the leaf is used, and
-// a certificate CertCheck refuses makes the answer no, with its reason.
+// Check judges certificates as the relay does: a chain stored with the
+// leaf is used; a certificate CertCheck refuses makes the answer no, with
+// its reason; and an organisation certificate (ODS code only) does not
+// name an endpoint — the relay signs with it but never encrypts an
+// endpoint's mail to it.
 func TestCheckJudgesCertificatesAsTheRelay(t *testing.T) {
 	t.Parallel()
 	root := testCA(t, "NHS test root", nil)
@@ -116,7 +119,7 @@ func TestCheckJudgesCertificatesAsTheRelay(t *testing.T) {
 	fx := openWith(t, chainCheck(root.Pool), org, chain, untrusted, domain)
 	ctx := t.Context()
 
-	for _, addr := range []string{"gp.a81001@nhs.example", "chain@nhs.example", "anyone@trust.nhs.example"} {
+	for _, addr := range []string{"chain@nhs.example", "anyone@trust.nhs.example"} {
 		if r := fx.d.Check(ctx, addr); !r.OK || strings.Contains(strings.Join(r.Reasons, "\n"), "certificate") {
 			t.Errorf("Check(%s) = %+v, want OK without certificate findings", addr, r)
 		}
@@ -124,6 +127,13 @@ func TestCheckJudgesCertificatesAsTheRelay(t *testing.T) {
 	r := fx.d.Check(ctx, "chain@nhs.example")
 	if len(r.Certificates) != 2 || r.Certificates[0].CA || !r.Certificates[1].CA || r.Certificates[1].Problem != "" {
 		t.Errorf("Check(chain).Certificates = %+v, want the leaf and its CA (marked, no problem)", r.Certificates)
+	}
+	r = fx.d.Check(ctx, "gp.a81001@nhs.example")
+	orgProblem := "names only organisation A81001 (ODS code), which signs but cannot receive mail for one endpoint; " +
+		"a certificate naming gp.a81001@nhs.example is needed (RFC 8550 §3)"
+	if r.OK || strings.Join(r.Reasons, "\n") != "no valid S/MIME certificate: none names gp.a81001@nhs.example (RFC 8550 §3); mail would be held, never sent in clear" ||
+		len(r.Certificates) != 1 || r.Certificates[0].Problem != orgProblem {
+		t.Errorf("Check(organisation certificate only) = %+v, want not OK, the certificate's problem %q", r, orgProblem)
 	}
 	r = fx.d.Check(ctx, "rogue@nhs.example")
 	want := "no valid S/MIME certificate (certificate for rogue@nhs.example is not issued by a trusted NHS CA): mail would be held, never sent in clear"
@@ -135,13 +145,18 @@ func TestCheckJudgesCertificatesAsTheRelay(t *testing.T) {
 	// The expiry check reports the refused certificate without suspending:
 	// a trust-anchor mistake must not suspend every endpoint.
 	rep, err := fx.d.CheckExpiry(ctx)
-	if err != nil || len(rep.Suspended) != 0 || len(rep.Warnings) != 1 {
-		t.Fatalf("CheckExpiry = %+v, %v; want one warning", rep, err)
+	if err != nil || len(rep.Suspended) != 0 || len(rep.Warnings) != 2 {
+		t.Fatalf("CheckExpiry = %+v, %v; want two warnings", rep, err)
 	}
-	w := rep.Warnings[0]
-	if w.Address != "rogue@nhs.example" || w.Kind != directory.ExpiryCertificateProblem ||
-		rep.Lines[0] != "WARNING   rogue@nhs.example (A81001): S/MIME certificate refused: certificate for rogue@nhs.example is not issued by a trusted NHS CA; mail to it is held" {
-		t.Errorf("warning = %+v, lines %q", w, rep.Lines)
+	want = "WARNING   rogue@nhs.example (A81001): S/MIME certificate refused: certificate for rogue@nhs.example is not issued by a trusted NHS CA; mail to it is held"
+	wantOrg := "WARNING   gp.a81001@nhs.example (A81001): the S/MIME certificate " + orgProblem + "; mail to it is held"
+	for _, w := range rep.Warnings {
+		if w.Kind != directory.ExpiryCertificateProblem {
+			t.Errorf("warning = %+v, want a certificate problem", w)
+		}
+	}
+	if !slices.Contains(rep.Lines, want) || !slices.Contains(rep.Lines, wantOrg) || strings.Contains(strings.Join(rep.Lines, "\n"), " or ODS") {
+		t.Errorf("lines = %q\nwant %q\nand  %q", rep.Lines, want, wantOrg)
 	}
 }
 

@@ -113,7 +113,11 @@ func (d *Directory) notice(e Endpoint, kind ExpiryKind, exp, now time.Time) Expi
 func (d *Directory) certNotice(e Endpoint, now time.Time) ExpiryNotice {
 	var usable, newest *x509.Certificate
 	var newestErr error
+	orgOnly := false
 	for _, v := range d.judgeCerts(e, now) {
+		if v.cert != nil && isOrgCert(v.cert, e) {
+			orgOnly = true
+		}
 		switch {
 		case v.usable():
 			if usable == nil || v.cert.NotAfter.After(usable.NotAfter) {
@@ -133,7 +137,10 @@ func (d *Directory) certNotice(e Endpoint, now time.Time) ExpiryNotice {
 	}
 	n := ExpiryNotice{EndpointID: e.ID, Address: e.Address, ODS: e.ODS, Kind: ExpiryCertificateProblem}
 	if newest == nil {
-		n.Text = "no S/MIME certificate names " + e.Address + " or ODS " + e.ODS + " (RFC 8550 §3); mail to it is held"
+		n.Text = "no S/MIME certificate names " + e.Address + " (RFC 8550 §3); mail to it is held"
+		if orgOnly {
+			n.Text = "the S/MIME certificate " + orgCertProblem(e) + "; mail to it is held"
+		}
 		return n
 	}
 	n.Expires, n.DaysLeft = newest.NotAfter, daysLeft(now, newest.NotAfter)

@@ -399,7 +399,7 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	case held != nil:
 		r.Reasons = append(r.Reasons, "no valid S/MIME certificate ("+held.err.Error()+"): mail would be held, never sent in clear")
 	case len(e.Certificates) > 0:
-		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: none names "+e.Address+" or ODS "+e.ODS+
+		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: none names "+e.Address+
 			" (RFC 8550 §3); mail would be held, never sent in clear")
 	default:
 		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: mail would be held, never sent in clear")
