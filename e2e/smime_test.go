@@ -47,13 +47,15 @@ func TestSMIMEBetweenTwoRelays(t *testing.T) {
 
 	// Each trusts both development CAs, for TLS (A verifies B's MX) and
 	// for S/MIME (A encrypts to B's certificate; B verifies A81001's
-	// signature). Listeners on kernel-chosen loopback ports; retries fast.
+	// signature), and as organisation CAs (B believes the ODS code in
+	// A81001's signing certificate, which A's CA issued). Listeners on
+	// kernel-chosen loopback ports; retries fast.
 	anchors := quoteList(a.path("ca", "ca.crt"), b.path("ca", "ca.crt"))
 	for _, in := range []*instance{a, b} {
 		in.setKeys(t, map[string]string{
 			"submission_listen": strconv.Quote("127.0.0.1:0"), "submissions_listen": `""`,
 			"mx_listen": strconv.Quote("127.0.0.1:0"), "listen": `""`,
-			"ca_files": anchors, "trust_anchors": anchors, "retry_min": `"1s"`, "retry_max": `"2s"`,
+			"ca_files": anchors, "trust_anchors": anchors, "org_cas": anchors, "retry_min": `"1s"`, "retry_max": `"2s"`,
 		})
 	}
 	srvB := b.serve(t)

@@ -102,6 +102,8 @@ type fileDirectory struct {
 type fileSMIME struct {
 	KeysDir            string   `toml:"keys_dir"`
 	TrustAnchors       []string `toml:"trust_anchors"`
+	OrgCAs             []string `toml:"org_cas"`
+	CRLs               []string `toml:"crls"`
 	RelayODS           string   `toml:"relay_ods"`
 	LegacyKeyTransport []string `toml:"legacy_key_transport"`
 }
@@ -207,6 +209,8 @@ type config struct {
 
 	SMIMEKeysDir       string   `key:"smime.keys_dir"`
 	SMIMETrustAnchors  []string `key:"smime.trust_anchors"`
+	SMIMEOrgCAs        []string `key:"smime.org_cas"`
+	SMIMECRLs          []string `key:"smime.crls"`
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 }
@@ -524,6 +528,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	for i, f := range m.TrustAnchors {
 		c.SMIMETrustAnchors = append(c.SMIMETrustAnchors, v.file(fmt.Sprintf("smime.trust_anchors[%d]", i), f, false))
 	}
+	v.smimeTrust(c, m)
 	c.RelayODS = strings.ToUpper(strings.TrimSpace(m.RelayODS))
 	if c.RelayODS != "" && !certs.IsODSCode(c.RelayODS) {
 		v.addf("smime.relay_ods", "%q is not an ODS code", m.RelayODS)

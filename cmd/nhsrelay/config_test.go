@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,27 +9,42 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"nhsrelay/certs/certstest"
 )
 
 // writeConfigDir writes text as nhsrelay.toml into a new folder together
 // with the files the example config names, and returns the config's path.
+// The S/MIME files hold what they say, since the config reads them:
+// smime-anchors.pem a CA, ca.crl that CA's CRL, and other-ca.pem another
+// CA, not an anchor.
 func writeConfigDir(t testing.TB, text string) string {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]os.FileMode{
-		"tls/server.crt":    0o644,
-		"tls/server.key":    0o600,
-		"spool.key":         0o600,
-		"admin.token":       0o600,
-		"smime-anchors.pem": 0o644,
-		"keys/.keep":        0o600,
+	ca, other := certstest.NewCA(t), certstest.NewCA(t)
+	pemCert := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+	files := map[string]struct {
+		mode os.FileMode
+		data []byte
+	}{
+		"tls/server.crt":    {0o644, nil},
+		"tls/server.key":    {0o600, nil},
+		"spool.key":         {0o600, nil},
+		"admin.token":       {0o600, nil},
+		"smime-anchors.pem": {0o644, pemCert(ca.Cert.Raw)},
+		"other-ca.pem":      {0o644, pemCert(other.Cert.Raw)},
+		"ca.crl":            {0o644, ca.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))},
+		"keys/.keep":        {0o600, nil},
 	}
-	for name, mode := range files {
+	for name, f := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte("0123456789abcdef0123456789abcdef\n"), mode); err != nil {
+		if f.data == nil {
+			f.data = []byte("0123456789abcdef0123456789abcdef\n")
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,6 +162,14 @@ func TestBadConfigs(t *testing.T) {
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
 		{"no trust anchors", set("trust_anchors", "[]"), []string{"smime.trust_anchors: must list at least one"}},
 		{"missing anchor file", set("trust_anchors", `["nope.pem"]`), []string{"smime.trust_anchors[0]: no such file"}},
+		{"anchor file without a certificate", set("trust_anchors", `["spool.key"]`), []string{"smime.trust_anchors[0]:", "no CERTIFICATE"}},
+		{"organisation CA among the anchors", set("org_cas", `["smime-anchors.pem"]`), nil},
+		{"missing organisation CA file", set("org_cas", `["nope.pem"]`), []string{"smime.org_cas[0]: no such file"}},
+		{"organisation CA not an anchor", set("org_cas", `["smime-anchors.pem", "other-ca.pem"]`),
+			[]string{"smime.org_cas[1]: the CA", "is not among smime.trust_anchors; an organisation CA must also be a trust anchor"}},
+		{"CRL", set("crls", `["ca.crl"]`), nil},
+		{"missing CRL file", set("crls", `["ca.crl", "nope.crl"]`), []string{"smime.crls[1]: no such file"}},
+		{"CRL that does not parse", set("crls", `["spool.key"]`), []string{"smime.crls[0]:", "CRL"}},
 		{"missing keys dir", set("keys_dir", `"nokeys"`), []string{"smime.keys_dir: no such folder"}},
 		{"bad relay ods", set("relay_ods", `"a@b"`), []string{"smime.relay_ods:"}},
 		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),

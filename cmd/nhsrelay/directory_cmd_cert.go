@@ -18,12 +18,14 @@ import (
 )
 
 // directoryCertCheck is the directory's Config.CertCheck: the relay's own
-// rule for an encryption certificate (certs.ValidateSMIME against the
-// S/MIME trust anchors), so that `directory check` and the expiry check
-// say what the relay will do when it seals.
-func directoryCertCheck(anchors *x509.CertPool) directory.CertCheck {
+// rule for an encryption certificate (certs.Trust.ValidateSMIME: anchors,
+// usages, not a CA, not revoked), under the trust in force — current is
+// read at each check, so a CRL SIGHUP loads counts here as in the relay —
+// so that `directory check` and the expiry check say what the relay will
+// do when it seals.
+func directoryCertCheck(current func() *certs.Trust) directory.CertCheck {
 	return func(c *x509.Certificate, intermediates []*x509.Certificate, now time.Time) error {
-		return certs.ValidateSMIME(c, intermediates, anchors, now, certs.Encrypt)
+		return current().ValidateSMIME(c, intermediates, now, certs.Encrypt)
 	}
 }
 

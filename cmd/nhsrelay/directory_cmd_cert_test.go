@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"nhsrelay/certs"
 	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
@@ -35,11 +38,14 @@ func certBlock(c *x509.Certificate) *pem.Block { return &pem.Block{Type: "CERTIF
 
 // The CLI attaches S/MIME certificates (add -cert, set-cert), and
 // directory check judges them as the relay will (serve wires
-// directoryCertCheck: certs.ValidateSMIME with the S/MIME trust anchors).
+// directoryCertCheck: certs.Trust.ValidateSMIME with the S/MIME trust in
+// force, CRLs included).
 func TestDirectoryCLICertificates(t *testing.T) {
 	t.Parallel()
 	ca := certstest.NewCA(t)
-	cfg, d, _ := dirServerWith(t, func(c *directory.Config) { c.CertCheck = directoryCertCheck(ca.Pool) },
+	var trust atomic.Pointer[certs.Trust]
+	trust.Store(&certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool})
+	cfg, d, _ := dirServerWith(t, func(c *directory.Config) { c.CertCheck = directoryCertCheck(trust.Load) },
 		directorytest.Verified("gp@a81001.nhs.example", directory.NextHop{Kind: directory.HopMX}))
 
 	// add -cert: a PEM file holding the leaf and its CA.
@@ -56,7 +62,8 @@ func TestDirectoryCLICertificates(t *testing.T) {
 		t.Fatalf("check without a certificate: %v\n%s", err, out)
 	}
 	// An organisation certificate (ODS code, no address) from a trusted CA
-	// names the endpoint and is valid for encryption: yes.
+	// signs for the organisation, but the relay never encrypts an
+	// endpoint's mail to it: no, and why.
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +73,30 @@ func TestDirectoryCLICertificates(t *testing.T) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, key.Public())
 	out = mustRunDir(t, cfg, "set-cert", "gp@a81001.nhs.example", writeCertPEM(t, certBlock(org)))
 	wantContains(t, "set-cert", out, "1 certificate(s) stored", "certificate ODS A81001, until")
+	out, err = runDir(t, cfg, "", "check", "gp@a81001.nhs.example")
+	if !errors.Is(err, errCannotSend) {
+		t.Errorf("check with an organisation certificate only: err = %v, want errCannotSend", err)
+	}
+	wantContains(t, "check with an organisation certificate", out, "NO:", "names only organisation A81001 (ODS code)", "mail would be held")
+
+	// The endpoint's own certificate: yes; revoked by a CRL the trust
+	// now holds (as after SIGHUP): no, with the date.
+	own, _ := ca.SMIMECertificate(t, "gp@a81001.nhs.example")
+	mustRunDir(t, cfg, "set-cert", "gp@a81001.nhs.example", writeCertPEM(t, certBlock(own)))
 	out = mustRunDir(t, cfg, "check", "gp@a81001.nhs.example")
-	wantContains(t, "check with an organisation certificate", out, "gp@a81001.nhs.example: OK", "valid until")
+	wantContains(t, "check with the endpoint's certificate", out, "gp@a81001.nhs.example: OK", "valid until")
+	revokedAt := time.Now().Add(-time.Hour)
+	rl, err := x509.ParseRevocationList(ca.CRL(t, revokedAt, time.Now().Add(24*time.Hour), own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust.Store(&certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool, CRLs: certs.NewCRLSet(rl)})
+	out, err = runDir(t, cfg, "", "check", "gp@a81001.nhs.example")
+	if !errors.Is(err, errCannotSend) {
+		t.Errorf("check with a revoked certificate: err = %v, want errCannotSend", err)
+	}
+	wantContains(t, "check revoked", out, "NO:", "certificate for gp@a81001.nhs.example was revoked on "+revokedAt.UTC().Format(time.DateOnly))
+	trust.Store(&certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool})
 
 	// A certificate from a CA the relay does not trust: no, and why.
 	rogue := certstest.NewCA(t)

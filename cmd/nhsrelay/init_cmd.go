@@ -187,6 +187,9 @@ func devConfig(hostname string) (string, error) {
 		{"listen", strconv.Quote(devAdmin)},
 		{"challenge_from", strconv.Quote("verification@" + sampleDomain)},
 		{"trust_anchors", `["ca/` + certs.CACertFile + `"]`},
+		// The development CA issues the organisation signing certificates
+		// too, so its ODS codes are believed.
+		{"org_cas", `["ca/` + certs.CACertFile + `"]`},
 		// The sample relay is run by the practice, so its own mail (DSNs,
 		// trusted networks) is signed with the practice's key rather than held.
 		{"relay_ods", strconv.Quote(sampleRelayODS)},

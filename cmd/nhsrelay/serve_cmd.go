@@ -126,16 +126,17 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 	defer closeInto(&err, dstore.Close)
 	mailer := &relayMailer{}
-	// The directory judges S/MIME certificates (directory check, expiry)
-	// as the relay's Sealer will: certs.ValidateSMIME, same trust anchors.
-	dirAnchors, err := certs.LoadPool(cfg.SMIMETrustAnchors...)
+	// One S/MIME trust (anchors, organisation CAs, CRLs) for the relay's
+	// policy and the directory's certificate check (directory check,
+	// expiry), so both judge a certificate alike; SIGHUP loads it again.
+	trust, err := newSMIMETrust(cfg)
 	if err != nil {
-		return fmt.Errorf("smime.trust_anchors: %w", err)
+		return fmt.Errorf("smime: %w", err)
 	}
 	dir, err := directory.Open(ctx, directory.Config{
 		Store: dstore, Logger: logger.With("component", "directory"), Audit: alog, Mailer: mailer,
 		ChallengeFrom: cfg.ChallengeFrom, ReverifyAfter: cfg.ReverifyAfter, WarnBefore: cfg.WarnBefore,
-		CertCheck: directoryCertCheck(dirAnchors),
+		CertCheck: directoryCertCheck(trust.current),
 	})
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
@@ -154,15 +155,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return err
 	}
-	anchors, err := certs.LoadPool(cfg.SMIMETrustAnchors...)
-	if err != nil {
-		return fmt.Errorf("smime.trust_anchors: %w", err)
-	}
 	// One policy signs and encrypts outbound mail and decrypts and
 	// verifies mail for hosted endpoints; without a valid certificate a
 	// recipient is held, never sent in clear.
 	policy, err := smimepolicy.New(smimepolicy.Config{
-		Hostname: cfg.Hostname, KeysDir: cfg.SMIMEKeysDir, Roots: anchors, Directory: dir, Accounts: dir,
+		Hostname: cfg.Hostname, KeysDir: cfg.SMIMEKeysDir, Trust: trust.current(), LoadTrust: trust.load, Directory: dir, Accounts: dir,
 		RelayODS: cfg.RelayODS, LegacyKeyTransport: cfg.LegacyKeyTransport,
 		QuarantineDir: cfg.QuarantineDir(), QuarantineKey: key, MaildirRoot: cfg.MaildirRoot,
 		Logger: logger.With("component", "smime"), Audit: alog,

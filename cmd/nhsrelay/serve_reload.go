@@ -56,7 +56,8 @@ func problemKey(err error) string {
 }
 
 // reloadable is a part that re-reads its files: the TLS Reloader, the
-// S/MIME policy.
+// S/MIME policy (key pairs, and the trust: anchors, organisation CAs,
+// CRLs).
 type reloadable interface{ Reload() error }
 
 // reloadTargets are the running parts a SIGHUP reaches.
@@ -99,13 +100,15 @@ func orNone(keys []string) string {
 // validates is refused whole — every problem is logged under its key and
 // nothing changes, not even the certificates, so that a half-edited file
 // never half-applies. Otherwise the hot keys (hotKey) are applied, the TLS
-// certificate, admin token and S/MIME key pairs are re-read (each keeps
-// its old version if its files are unusable), and the changed keys that
+// certificate, admin token, S/MIME key pairs and S/MIME trust files
+// (smime.trust_anchors, smime.org_cas, smime.crls, at the paths the server
+// started with) are re-read (each keeps its old version if its files are
+// unusable), and the changed keys that
 // need a restart are logged. The returned config is the one running: the
 // old one with the hot keys of the new, so a later SIGHUP still reports
 // restart-only keys against what the process actually runs.
 func reload(cur *config, t reloadTargets, logger *slog.Logger) (*config, reloadResult) {
-	logger.Info("SIGHUP: reloading config, certificates, S/MIME keys and admin token", "config", cur.Path)
+	logger.Info("SIGHUP: reloading config, certificates, S/MIME keys and trust (anchors, organisation CAs, CRLs) and admin token", "config", cur.Path)
 	next, err := loadConfig(cur.Path)
 	if err != nil {
 		res := reloadResult{refused: true, problems: unjoin(err)}
@@ -137,8 +140,8 @@ func reload(cur *config, t reloadTargets, logger *slog.Logger) (*config, reloadR
 		}
 	}
 	if err := t.smime.Reload(); err != nil {
-		res.failed = append(res.failed, "S/MIME keys")
-		logger.Error("S/MIME key reload failed", "err", err)
+		res.failed = append(res.failed, "S/MIME keys or trust")
+		logger.Error("S/MIME key or trust reload failed", "err", err)
 	}
 	logger.Info("config reloaded", "applied", orNone(hot), "restart_needed", orNone(restart))
 	if len(restart) > 0 {

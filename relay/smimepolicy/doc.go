@@ -12,16 +12,18 @@
 // comes from the directory (Endpoint.Certificates, DER, set only by an
 // administrator): among those that name the endpoint (RFC 8550 §3: its
 // address, or an address in its domain for a domain endpoint), the one
-// valid for encryption now (certs.ValidateSMIME: validity, key strength,
-// emailProtection, keyEncipherment, chain to the S/MIME trust anchors)
-// that lasts longest. A certificate naming only the endpoint's
+// valid for encryption now (certs.Trust.ValidateSMIME: validity, key
+// strength, emailProtection, keyEncipherment, not a CA certificate, chain
+// to the S/MIME trust anchors, not revoked by a loaded CRL) that lasts
+// longest. A certificate naming only the endpoint's
 // organisation (its ODS code) is never an encryption certificate for an
 // endpoint, even when stored on it: whoever holds the organisation's key
 // could otherwise read every endpoint of the organisation. Organisation
 // certificates sign (and receive the organisation's own sent copy). A CA
 // certificate stored beside the leaf is only an intermediate. None → a *HoldError wrapping relay.ErrHold whose
 // text is exactly why ("certificate for results@a81001.nhs.test expired
-// on 2026-10-01"); nothing is sent, in clear or otherwise, and the relay
+// on 2026-10-01", "certificate for … was revoked on 2026-05-01"); nothing
+// is sent, in clear or otherwise, and the relay
 // tells the sender in a DSN. Because the Policy is a
 // relay.RecipientChecker, the relay asks before grouping recipients by
 // next hop, so one bad certificate holds only its own recipient.
@@ -55,12 +57,23 @@
 // account, from a transaction that also had remote recipients (where
 // smtpd clears Inbound), or with a null sender a client sent, is
 // decrypted with the endpoint's key (KeysDir/<address>), its signature
-// and signer chain are verified, and the signer must belong to the
-// organisation every From address and the envelope sender map to in the
-// directory (the signing certificate's ODS code equals the sender
-// endpoint's, or one of the signer's addresses is an endpoint of that
-// organisation). The mailbox gets the decrypted message under
+// and signer chain are verified (revocation included), and the signer
+// must belong to the organisation every From address and the envelope
+// sender map to in the directory: the signing certificate speaks for that
+// organisation (its ODS code, honoured only from an NHS organisation CA,
+// certs.Trust.OrgCAs, since any CA can write an ODS code into a subject),
+// or one of the signer's addresses is an endpoint of that organisation.
+// The mailbox gets the decrypted message under
 // "X-NHSRelay-SMIME: verified; signer=…; ods=…; alg=…; by=…".
+//
+// Delivery reports from other relays. A DSN comes from the null
+// reverse-path (RFC 5321 §4.5.5) under a From such as
+// MAILER-DAEMON@<that relay>, which is no directory endpoint; nhsrelay
+// signs its own with its organisation's key (smime.relay_ods). So a
+// null-sender message whose From is not in the directory is delivered if
+// its signer speaks for an organisation (organisation CA) that is active
+// in the directory, with "X-NHSRelay-SMIME: verified; signer=…; ods=…;
+// dsn; …"; otherwise it is quarantined like any unknown sender.
 //
 // Signed content comes in two shapes (RFC 8551 §3.1). A whole message —
 // wrapped as message/rfc822, as Seal does, or signed with its header —
@@ -86,11 +99,15 @@
 // the reason. A missing decryption key for a hosted endpoint is this
 // relay's fault, not the message's: the delivery is deferred and retried.
 //
-// Keys. KeysDir holds <ODS>.crt/.key (organisation signing pairs, ODS code
-// in capitals) and <address>.crt/.key (hosted endpoint decryption pairs,
-// lower case), as `nhsrelay init` and `nhsrelay certs issue --smime`
-// write them; each is loaded by certs.LoadKeyPair on first use and cached;
-// Reload re-reads the cached ones (SIGHUP).
+// Keys and trust. KeysDir holds <ODS>.crt/.key (organisation signing
+// pairs, ODS code in capitals) and <address>.crt/.key (hosted endpoint
+// decryption pairs, lower case), as `nhsrelay init` and `nhsrelay certs
+// issue --smime` write them; each is loaded by certs.LoadKeyPair on first
+// use and cached. Config.Trust (certs.Trust: the S/MIME anchors, the
+// organisation CAs and the CRLs) judges every certificate. Reload
+// (SIGHUP) builds the Trust again with Config.LoadTrust — a new CRL takes
+// effect at once — and re-reads the cached pairs; whatever fails to load
+// keeps its previous version.
 //
 // Audit actions: smime.sealed, smime.held, smime.tls_only,
 // smime.system_unsealed (the relay's own System mail sent as it is, over
@@ -103,6 +120,6 @@
 // and bounced events besides.
 //
 // Main types: Policy (New, Sealer, Opener, Seal, CheckRecipient, Open,
-// Reload, Quarantined, QuarantinedMessage), Config, HoldError,
+// Reload, Trust, Quarantined, QuarantinedMessage), Config, HoldError,
 // QuarantineError, Record.
 package smimepolicy

@@ -33,10 +33,30 @@ const (
 	remoteAddr = "ward7@rx9.nhs.test"      // RX9's endpoint on another relay
 )
 
-// dir is a fake directory: address or domain (lower case) → endpoint.
+// dir is a fake directory: address or domain (lower case) → endpoint,
+// and ODS code → organisation.
 type dir struct {
-	mu  sync.Mutex
-	eps map[string]directory.Endpoint
+	mu   sync.Mutex
+	eps  map[string]directory.Endpoint
+	orgs map[string]directory.Organisation
+}
+
+func (d *dir) putOrg(o directory.Organisation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.orgs == nil {
+		d.orgs = map[string]directory.Organisation{}
+	}
+	d.orgs[strings.ToUpper(o.ODS)] = o
+}
+
+func (d *dir) Organisation(_ context.Context, ods string) (directory.Organisation, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.orgs[strings.ToUpper(ods)]; ok {
+		return o, nil
+	}
+	return directory.Organisation{}, fmt.Errorf("organisation %s: %w", ods, directory.ErrNotFound)
 }
 
 func (d *dir) put(ep directory.Endpoint) {
@@ -143,6 +163,8 @@ func newFixture(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
 	}
 	f.orgPair("A81001")
 	f.orgPair("RX9")
+	f.dir.putOrg(directory.Organisation{ODS: "A81001", Name: "Riverside Surgery", Status: directory.OrgActive})
+	f.dir.putOrg(directory.Organisation{ODS: "RX9", Name: "Castle Hospital", Status: directory.OrgActive})
 	f.dir.put(directory.Endpoint{Address: senderAddr, ODS: "A81001", NextHop: directory.NextHop{Kind: directory.HopMX},
 		Certificates: [][]byte{f.mailboxPair(f.keys, senderAddr).Raw}})
 	f.dir.put(directory.Endpoint{Address: hostedAddr, ODS: "RX9", NextHop: directory.NextHop{Kind: directory.HopHosted},
@@ -152,7 +174,7 @@ func newFixture(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
 	key := make([]byte, 32)
 	rand.Read(key)
 	f.cfg = smimepolicy.Config{
-		Hostname: "relay.rx9.nhs.test", KeysDir: f.keys, Roots: f.ca.Pool, Directory: f.dir,
+		Hostname: "relay.rx9.nhs.test", KeysDir: f.keys, Trust: &certs.Trust{Roots: f.ca.Pool, OrgCAs: f.ca.Pool}, Directory: f.dir,
 		Accounts:      accounts{"gp": {Username: "gp", ODS: "A81001", Addresses: []string{senderAddr}}},
 		RelayODS:      "RX9",
 		QuarantineDir: f.quar, QuarantineKey: key, MaildirRoot: f.mail,
@@ -167,6 +189,20 @@ func newFixture(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
 	}
 	f.p = p
 	return f
+}
+
+// with is f with a second Policy made from f's config after edit: the
+// same keys, directory, audit log and quarantine.
+func (f *fixture) with(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
+	t.Helper()
+	g := *f
+	edit(&g.cfg)
+	p, err := smimepolicy.New(g.cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	g.p = p
+	return &g
 }
 
 func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {

@@ -44,13 +44,17 @@ const maxInboundHeader = 1 << 20
 
 // Open is relay.Opener. Mail that arrived over MX (m.Inbound) must be
 // S/MIME: it is decrypted with ep's key, its signature and the signer's
-// chain are verified against the S/MIME trust anchors, and the signer must
-// belong to the organisation of every From address (and of the envelope
-// sender): the signing certificate carries that organisation's ODS code,
-// or one of its addresses is an endpoint of that organisation. The
+// chain are verified against the Trust (anchors and CRLs), and the signer
+// must belong to the organisation of every From address (and of the
+// envelope sender): the signing certificate speaks for that organisation
+// (its ODS code, from an organisation CA: certs.Trust.Organisation), or
+// one of its addresses is an endpoint of that organisation. A null-sender
+// message whose From is not in the directory is taken as another relay's
+// delivery report if its signer speaks for an active organisation (see
+// checkOrganisation; the trace then says "dsn" after the ODS code). The
 // decrypted message goes to the mailbox under a trace header
 //
-//	X-NHSRelay-SMIME: verified; signer=<name>; ods=<ODS>; alg="<algorithms>"; by=<host>
+//	X-NHSRelay-SMIME: verified; signer=<name>; ods=<ODS>[; dsn]; alg="<algorithms>"; by=<host>
 //
 // Anything else is quarantined (see quarantine) and Open returns a
 // *QuarantineError.
@@ -110,7 +114,7 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, err)
 	}
 	now := p.cfg.Now()
-	opened, err := smime.Open(io.MultiReader(bytes.NewReader(outer), br), *kp, p.cfg.Roots, now)
+	opened, err := smime.OpenWith(io.MultiReader(bytes.NewReader(outer), br), *kp, p.Trust(), now)
 	if rr.err != nil { // the spool, not the message: retry
 		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, rr.err)
 	}
@@ -126,16 +130,21 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 	if entity {
 		fromHeader = outer
 	}
-	ods, reason, err := p.checkOrganisation(ctx, m, opened, fromHeader)
+	org, err := p.checkOrganisation(ctx, m, opened, fromHeader)
 	if err != nil {
 		return err
 	}
-	if reason != "" {
-		return p.quarantine(ctx, m, ep, body, reason, nil)
+	if org.reason != "" {
+		return p.quarantine(ctx, m, ep, body, org.reason, nil)
 	}
+	ods := org.ods
 	signer := certs.Name(opened.Signer)
-	trace := fmt.Sprintf("%s: verified; signer=%s; ods=%s; alg=%s; by=%s\r\n",
-		TraceHeader, clean(signer), clean(ods), strconv.Quote(clean(opened.Algorithms)), p.cfg.Hostname)
+	kind := ""
+	if org.report {
+		kind = "; dsn"
+	}
+	trace := fmt.Sprintf("%s: verified; signer=%s; ods=%s%s; alg=%s; by=%s\r\n",
+		TraceHeader, clean(signer), clean(ods), kind, strconv.Quote(clean(opened.Algorithms)), p.cfg.Hostname)
 	if _, err := io.WriteString(w, trace); err != nil {
 		return err
 	}
@@ -161,8 +170,12 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 			return err
 		}
 	}
+	what := "decrypted and verified"
+	if org.report {
+		what = "delivery report decrypted and verified (null sender, From not in the directory, signed for an active organisation)"
+	}
 	p.record(audit.Event{Action: "smime.opened", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
-		Detail: fmt.Sprintf("decrypted and verified: signer %s (serial %s), organisation %s, %s", clean(signer),
+		Detail: fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
 			opened.Signer.SerialNumber, ods, clean(opened.Algorithms))})
 	if opened.LegacyKeyTransport {
 		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
@@ -236,14 +249,31 @@ func (r *readErr) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// checkOrganisation returns the ODS code of the organisation the message
-// is from, or a reason to quarantine it. Addresses checked: every From
-// field address of the decrypted message and the envelope sender (unless
-// null). A directory failure is an error (retry), not a reason.
-func (p *Policy) checkOrganisation(ctx context.Context, m queue.Message, opened *smime.Opened, inner []byte) (ods, reason string, err error) {
+// orgVerdict is what checkOrganisation makes of a verified message: the
+// organisation it is from, or why it is quarantined.
+type orgVerdict struct {
+	ods    string // the sender's organisation
+	reason string // non-empty: quarantine, for this reason
+	report bool   // accepted as another relay's delivery report (see reportSigner)
+}
+
+// checkOrganisation returns the organisation the message is from, or a
+// reason to quarantine it. Addresses checked: every From field address of
+// the message and the envelope sender (unless null). The signer belongs
+// to an organisation if its certificate speaks for it (an ODS code from
+// an NHS organisation CA, certs.Trust.Organisation) or one of its
+// addresses is an endpoint of it. A directory failure is an error
+// (retry), not a reason.
+//
+// A delivery report from another relay comes from the null reverse-path
+// (RFC 5321 §4.5.5, RFC 3464 §2) under a From such as
+// MAILER-DAEMON@<that relay>, which names no endpoint; it is accepted when
+// the signer speaks for an active organisation in the directory, as
+// nhsrelay signs its DSNs with its organisation's key (reportSigner).
+func (p *Policy) checkOrganisation(ctx context.Context, m queue.Message, opened *smime.Opened, inner []byte) (orgVerdict, error) {
 	froms, ok := fromAddresses(inner)
 	if !ok {
-		return "", "the message has no From address that can be read, so its signer cannot be checked against the NHS directory", nil
+		return orgVerdict{reason: "the message has no From address that can be read, so its signer cannot be checked against the NHS directory"}, nil
 	}
 	if m.From != "" {
 		froms = append(froms, m.From)
@@ -251,7 +281,8 @@ func (p *Policy) checkOrganisation(ctx context.Context, m queue.Message, opened 
 	signerODS, hasODS := opened.SignerODSCode()
 	signerOrgs := map[string]bool{}
 	if hasODS {
-		signerOrgs[strings.ToUpper(signerODS)] = true
+		signerODS = strings.ToUpper(signerODS)
+		signerOrgs[signerODS] = true
 	}
 	for _, a := range opened.SignerAddresses() {
 		sep, err := p.cfg.Directory.Lookup(ctx, a)
@@ -259,28 +290,84 @@ func (p *Policy) checkOrganisation(ctx context.Context, m queue.Message, opened 
 			continue
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("smimepolicy: look up signer %s: %w", a, err)
+			return orgVerdict{}, fmt.Errorf("smimepolicy: look up signer %s: %w", a, err)
 		}
 		if sep.Status != directory.StatusRetired {
 			signerOrgs[strings.ToUpper(sep.ODS)] = true
 		}
 	}
 	signer := certs.Name(opened.Signer)
+	var v orgVerdict
 	for _, from := range froms {
 		fep, err := p.cfg.Directory.Lookup(ctx, from)
 		if errors.Is(err, directory.ErrNotFound) {
-			return "", fmt.Sprintf("the sender %s is not in the NHS directory, so the signature by %s cannot be tied to its organisation", from, signer), nil
+			if m.From != "" {
+				return orgVerdict{reason: fmt.Sprintf("the sender %s is not in the NHS directory, so the signature by %s cannot be tied to its organisation", from, signer)}, nil
+			}
+			why, err := p.reportSigner(ctx, opened, signerODS, hasODS)
+			if err != nil {
+				return orgVerdict{}, err
+			}
+			if why != "" {
+				return orgVerdict{reason: fmt.Sprintf("the sender %s is not in the NHS directory, and %s", from, why)}, nil
+			}
+			v.report = true
+			if v.ods == "" {
+				v.ods = signerODS
+			}
+			continue
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("smimepolicy: look up sender %s: %w", from, err)
+			return orgVerdict{}, fmt.Errorf("smimepolicy: look up sender %s: %w", from, err)
 		}
 		org := strings.ToUpper(fep.ODS)
 		if org == "" || !signerOrgs[org] {
-			return "", fmt.Sprintf("the message is signed by %s, which does not belong to organisation %s that the sender %s belongs to", signer, org, from), nil
+			return orgVerdict{reason: mismatch(opened, signer, org, from)}, nil
 		}
-		ods = org
+		v.ods = org
 	}
-	return ods, "", nil
+	return v, nil
+}
+
+// mismatch is why a signer is not tied to the sender's organisation org.
+func mismatch(opened *smime.Opened, signer, org, from string) string {
+	if _, speaks := opened.SignerODSCode(); !speaks {
+		if claimed, ok := certs.ODSCode(opened.Signer); ok {
+			// Any CA can write an ODS code into a subject; only an NHS
+			// organisation CA's word on it counts (certs.Trust.OrgCAs).
+			return fmt.Sprintf("the message is signed by a certificate that claims organisation %s but is not issued by an NHS organisation CA, "+
+				"so the signature cannot be tied to organisation %s that the sender %s belongs to", strings.ToUpper(claimed), org, from)
+		}
+	}
+	return fmt.Sprintf("the message is signed by %s, which does not belong to organisation %s that the sender %s belongs to", signer, org, from)
+}
+
+// reportSigner decides whether a null-sender message whose From is not in
+// the directory is another relay's delivery report: "" if its signer
+// speaks for an active organisation in the directory (signerODS, from an
+// NHS organisation CA), else why not, completing "the sender … is not in
+// the NHS directory, and …". A directory failure is an error (retry).
+func (p *Policy) reportSigner(ctx context.Context, opened *smime.Opened, signerODS string, hasODS bool) (string, error) {
+	signer := certs.Name(opened.Signer)
+	if !hasODS {
+		if claimed, ok := certs.ODSCode(opened.Signer); ok {
+			return fmt.Sprintf("the signing certificate claims organisation %s but is not issued by an NHS organisation CA, "+
+				"so it cannot vouch for a delivery report", strings.ToUpper(claimed)), nil
+		}
+		return fmt.Sprintf("the signature by %s is not an NHS organisation's, so it cannot be tied to an organisation "+
+			"(a delivery report from an address outside the directory must be signed with its relay's organisation certificate)", signer), nil
+	}
+	o, err := p.cfg.Directory.Organisation(ctx, signerODS)
+	if errors.Is(err, directory.ErrNotFound) {
+		return fmt.Sprintf("organisation %s, which signed it, is not in the NHS directory", signerODS), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("smimepolicy: look up organisation %s: %w", signerODS, err)
+	}
+	if o.Status != directory.OrgActive {
+		return fmt.Sprintf("organisation %s, which signed it, is %s in the NHS directory, not active", signerODS, o.Status), nil
+	}
+	return "", nil
 }
 
 // openAuthenticated delivers mail an account submitted on this relay,

@@ -327,7 +327,7 @@ func TestOpenNeedsSMIME(t *testing.T) {
 func TestNewRefusesIncompleteConfig(t *testing.T) {
 	t.Parallel()
 	_, err := smimepolicy.New(smimepolicy.Config{RelayODS: "not an ods"})
-	for _, want := range []string{"Hostname", "KeysDir", "Roots", "Directory", "QuarantineDir", "RelayODS"} {
+	for _, want := range []string{"Hostname", "KeysDir", "Trust.Roots", "Directory", "QuarantineDir", "RelayODS"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New(empty) = %v, want it to name %s", err, want)
 		}

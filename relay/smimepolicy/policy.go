@@ -2,7 +2,6 @@ package smimepolicy
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"nhsrelay/audit"
@@ -23,10 +23,12 @@ import (
 var ErrNoKey = errors.New("smimepolicy: no key pair")
 
 // Directory is what the policy asks of the directory: the endpoint for an
-// address (recipients, From addresses, signers). *directory.Directory
-// satisfies it.
+// address (recipients, From addresses, signers) and an organisation by ODS
+// code (the signer of a delivery report from another relay).
+// *directory.Directory satisfies it.
 type Directory interface {
 	Lookup(ctx context.Context, addr string) (directory.Endpoint, error)
+	Organisation(ctx context.Context, ods string) (directory.Organisation, error)
 }
 
 // Accounts gives the organisation an authenticated sender sends for.
@@ -48,9 +50,15 @@ type Config struct {
 	//                                (address in lower case)
 	// This is the layout `nhsrelay init` and `certs issue --smime` write.
 	KeysDir string
-	// Roots are the S/MIME trust anchors (certs.LoadPool), not the TLS
-	// roots. Required.
-	Roots     *x509.CertPool
+	// Trust is what S/MIME validation trusts (certs.Trust): the anchors
+	// (not the TLS roots) every certificate must chain to, the
+	// organisation CAs whose certificates alone speak for an organisation
+	// by ODS code, and the CRLs. Required, with Trust.Roots set.
+	Trust *certs.Trust
+	// LoadTrust, if set, builds Trust again from its files; Reload
+	// (SIGHUP) calls it and swaps the result in, keeping the old Trust if
+	// it fails. nil: Trust stays as it is.
+	LoadTrust func() (*certs.Trust, error)
 	Directory Directory
 	Accounts  Accounts // nil: mail with an account is signed as RelayODS
 	// RelayODS is the organisation whose key signs mail without an account
@@ -83,6 +91,8 @@ type Policy struct {
 	legacy map[string]bool
 	quar   *spool.Spool
 
+	trust atomic.Pointer[certs.Trust] // swapped whole by Reload
+
 	mu   sync.RWMutex
 	keys map[string]*certs.KeyPair // name → pair, loaded on first use
 }
@@ -96,8 +106,8 @@ func New(cfg Config) (*Policy, error) {
 	if cfg.KeysDir == "" {
 		problems = append(problems, errors.New("KeysDir is empty"))
 	}
-	if cfg.Roots == nil {
-		problems = append(problems, errors.New("Roots (S/MIME trust anchors) is nil"))
+	if cfg.Trust == nil || cfg.Trust.Roots == nil {
+		problems = append(problems, errors.New("Trust.Roots (S/MIME trust anchors) is nil"))
 	}
 	if cfg.Directory == nil {
 		problems = append(problems, errors.New("Directory is nil"))
@@ -122,6 +132,7 @@ func New(cfg Config) (*Policy, error) {
 		return nil, fmt.Errorf("smimepolicy: open quarantine: %w", err)
 	}
 	p := &Policy{cfg: cfg, log: cfg.Logger, legacy: map[string]bool{}, quar: q, keys: map[string]*certs.KeyPair{}}
+	p.trust.Store(cfg.Trust)
 	for _, a := range cfg.LegacyKeyTransport {
 		p.legacy[strings.ToLower(strings.TrimSpace(a))] = true
 	}
@@ -193,18 +204,41 @@ func (p *Policy) load(name string) (*certs.KeyPair, error) {
 	return kp, nil
 }
 
-// Reload reads every cached key pair again (call it on SIGHUP). A pair
-// that no longer loads is dropped from the cache if its files are gone, and
-// kept otherwise (a half-written renewal must not stop mail); each problem
-// is in the joined error.
+// Trust is the certs.Trust in use: Config.Trust, or what the last
+// successful Reload loaded.
+func (p *Policy) Trust() *certs.Trust { return p.trust.Load() }
+
+// Reload reads the trust anchors, organisation CAs and CRLs again
+// (Config.LoadTrust) and every cached key pair (call it on SIGHUP). A
+// Trust that does not load leaves the old one in use, so a CRL half
+// downloaded cannot turn revocation checking off; a pair that no longer
+// loads is dropped from the cache if its files are gone, and kept otherwise
+// (a half-written renewal must not stop mail). Each problem is in the
+// joined error.
 func (p *Policy) Reload() error {
+	var problems []error
+	if p.cfg.LoadTrust != nil {
+		t, err := p.cfg.LoadTrust()
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("smimepolicy: reload trust: %w (keeping the trust loaded before)", err))
+		case t == nil || t.Roots == nil:
+			problems = append(problems, errors.New("smimepolicy: reload trust: no S/MIME trust anchors (keeping the trust loaded before)"))
+		default:
+			p.trust.Store(t)
+			crls := 0
+			if t.CRLs != nil {
+				crls = t.CRLs.Len()
+			}
+			p.log.Info("S/MIME trust reloaded", "crls", crls)
+		}
+	}
 	p.mu.RLock()
 	names := make([]string, 0, len(p.keys))
 	for n := range p.keys {
 		names = append(names, n)
 	}
 	p.mu.RUnlock()
-	var problems []error
 	for _, n := range names {
 		kp, err := p.load(n)
 		p.mu.Lock()

@@ -50,7 +50,7 @@ func (p *Policy) CheckRecipient(ctx context.Context, m queue.Message, ep directo
 	if ep.TLSOnly {
 		return nil
 	}
-	_, err := p.recipientCert(ep, p.cfg.Now())
+	_, err := p.recipientCert(p.Trust(), ep, p.cfg.Now())
 	if err != nil && m.System {
 		return nil // the relay's own mail goes without S/MIME; Seal audits it
 	}
@@ -70,7 +70,7 @@ func (p *Policy) CheckRecipient(ctx context.Context, m queue.Message, ep directo
 // System mail (m.System) is sealed when it can be, and otherwise sent as
 // it is, audited as smime.system_unsealed, never held.
 func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.Endpoint, body io.Reader, w io.Writer) error {
-	now := p.cfg.Now()
+	now, trust := p.cfg.Now(), p.Trust()
 	if allTLSOnly(rcpts) {
 		for _, ep := range rcpts {
 			p.record(audit.Event{Action: "smime.tls_only", QueueID: m.ID, Endpoint: epName(ep), Outcome: "ok",
@@ -81,7 +81,7 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 	}
 	if m.System {
 		for _, ep := range rcpts {
-			if _, err := p.recipientCert(ep, now); err != nil {
+			if _, err := p.recipientCert(trust, ep, now); err != nil {
 				return p.sendSystemUnsealed(m, rcpts, "no valid certificate ("+err.Error()+")", body, w)
 			}
 		}
@@ -89,7 +89,7 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 	var to []*x509.Certificate
 	var legacy []string
 	for _, ep := range rcpts {
-		c, err := p.recipientCert(ep, now)
+		c, err := p.recipientCert(trust, ep, now)
 		if err != nil {
 			p.holdEvent(m, ep, err)
 			return err
@@ -99,7 +99,7 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 			legacy = append(legacy, epName(ep))
 		}
 	}
-	signer, ods, err := p.signer(ctx, m, now)
+	signer, ods, err := p.signer(ctx, trust, m, now)
 	if err != nil && m.System && errors.Is(err, relay.ErrHold) {
 		return p.sendSystemUnsealed(m, rcpts, "it cannot be signed: "+err.Error(), body, w)
 	}
@@ -112,7 +112,7 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 		return err
 	}
 	sentCopy := false
-	if certs.ValidateSMIME(signer.Cert, signer.Chain, p.cfg.Roots, now, certs.Encrypt) == nil {
+	if trust.ValidateSMIME(signer.Cert, signer.Chain, now, certs.Encrypt) == nil {
 		to = append(to, signer.Cert) // the sending organisation reads its sent copy
 		sentCopy = true
 	} else {
@@ -194,16 +194,17 @@ func (p *Policy) holdEvent(m queue.Message, ep directory.Endpoint, err error) {
 // recipientCert picks ep's encryption certificate: among the directory's
 // certificates for ep that name it (RFC 8550 §3: the mailbox address, or
 // for a domain endpoint an address in the domain), the valid one
-// (certs.ValidateSMIME for encryption, the others as possible
-// intermediates) that lasts longest. Otherwise a *HoldError with the
-// reason of the newest certificate.
+// (trust.ValidateSMIME for encryption — dates, usages, key, chain, and
+// not revoked — with the others as possible intermediates) that lasts
+// longest. Otherwise a *HoldError with the reason of the newest
+// certificate ("certificate for X was revoked on 2026-05-01").
 //
 // A certificate that names only the endpoint's organisation (its ODS code)
 // is never an encryption certificate for the endpoint: it would let whoever
 // holds the organisation's key read every endpoint of that organisation,
 // including ones (a safeguarding team, a GP's own mailbox) the
 // organisation's key holder must not read. Such certificates sign.
-func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Certificate, error) {
+func (p *Policy) recipientCert(trust *certs.Trust, ep directory.Endpoint, now time.Time) (*x509.Certificate, error) {
 	name := epName(ep)
 	hold := func(err error, format string, args ...any) error {
 		return &HoldError{Endpoint: name, Reason: fmt.Sprintf(format, args...), Err: err}
@@ -226,7 +227,7 @@ func (p *Policy) recipientCert(ep directory.Endpoint, now time.Time) (*x509.Cert
 		if !namesEndpoint(c, ep) {
 			continue
 		}
-		err := certs.ValidateSMIME(c, parsed, p.cfg.Roots, now, certs.Encrypt)
+		err := trust.ValidateSMIME(c, parsed, now, certs.Encrypt)
 		if err == nil {
 			if best == nil || c.NotAfter.After(best.NotAfter) {
 				best = c
@@ -292,7 +293,7 @@ func orgOnly(cs []*x509.Certificate, ep directory.Endpoint) bool {
 // signer is the sending organisation's pair: the account's organisation,
 // or RelayODS for mail without an account. Its certificate must be valid
 // for signing, or recipients would refuse the message anyway.
-func (p *Policy) signer(ctx context.Context, m queue.Message, now time.Time) (smime.Signer, string, error) {
+func (p *Policy) signer(ctx context.Context, trust *certs.Trust, m queue.Message, now time.Time) (smime.Signer, string, error) {
 	ods := p.cfg.RelayODS
 	who := "mail sent without an account"
 	if m.Account != "" && p.cfg.Accounts != nil {
@@ -313,7 +314,7 @@ func (p *Policy) signer(ctx context.Context, m queue.Message, now time.Time) (sm
 		p.log.Error("organisation signing key unusable", "msgid", m.ID, "ods", ods, "err", err)
 		return smime.Signer{}, "", &HoldError{Reason: "the S/MIME signing key for organisation " + ods + " on this relay is unusable", Err: err}
 	}
-	if err := certs.ValidateSMIME(kp.Cert, kp.Chain, p.cfg.Roots, now, certs.Sign); err != nil {
+	if err := trust.ValidateSMIME(kp.Cert, kp.Chain, now, certs.Sign); err != nil {
 		return smime.Signer{}, "", &HoldError{Reason: "the signing " + err.Error() + " (organisation " + ods + ")", Err: err}
 	}
 	return smime.Signer{Cert: kp.Cert, Chain: kp.Chain, Key: kp.Key}, strings.ToUpper(ods), nil
