@@ -229,16 +229,6 @@ func (c Config) withDefaults() (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-func (c *Config) trusted(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range c.TrustedNetworks {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // validHostname accepts letters, digits, '-' and '.' labels (RFC 1035 §2.3.1),
 // which is all that may go into our greeting and Received headers.
 func validHostname(h string) bool {

@@ -298,6 +298,7 @@ func recipientKey(infos *node, kp certs.KeyPair, keyLen int, o *Opened) ([]byte,
 			// the failure shows up only as a bad content (ErrTampered).
 			key := make([]byte, keyLen)
 			rand.Read(key)
+			//lint:ignore SA1019 inbound PKCS#1 v1.5 key transport is what openssl cms and many mail clients send by default; implicit rejection above is the mitigation (RFC 3218)
 			if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ek, key); err != nil {
 				return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key", err)
 			}

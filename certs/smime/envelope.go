@@ -158,6 +158,7 @@ func keyTransRecipientInfo(cert *x509.Certificate, key []byte, legacy bool) ([]b
 	var err error
 	if legacy {
 		alg = pkix.AlgorithmIdentifier{Algorithm: oidRSAEncryption, Parameters: asn1.NullRawValue}
+		//lint:ignore SA1019 only for endpoints an administrator lists in smime.legacy_key_transport (audited each time); RSA-OAEP otherwise
 		ek, err = rsa.EncryptPKCS1v15(rand.Reader, pub, key)
 	} else {
 		alg, err = oaepSHA256()

@@ -89,12 +89,6 @@ func algName(oid asn1.ObjectIdentifier) string {
 	return oid.String()
 }
 
-// issuerAndSerial is RFC 5652 §10.2.4 IssuerAndSerialNumber.
-type issuerAndSerial struct {
-	Issuer asn1.RawValue
-	Serial asn1.RawValue // INTEGER, compared as bytes
-}
-
 // rsaOAEPParams is RFC 8017 A.2.1 RSAES-OAEP-params; absent fields mean
 // SHA-1 (RFC 4055 §4.1).
 type rsaOAEPParams struct {

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"nhsrelay/audit"
 	"nhsrelay/certs"
@@ -323,4 +322,3 @@ func openssl(t *testing.T, stdin []byte, args ...string) []byte {
 	return out
 }
 
-func fixedNow(t time.Time) func() time.Time { return func() time.Time { return t } }

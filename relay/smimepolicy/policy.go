@@ -101,7 +101,7 @@ type Policy struct {
 func New(cfg Config) (*Policy, error) {
 	var problems []error
 	if cfg.Hostname == "" {
-		problems = append(problems, errors.New("Hostname is empty"))
+		problems = append(problems, errors.New("smimepolicy: Config.Hostname is empty"))
 	}
 	if cfg.KeysDir == "" {
 		problems = append(problems, errors.New("KeysDir is empty"))
