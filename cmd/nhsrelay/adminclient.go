@@ -133,3 +133,18 @@ func resolvePath(configPath, p string) string {
 	dir := configPath[:strings.LastIndex(configPath, "/")+1]
 	return dir + p
 }
+
+// parseCommand parses the top-level flags of a command that has
+// subcommands (directory, queue) and returns the subcommand's name and
+// its arguments. usage is printed, with fs's defaults, when none is given.
+func parseCommand(fs *flag.FlagSet, usage string, args []string) (cmd string, rest []string, err error) {
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return "", nil, err
+	}
+	if fs.NArg() < 1 {
+		fs.Usage()
+		return "", nil, errors.New("missing command")
+	}
+	return fs.Arg(0), fs.Args()[1:], nil
+}

@@ -68,15 +68,10 @@ func runDirectory(args []string) error {
 func directoryMain(ctx context.Context, args []string, stdout io.Writer, stdin io.Reader) error {
 	fs := flag.NewFlagSet("directory", flag.ContinueOnError)
 	path := configFlag(fs)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), directoryUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	cmd, rest, err := parseCommand(fs, directoryUsage, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
-		fs.Usage()
-		return errors.New("missing command")
-	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	sub, ok := directoryCommands[cmd]
 	if !ok {
 		fs.Usage()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,15 +30,10 @@ commands:
 func runQueue(args []string) error {
 	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
 	path := configFlag(fs)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), queueUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	cmd, rest, err := parseCommand(fs, queueUsage, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
-		fs.Usage()
-		return errors.New("missing command")
-	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	sub := flag.NewFlagSet("queue "+cmd, flag.ContinueOnError)
 	asJSON := sub.Bool("json", false, "print the server's JSON as is")
 	if err := sub.Parse(rest); err != nil {
