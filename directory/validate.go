@@ -50,6 +50,22 @@ func (f fieldErrors) text(field, s string, max int, required bool) string {
 	return s
 }
 
+// textList checks a list of free-text lines (address lines, contacts): at
+// most maxItems of them (called items in the error), each as text checks
+// with maxLen; blank lines are dropped.
+func (f fieldErrors) textList(field string, in []string, maxItems int, items string, maxLen int) []string {
+	if len(in) > maxItems {
+		f.add(field, "has more than %d %s", maxItems, items)
+	}
+	var out []string
+	for i, l := range in {
+		if l = f.text(fmt.Sprintf("%s[%d]", field, i), l, maxLen, false); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 var (
 	// UK postcode shape (outward code, space, inward code), BS 7666.
 	postcodeRE = regexp.MustCompile(`^([A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9][A-Z]{2})$`)
@@ -90,16 +106,7 @@ func NormaliseOrganisation(o Organisation) (Organisation, error) {
 		}
 		o.Successor = s
 	}
-	if len(o.Address) > 10 {
-		f.add("address", "has more than 10 lines")
-	}
-	var lines []string
-	for i, l := range o.Address {
-		if l = f.text(fmt.Sprintf("address[%d]", i), l, 100, false); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	o.Address = lines
+	o.Address = f.textList("address", o.Address, 10, "lines", 100)
 	if pc := strings.ToUpper(strings.Join(strings.Fields(o.Postcode), " ")); pc != "" {
 		m := postcodeRE.FindStringSubmatch(pc)
 		if m == nil {
@@ -180,16 +187,7 @@ func (d *Directory) checkEndpoint(e Endpoint) (Endpoint, error) {
 		}
 	}
 	e.FaxNumbers = faxes
-	if len(e.Contacts) > 20 {
-		f.add("contacts", "has more than 20 entries")
-	}
-	var contacts []string
-	for i, c := range e.Contacts {
-		if c = f.text(fmt.Sprintf("contacts[%d]", i), c, 200, false); c != "" {
-			contacts = append(contacts, c)
-		}
-	}
-	e.Contacts = contacts
+	e.Contacts = f.textList("contacts", e.Contacts, 20, "entries", 200)
 	// Addresses and fax numbers belong to one live endpoint at a time.
 	for _, o := range d.eps {
 		if o.ID == e.ID || o.Status == StatusRetired {
