@@ -277,11 +277,7 @@ func TestStatus(t *testing.T) {
 	fine := ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "fine"}, NotAfter: now.Add(200 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, mustEC(t))
 	f := filepath.Join(t.TempDir(), "all.pem")
-	var data []byte
-	for _, c := range []*x509.Certificate{soon, fine, ca.Cert} {
-		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	os.WriteFile(f, data, 0o644)
+	certstest.WritePEM(t, f, soon, fine, ca.Cert)
 	list, err := certs.Status(now, f)
 	if err != nil || len(list) != 3 {
 		t.Fatalf("Status = %d entries, %v; want 3", len(list), err)

@@ -119,7 +119,7 @@ func TestLoadCRLs(t *testing.T) {
 	pemFile, derFile, junk := filepath.Join(dir, "ca.crl.pem"), filepath.Join(dir, "ca.crl"), filepath.Join(dir, "junk.pem")
 	os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644)
 	os.WriteFile(derFile, der, 0o644)
-	os.WriteFile(junk, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
+	certstest.WritePEM(t, junk, cert)
 	for _, f := range []string{pemFile, derFile} {
 		set, err := certs.LoadCRLs(f)
 		if err != nil || set.Len() != 1 {

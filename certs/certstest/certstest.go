@@ -11,8 +11,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -144,6 +146,19 @@ func ServerTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 	ca := NewCA(t)
 	cert := ca.TLSCertificate(t, "localhost", "127.0.0.1", "::1")
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, ca.Pool
+}
+
+// WritePEM writes certs to path as PEM CERTIFICATE blocks, in order, as
+// the relay's config expects trust anchors and endpoint certificates.
+func WritePEM(t testing.TB, path string, certs ...*x509.Certificate) {
+	t.Helper()
+	var data []byte
+	for _, c := range certs {
+		data = append(data, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatalf("certstest: WritePEM: %v", err)
+	}
 }
 
 func serial(t testing.TB) *big.Int {

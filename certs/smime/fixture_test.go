@@ -3,7 +3,6 @@ package smime_test
 import (
 	"bytes"
 	"crypto/x509"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -40,7 +39,7 @@ func newWorld(t testing.TB) *world {
 	tca := certstest.NewCA(t)
 	w := &world{dir: t.TempDir(), ca: &certs.CA{Cert: tca.Cert, Key: tca.Key}, roots: &certs.Trust{Roots: tca.Pool, OrgCAs: tca.Pool}}
 	w.caFile = filepath.Join(w.dir, "ca.crt")
-	writePEM(t, w.caFile, tca.Cert)
+	certstest.WritePEM(t, w.caFile, tca.Cert)
 	w.sender = w.issue(t, "A81001")
 	w.recipient = w.issue(t, "results@rrk.nhs.test")
 	return w
@@ -62,30 +61,6 @@ func (w *world) issue(t testing.TB, subject string) party {
 		t.Fatalf("LoadKeyPair: %v", err)
 	}
 	return party{kp: kp, certFile: cf, keyFile: kf}
-}
-
-func writePEM(t testing.TB, name string, certs ...*x509.Certificate) {
-	t.Helper()
-	var b bytes.Buffer
-	for _, c := range certs {
-		b.WriteString("-----BEGIN CERTIFICATE-----\n")
-		b.WriteString(wrap64(c.Raw))
-		b.WriteString("-----END CERTIFICATE-----\n")
-	}
-	if err := os.WriteFile(name, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func wrap64(der []byte) string {
-	var b strings.Builder
-	s := encodeStd(der)
-	for len(s) > 64 {
-		b.WriteString(s[:64] + "\n")
-		s = s[64:]
-	}
-	b.WriteString(s + "\n")
-	return b.String()
 }
 
 // sample is a clinical message as a GP's mail client would submit it.

@@ -261,7 +261,7 @@ func weakSigner(t *testing.T, w *world) party {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 	}, key.Public())
 	p := party{certFile: filepath.Join(w.dir, "weak.crt"), keyFile: filepath.Join(w.dir, "weak.key")}
-	writePEM(t, p.certFile, cert)
+	certstest.WritePEM(t, p.certFile, cert)
 	os.WriteFile(p.keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
 	return p
 }

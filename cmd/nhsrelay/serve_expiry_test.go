@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -55,17 +53,6 @@ func issueFor(t *testing.T, ca *certstest.CA, tmpl *x509.Certificate, validity t
 	return ca.Issue(t, tmpl, key.Public())
 }
 
-func writePEM(t *testing.T, path string, cs ...*x509.Certificate) {
-	t.Helper()
-	var b bytes.Buffer
-	for _, c := range cs {
-		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // gauge reads one series of a registry's gauge; ok is false if absent.
 func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
@@ -104,8 +91,8 @@ func TestExpiryCheckCoversCertificatesInUse(t *testing.T) {
 	endpointCert := issueFor(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "gp.a81001@nhs.example"},
 		EmailAddresses: []string{"gp.a81001@nhs.example"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, 400*24*time.Hour)
 	keys := t.TempDir()
-	writePEM(t, filepath.Join(keys, "A81001.crt"), orgCert)
-	writePEM(t, filepath.Join(keys, "gp.a81001@nhs.example.crt"), endpointCert)
+	certstest.WritePEM(t, filepath.Join(keys, "A81001.crt"), orgCert)
+	certstest.WritePEM(t, filepath.Join(keys, "gp.a81001@nhs.example.crt"), endpointCert)
 	if err := os.WriteFile(filepath.Join(keys, "A81001.key"), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -272,9 +272,7 @@ func mailboxTemplate(addr string) *x509.Certificate {
 func (f *fixture) caFile() string {
 	f.t.Helper()
 	path := filepath.Join(f.t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ca.Cert.Raw}), 0o644); err != nil {
-		f.t.Fatal(err)
-	}
+	certstest.WritePEM(f.t, path, f.ca.Cert)
 	return path
 }
 
@@ -321,4 +319,3 @@ func openssl(t *testing.T, stdin []byte, args ...string) []byte {
 	}
 	return out
 }
-
