@@ -193,6 +193,17 @@ func (l *AuditLog) Events() []audit.Event {
 	return append([]audit.Event(nil), l.events...)
 }
 
+// Find returns the events whose Action is action, in order.
+func (l *AuditLog) Find(action string) []audit.Event {
+	var out []audit.Event
+	for _, ev := range l.Events() {
+		if ev.Action == action {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 // Actions returns the Action of each event, in order.
 func (l *AuditLog) Actions() []string {
 	var out []string

@@ -76,13 +76,11 @@ func TestAuditCarriesNoContent(t *testing.T) {
 	}
 	for _, action := range []string{"smime.sealed", "smime.tls_only", "smime.held", "smime.legacy_key_transport",
 		"smime.opened", "smime.quarantined"} {
-		if len(f.audit.find(action)) == 0 {
+		if len(f.audit.Find(action)) == 0 {
 			t.Errorf("no %s event: the test does not cover it", action)
 		}
 	}
-	f.audit.mu.Lock()
-	defer f.audit.mu.Unlock()
-	for _, ev := range f.audit.evs {
+	for _, ev := range f.audit.Events() {
 		all := strings.ToLower(strings.Join([]string{ev.Action, ev.Actor, ev.Endpoint, ev.QueueID, ev.Outcome, ev.Detail}, " "))
 		for _, content := range []string{token, "haemoglobin", "blood results"} {
 			if strings.Contains(all, content) {

@@ -18,11 +18,11 @@ import (
 	"sync"
 	"testing"
 
-	"nhsrelay/audit"
 	"nhsrelay/certs"
 	"nhsrelay/certs/certstest"
 	"nhsrelay/certs/smime"
 	"nhsrelay/directory"
+	"nhsrelay/directory/directorytest"
 	"nhsrelay/relay/smimepolicy"
 )
 
@@ -108,31 +108,6 @@ func (a accounts) Account(_ context.Context, user string) (directory.Account, er
 	return directory.Account{}, fmt.Errorf("account %s: %w", user, directory.ErrNotFound)
 }
 
-// auditLog collects events.
-type auditLog struct {
-	mu  sync.Mutex
-	evs []audit.Event
-}
-
-func (l *auditLog) Record(ev audit.Event) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evs = append(l.evs, ev)
-	return nil
-}
-
-func (l *auditLog) find(action string) []audit.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []audit.Event
-	for _, ev := range l.evs {
-		if ev.Action == action {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
 type fixture struct {
 	t        testing.TB
 	ca       *certstest.CA
@@ -140,7 +115,7 @@ type fixture struct {
 	mail     string
 	quar     string
 	dir      *dir
-	audit    *auditLog
+	audit    *directorytest.AuditLog
 	p        *smimepolicy.Policy
 	cfg      smimepolicy.Config
 	certFile map[string]string // key name → .crt path, for openssl
@@ -155,7 +130,7 @@ func newFixture(t testing.TB, edit func(*smimepolicy.Config)) *fixture {
 	t.Helper()
 	tmp := t.TempDir()
 	f := &fixture{t: t, ca: certstest.NewCA(t), keys: filepath.Join(tmp, "keys"), mail: filepath.Join(tmp, "mail"),
-		quar: filepath.Join(tmp, "quarantine"), dir: &dir{eps: map[string]directory.Endpoint{}}, audit: &auditLog{},
+		quar: filepath.Join(tmp, "quarantine"), dir: &dir{eps: map[string]directory.Endpoint{}}, audit: &directorytest.AuditLog{},
 		certFile: map[string]string{}}
 	if err := os.MkdirAll(f.keys, 0o700); err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestOpenVerified(t *testing.T) {
 			}
 		})
 	}
-	if evs := f.audit.find("smime.opened"); len(evs) != 2 || !strings.Contains(evs[0].Detail, "A81001") || strings.Contains(evs[0].Detail, "tok1") {
+	if evs := f.audit.Find("smime.opened"); len(evs) != 2 || !strings.Contains(evs[0].Detail, "A81001") || strings.Contains(evs[0].Detail, "tok1") {
 		t.Errorf("opened events = %+v", evs)
 	}
 }
@@ -105,7 +105,7 @@ func TestOpenOpenSSLSent(t *testing.T) {
 	if !strings.HasPrefix(got, "X-NHSRelay-SMIME: verified; signer=ODS A81001; ods=A81001;") || !strings.Contains(got, "tok9") {
 		t.Errorf("delivered:\n%s", got)
 	}
-	if evs := f.audit.find("smime.legacy_key_transport"); len(evs) != 1 {
+	if evs := f.audit.Find("smime.legacy_key_transport"); len(evs) != 1 {
 		t.Errorf("legacy events = %+v, want one for openssl's PKCS#1 v1.5", evs)
 	}
 }
@@ -211,7 +211,7 @@ func TestOpenQuarantines(t *testing.T) {
 	if err != nil || len(recs) != 7 {
 		t.Errorf("Quarantined = %d records, %v; want 7", len(recs), err)
 	}
-	if evs := f.audit.find("smime.quarantined"); len(evs) < 7 {
+	if evs := f.audit.Find("smime.quarantined"); len(evs) < 7 {
 		t.Errorf("%d quarantined events, want at least 7", len(evs))
 	}
 }

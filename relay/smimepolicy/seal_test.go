@@ -68,7 +68,7 @@ func TestSealOpenSSLReads(t *testing.T) {
 	if n, oaep := bytes.Count(printed, []byte("keyEncryptionAlgorithm")), bytes.Count(printed, []byte("algorithm: rsaesOaep")); n != 2 || oaep != n {
 		t.Errorf("%d recipients (want 2: recipient and sent copy), %d with RSAES-OAEP (want all)", n, oaep)
 	}
-	evs := f.audit.find("smime.sealed")
+	evs := f.audit.Find("smime.sealed")
 	if len(evs) != 1 || evs[0].Endpoint != remoteAddr || !strings.Contains(evs[0].Detail, "RSAES-OAEP-SHA256") ||
 		!strings.Contains(evs[0].Detail, "ODS A81001") || strings.Contains(evs[0].Detail, "tok1") {
 		t.Errorf("smime.sealed events = %+v", evs)
@@ -226,7 +226,7 @@ func TestSealSigningKey(t *testing.T) {
 		message("MAILER-DAEMON@relay.rx9.nhs.test", remoteAddr, "tok5")); err != nil {
 		t.Errorf("Seal of a DSN with RelayODS set: %v", err)
 	}
-	if evs := f2.audit.find("smime.sealed"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "ODS RX9") {
+	if evs := f2.audit.Find("smime.sealed"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "ODS RX9") {
 		t.Errorf("sealed events = %+v, want signed by RX9", evs)
 	}
 }
@@ -245,7 +245,7 @@ func TestTLSOnly(t *testing.T) {
 	if err != nil || !bytes.Equal(out, msg) {
 		t.Errorf("Seal(TLS-only) = %v, output changed: %t", err, !bytes.Equal(out, msg))
 	}
-	if evs := f.audit.find("smime.tls_only"); len(evs) != 1 || evs[0].Endpoint != tlsOnly.Address {
+	if evs := f.audit.Find("smime.tls_only"); len(evs) != 1 || evs[0].Endpoint != tlsOnly.Address {
 		t.Errorf("tls_only events = %+v", evs)
 	}
 	// Sharing a Seal call with a sealed recipient, it needs a certificate.
@@ -275,7 +275,7 @@ func TestLegacyKeyTransport(t *testing.T) {
 	if !bytes.Contains(dec, []byte("tok8")) {
 		t.Errorf("legacy recipient cannot read it")
 	}
-	if evs := f.audit.find("smime.legacy_key_transport"); len(evs) != 1 || evs[0].Endpoint != remoteAddr {
+	if evs := f.audit.Find("smime.legacy_key_transport"); len(evs) != 1 || evs[0].Endpoint != remoteAddr {
 		t.Errorf("legacy events = %+v", evs)
 	}
 }
@@ -295,7 +295,7 @@ func TestReload(t *testing.T) {
 	if _, err := sealTo(t, f, m, []directory.Endpoint{f.dir.get(remoteAddr)}, message(senderAddr, remoteAddr, "b")); err != nil {
 		t.Fatal(err)
 	}
-	evs := f.audit.find("smime.sealed")
+	evs := f.audit.Find("smime.sealed")
 	if len(evs) != 2 || !strings.Contains(evs[1].Detail, renewed.SerialNumber.String()) {
 		t.Errorf("after Reload, signed with %v; want serial %s", evs, renewed.SerialNumber)
 	}

@@ -39,7 +39,7 @@ func TestSystemMailToEndpointWithoutCertificate(t *testing.T) {
 	if err != nil || !bytes.Equal(out, body) {
 		t.Fatalf("Seal(system) = %q, %v; want the message as it is", out, err)
 	}
-	evs := f.audit.find("smime.system_unsealed")
+	evs := f.audit.Find("smime.system_unsealed")
 	if len(evs) != 1 || evs[0].QueueID != "Q2" || evs[0].Endpoint != addr ||
 		!strings.Contains(evs[0].Detail, "system mail sent without S/MIME: no valid certificate") {
 		t.Errorf("smime.system_unsealed events = %+v", evs)

@@ -58,7 +58,7 @@ func TestSealHoldsRevokedRecipient(t *testing.T) {
 	if cerr := f.p.CheckRecipient(t.Context(), m, f.dir.get(remoteAddr)); cerr == nil || cerr.Error() != want {
 		t.Errorf("CheckRecipient = %v, want %q", cerr, want)
 	}
-	if evs := f.audit.find("smime.held"); len(evs) == 0 || evs[0].Detail != want {
+	if evs := f.audit.Find("smime.held"); len(evs) == 0 || evs[0].Detail != want {
 		t.Errorf("held events = %+v", evs)
 	}
 }
@@ -217,7 +217,7 @@ func TestOpenRemoteDSN(t *testing.T) {
 	if !strings.HasPrefix(got, trace) || !strings.Contains(got, "Status: 5.1.1") {
 		t.Errorf("delivered:\n%s\nwant trace %q", got, trace)
 	}
-	if evs := f.audit.find("smime.opened"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "delivery report") {
+	if evs := f.audit.Find("smime.opened"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "delivery report") {
 		t.Errorf("opened events = %+v", evs)
 	}
 
