@@ -17,7 +17,6 @@ import (
 	"nhsrelay/relay/dsn"
 	"nhsrelay/relay/queue"
 	"nhsrelay/relay/relaytest"
-	"nhsrelay/relay/spool"
 )
 
 func TestDroppedConnectionIsReplaced(t *testing.T) {
@@ -195,10 +194,7 @@ func TestMaildirRedeliveryAfterCrashIsIdempotent(t *testing.T) {
 	e.waitMailbox(t, "ward7@hosted.nhs.example", 1)
 
 	// Put back what the crash would have left: the body and a queued record.
-	sp, err := spool.Open(e.cfg.SpoolDir, e.cfg.SpoolKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := relay.Spool(e.r)
 	waitFor(t, "the body to leave the spool", func() bool {
 		ids, _ := sp.IDs()
 		return !slices.Contains(ids, id)

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -41,11 +42,7 @@ func TestSubmitReadErrorLeavesNothing(t *testing.T) {
 	if msgs, _ := e.r.List(t.Context()); len(msgs) != 0 {
 		t.Errorf("queue holds %d records after a failed Submit", len(msgs))
 	}
-	sp, err := spool.Open(e.cfg.SpoolDir, e.cfg.SpoolKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ids, _ := sp.IDs(); len(ids) != 0 {
+	if ids, _ := relay.Spool(e.r).IDs(); len(ids) != 0 {
 		t.Errorf("spool holds %v after a failed Submit", ids)
 	}
 }
@@ -63,11 +60,21 @@ func TestSubmitRefusesNoRecipients(t *testing.T) {
 // kept and delivered.
 func TestRecoveryOnNew(t *testing.T) {
 	t.Parallel()
+	// Bodies in files of their own, and small ones in shared segments.
+	for _, smallMax := range []int{0, spool.MaxSmall} {
+		t.Run(fmt.Sprint(smallMax), func(t *testing.T) {
+			t.Parallel()
+			testRecoveryOnNew(t, smallMax)
+		})
+	}
+}
+
+func testRecoveryOnNew(t *testing.T, smallMax int) {
 	tmp := t.TempDir()
 	key := spoolKey(t)
 	spoolDir := filepath.Join(tmp, "spool")
 	storePath := filepath.Join(tmp, "queue.db")
-	sp, err := spool.Open(spoolDir, key)
+	sp, err := spool.OpenWith(spoolDir, key, spool.Options{SmallMax: smallMax})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +104,7 @@ func TestRecoveryOnNew(t *testing.T) {
 		cfg.SpoolDir, cfg.SpoolKey = spoolDir, key
 		cfg.Store = openStore(t, storePath)
 	})
-	if ids, _ := sp.IDs(); slices.Contains(ids, orphan) {
+	if ids, _ := relay.Spool(e.r).IDs(); slices.Contains(ids, orphan) {
 		t.Errorf("spool file without a record survived New: %v", ids)
 	}
 	if _, err := e.r.Get(t.Context(), lost); !errors.Is(err, queue.ErrNotFound) {

@@ -167,7 +167,9 @@ func New(cfg Config) (*Relay, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	sp, err := spool.Open(cfg.SpoolDir, cfg.SpoolKey)
+	// Bodies up to one chunk share segment files and their fdatasyncs
+	// (group commit); larger ones get a file each.
+	sp, err := spool.OpenWith(cfg.SpoolDir, cfg.SpoolKey, spool.Options{SmallMax: spool.MaxSmall})
 	if err != nil {
 		return nil, fmt.Errorf("relay: open spool: %w", err)
 	}

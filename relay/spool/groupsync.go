@@ -6,7 +6,8 @@ import (
 	"sync"
 )
 
-// groupSync shares directory fsyncs among concurrent writers. A caller
+// groupSync shares fsyncs (of the folder, or of a segment file) among
+// concurrent writers. A caller
 // needs an fsync that starts after it calls sync (its link is done by then);
 // one such fsync covers every caller waiting when it starts, so under load
 // N writers cost about two fsyncs instead of N.
@@ -16,7 +17,7 @@ import (
 // (PostgreSQL's "fsyncgate", 2018). Every later sync returns the first
 // error and the spool must be reopened by restarting.
 type groupSync struct {
-	dir     string
+	do      func() error // the fsync: syncDir of the folder, fdatasync of a segment
 	mu      sync.Mutex
 	cond    *sync.Cond
 	started uint64 // fsyncs begun
@@ -43,7 +44,7 @@ func (g *groupSync) sync() error {
 		g.started++
 		g.running = true
 		g.mu.Unlock()
-		err := syncDir(g.dir)
+		err := g.do()
 		g.mu.Lock()
 		g.running = false
 		g.done = g.started

@@ -17,7 +17,7 @@ func TestOpenMakesNewFolderDurable(t *testing.T) {
 	dir := filepath.Join(root, "data", "spool")
 	var synced []string
 	record := func(d string) error { synced = append(synced, d); return syncDir(d) }
-	if _, err := open(dir, testKey(t), record); err != nil {
+	if _, err := open(dir, testKey(t), record, Options{}); err != nil {
 		t.Fatalf("open: %v", err)
 	}
 	if want := []string{root, filepath.Join(root, "data")}; !slices.Equal(synced, want) {
@@ -28,7 +28,7 @@ func TestOpenMakesNewFolderDurable(t *testing.T) {
 		t.Errorf("spool folder: %v, %v; want mode 0700", fi, err)
 	}
 	synced = nil
-	if _, err := open(dir, testKey(t), record); err != nil || len(synced) != 0 {
+	if _, err := open(dir, testKey(t), record, Options{}); err != nil || len(synced) != 0 {
 		t.Errorf("reopen: err %v, fsynced %v; want nil, none", err, synced)
 	}
 }
@@ -37,7 +37,7 @@ func TestOpenReportsFolderFsyncFailure(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
 	boom := errors.New("injected fsync failure")
-	_, err := open(filepath.Join(root, "spool"), testKey(t), func(string) error { return boom })
+	_, err := open(filepath.Join(root, "spool"), testKey(t), func(string) error { return boom }, Options{})
 	if !errors.Is(err, boom) {
 		t.Errorf("open error = %v, want the fsync failure", err)
 	}

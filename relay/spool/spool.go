@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"errors"
 	"fmt"
@@ -39,18 +40,47 @@ type Spool struct {
 	kid  []byte
 	bufs sync.Pool // *[]byte of sealedChunk bytes, one per Write in flight
 	dirs groupSync
+
+	smallMax int       // bodies up to this many bytes go to segments (0: none)
+	small    sync.Pool // *[]byte of smallMax+1 bytes, for reading a body to seal
+	mu       sync.Mutex
+	index    map[string]loc // small bodies in segments, by ID
+	cur      *segment       // takes new records; nil until the first
+	// logFailed is the first segment fdatasync error, sticky (groupSync).
+	logFailed error
 }
+
+// Options tunes a spool.
+type Options struct {
+	// SmallMax is the size up to which bodies are appended to shared
+	// segment files (seglog.go), whose fdatasync concurrent Writes share,
+	// instead of each having a file of its own. 0 writes every body to its
+	// own file; at most MaxSmall.
+	SmallMax int
+}
+
+// MaxSmall is the largest Options.SmallMax: one chunk.
+const MaxSmall = chunkSize
 
 // Open opens the spool in dir with key (KeySize bytes), creating dir and
 // any missing parents with mode 0700 if needed (each new name fsynced in
 // its parent before Open returns), and removing stray temporary files that
 // an interrupted Write left behind. Only one process may use a spool folder.
 func Open(dir string, key []byte) (*Spool, error) {
-	return open(dir, key, syncDir)
+	return open(dir, key, syncDir, Options{})
+}
+
+// OpenWith is Open with options. Whatever the options, a spool reads the
+// bodies in both kinds of file, so they may change between runs.
+func OpenWith(dir string, key []byte, opt Options) (*Spool, error) {
+	if opt.SmallMax < 0 || opt.SmallMax > MaxSmall {
+		return nil, fmt.Errorf("spool: open %s: SmallMax %d is not in 0..%d", dir, opt.SmallMax, MaxSmall)
+	}
+	return open(dir, key, syncDir, opt)
 }
 
 // open is Open with the fsync of folders it creates replaceable by tests.
-func open(dir string, key []byte, sync func(dir string) error) (*Spool, error) {
+func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Spool, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("spool: open %s: key is %d bytes, want %d", dir, len(key), KeySize)
 	}
@@ -61,19 +91,27 @@ func open(dir string, key []byte, sync func(dir string) error) (*Spool, error) {
 	if err := mkdirAllSync(dir, 0o700, sync); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
-	s := &Spool{dir: dir, aead: aead, kid: keyID(key)}
+	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, index: map[string]loc{}}
 	s.bufs.New = func() any { b := make([]byte, sealedChunk); return &b }
-	s.dirs.dir = dir
+	s.small.New = func() any { b := make([]byte, s.smallMax+1); return &b }
+	s.dirs.do = func() error { return syncDir(dir) }
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
+	var segs []string
 	for _, e := range entries {
+		if isSegment(e.Name()) && e.Type().IsRegular() {
+			segs = append(segs, e.Name())
+		}
 		if strings.HasSuffix(e.Name(), tmpSuffix) && e.Type().IsRegular() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("spool: open: remove stray temp file: %w", err)
 			}
 		}
+	}
+	if err := s.loadSegments(segs); err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	return s, nil
 }
@@ -111,6 +149,24 @@ func (s *Spool) Write(id string, body io.Reader) (n int64, err error) {
 	}
 	final := s.path(id)
 	if _, err := os.Lstat(final); err == nil { // fail early; the link below is the real check
+		return 0, fmt.Errorf("spool: write %s: %w", id, ErrExists)
+	}
+	if s.smallMax > 0 {
+		pp := s.small.Get().(*[]byte)
+		defer s.small.Put(pp)
+		m, sealed, small, err := s.sealSmall(id, body, *pp)
+		if err != nil {
+			return int64(m), fmt.Errorf("spool: write %s: %w", id, err)
+		}
+		if small {
+			if err := s.writeSmall(id, sealed); err != nil {
+				return int64(m), err
+			}
+			return int64(m), nil
+		}
+		body = io.MultiReader(bytes.NewReader((*pp)[:m]), body)
+	}
+	if s.has(id) {
 		return 0, fmt.Errorf("spool: write %s: %w", id, ErrExists)
 	}
 	f, err := os.CreateTemp(s.dir, id+".*"+tmpSuffix) // mode 0600
@@ -169,6 +225,14 @@ func (s *Spool) Open(id string) (io.ReadCloser, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
+	if r, c, ok := s.openSmall(id); ok {
+		o, err := newOpener(r, c, s.aead, s.kid, id)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("spool: open %s: %w", id, err)
+		}
+		return o, nil
+	}
 	f, err := os.Open(s.path(id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: open %s: %w", id, err)
@@ -187,6 +251,12 @@ func (s *Spool) Open(id string) (io.ReadCloser, error) {
 func (s *Spool) Remove(id string) error {
 	if err := validID(id); err != nil {
 		return err
+	}
+	s.mu.Lock()
+	small := s.removeLocked(id)
+	s.mu.Unlock()
+	if small {
+		return nil
 	}
 	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool: remove %s: %w", id, err)
@@ -208,6 +278,19 @@ func (s *Spool) IDs() ([]string, error) {
 			ids = append(ids, id)
 		}
 	}
+	s.mu.Lock()
+	for id := range s.index {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
 	slices.Sort(ids)
-	return ids, nil
+	return slices.Compact(ids), nil
+}
+
+// has reports whether id is a small body.
+func (s *Spool) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.index[id]
+	return ok
 }

@@ -368,18 +368,19 @@ func BenchmarkSpoolWrite(b *testing.B) {
 func TestGroupSyncFailureIsSticky(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	g := &groupSync{dir: filepath.Join(dir, "gone")}
+	gone := filepath.Join(dir, "gone")
+	g := &groupSync{do: func() error { return syncDir(gone) }}
 	if err := g.sync(); err == nil {
 		t.Fatal("sync of a missing directory succeeded")
 	}
-	if err := os.Mkdir(g.dir, 0o700); err != nil {
+	if err := os.Mkdir(gone, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	// fsync failed once: a later success proves nothing about earlier writes.
 	if err := g.sync(); err == nil {
 		t.Fatal("sync after a failed fsync succeeded; want the first error again")
 	}
-	ok := &groupSync{dir: dir}
+	ok := &groupSync{do: func() error { return syncDir(dir) }}
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
