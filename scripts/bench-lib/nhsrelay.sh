@@ -7,6 +7,8 @@
 #                                      endpoint; sets nhs_pid, nhs_smtp_port
 #   nhs_stop                           SIGTERM, bounded wait
 #   nhs_log_tail                       the last lines of the server log
+#   nhs_cpu_ms                         CPU time (user + system) nhsrelay has
+#                                      used so far, in milliseconds
 
 # setkey FILE SECTION KEY VALUE: set KEY in [SECTION] of a TOML file to the
 # literal VALUE, adding the line at the end of the section if absent.
@@ -120,3 +122,9 @@ nhs_stop() {
 }
 
 nhs_log_tail() { tail -20 "$nhs_log" 2>/dev/null || true; }
+
+nhs_cpu_ms() {
+	# /proc/PID/stat fields 14 and 15 (utime, stime) in clock ticks; the
+	# command name (field 2) has no spaces here.
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$nhs_pid/stat"
+}
