@@ -128,16 +128,23 @@ func headerFields(raw []byte, name string) []string {
 // rawFields returns the named fields of a raw header section as they
 // arrived, folding kept, each ending in CRLF.
 func rawFields(raw []byte, name string) []byte {
+	return filterFields(raw, func(line []byte) bool { return isField(line, name) })
+}
+
+// filterFields returns the fields of a raw header section whose first line
+// keep accepts, with their folded continuation lines, each line ending in
+// CRLF. It stops at the blank line that ends the section.
+func filterFields(raw []byte, keep func(line []byte) bool) []byte {
 	var out bytes.Buffer
-	keep := false
+	kept := false
 	for line := range bytes.Lines(raw) {
 		if isBlankLine(line) {
 			break
 		}
 		if line[0] != ' ' && line[0] != '\t' {
-			keep = isField(line, name)
+			kept = keep(line)
 		}
-		if keep {
+		if kept {
 			out.Write(bytes.TrimRight(line, "\r\n"))
 			out.WriteString("\r\n")
 		}
@@ -204,20 +211,8 @@ func isEntityHeader(raw []byte) bool {
 // in CRLF: the envelope-independent part of a message's header, to go in
 // front of a different body entity.
 func messageFields(raw []byte, drop string) []byte {
-	var out bytes.Buffer
-	keep := false
-	for line := range bytes.Lines(raw) {
-		if isBlankLine(line) {
-			break
-		}
-		if line[0] != ' ' && line[0] != '\t' {
-			name := fieldName(line)
-			keep = name != "" && !isMIMEField(name) && !strings.EqualFold(name, drop)
-		}
-		if keep {
-			out.Write(bytes.TrimRight(line, "\r\n"))
-			out.WriteString("\r\n")
-		}
-	}
-	return out.Bytes()
+	return filterFields(raw, func(line []byte) bool {
+		name := fieldName(line)
+		return name != "" && !isMIMEField(name) && !strings.EqualFold(name, drop)
+	})
 }
