@@ -1,5 +1,3 @@
-// Package certstest makes throwaway certificate authorities and TLS configs
-// for tests, as httptest does for servers.
 package certstest
 
 import (

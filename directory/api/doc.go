@@ -50,4 +50,8 @@
 // urn:nhsrelay:endpoint-connection-type#smtp-tls for an endpoint exempted
 // from S/MIME; address mailto:, "mailto:*@domain" for a whole domain) is
 // documented beside the code in fhir.go.
+//
+// Main types: New returns the http.Handler for both APIs; Export is the
+// JSON backup, FHIREndpoint, FHIROrganization, Bundle and OperationOutcome
+// the FHIR resources; FHIRStatus maps an endpoint to its FHIR status.
 package api

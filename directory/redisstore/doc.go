@@ -15,4 +15,7 @@
 // QUIRK: MULTI/EXEC does not roll back when a command inside fails at run
 // time; our commands (HSET, HDEL, INCR on keys only this package writes)
 // fail only if someone else changed the keys' types.
+//
+// Main types: Store, made by New over a client and key prefix; Options
+// (WaitReplicas). It passes storetest's contract suite.
 package redisstore
