@@ -22,8 +22,6 @@ import (
 	"nhsrelay/certs/smime"
 )
 
-func encodeStd(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
 func TestSealOpenRoundTrip(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
