@@ -71,17 +71,15 @@ func copyStripped(w io.Writer, r io.Reader, name string) error {
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(frag) > 0 {
-			if atStart {
-				if isBlankLine(frag) {
-					if _, err := w.Write(frag); err != nil {
-						return err
-					}
-					_, err := io.Copy(w, br)
+			if atStart && isBlankLine(frag) { // end of the header: copy the body as is
+				if _, err := w.Write(frag); err != nil {
 					return err
 				}
-				if frag[0] != ' ' && frag[0] != '\t' { // RFC 5322 §2.2.3: WSP starts a folded line
-					dropping = isField(frag, name)
-				}
+				_, err := io.Copy(w, br)
+				return err
+			}
+			if atStart && frag[0] != ' ' && frag[0] != '\t' { // RFC 5322 §2.2.3: WSP starts a folded line
+				dropping = isField(frag, name)
 			}
 			if !dropping {
 				if _, err := w.Write(frag); err != nil {
