@@ -3,7 +3,6 @@ package certs
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -98,21 +97,9 @@ func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 		}
 		return []*x509.RevocationList{rl}, nil
 	}
-	var out []*x509.RevocationList
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "X509 CRL" {
-			continue
-		}
-		rl, err := x509.ParseRevocationList(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse CRL %d: %w", len(out)+1, err)
-		}
-		out = append(out, rl)
+	out, err := pemBlocks(data, "X509 CRL", "parse CRL", x509.ParseRevocationList)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no X509 CRL block")

@@ -68,26 +68,36 @@ func ParseKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
 
 // ParseCertificates returns every CERTIFICATE block in data, in order.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certs: parse certificate %d: %w", len(out)+1, err)
-		}
-		out = append(out, c)
+	out, err := pemBlocks(data, "CERTIFICATE", "certs: parse certificate", x509.ParseCertificate)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, ErrNoCertificate
 	}
 	return out, nil
+}
+
+// pemBlocks parses every PEM block of type typ in data with parse, in
+// order, skipping blocks of other types. A parse error is wrapped as
+// "what N: err", N counting blocks of type typ from 1.
+func pemBlocks[T any](data []byte, typ, what string, parse func(der []byte) (T, error)) ([]T, error) {
+	var out []T
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return out, nil
+		}
+		if b.Type != typ {
+			continue
+		}
+		v, err := parse(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s %d: %w", what, len(out)+1, err)
+		}
+		out = append(out, v)
+	}
 }
 
 // ParsePrivateKey returns the first private key block in data: PKCS#1,
