@@ -33,7 +33,7 @@
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and
 //     the expiry report (certs).
 //
-// Configuration: config.go reads the TOML file (BurntSushi/toml) into a
-// checked config; every key is documented in nhsrelay.example.toml and the
-// README, and every problem names its key.
+// Configuration: config.go reads the TOML file (BurntSushi/toml) and
+// config_validate.go checks it into a config; every key is documented in
+// nhsrelay.example.toml and the README, and every problem names its key.
 package main
