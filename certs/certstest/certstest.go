@@ -1,6 +1,7 @@
 package certstest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,6 +14,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,6 +160,21 @@ func WritePEM(t testing.TB, path string, certs ...*x509.Certificate) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatalf("certstest: WritePEM: %v", err)
 	}
+}
+
+// OpenSSL runs the openssl command with stdin and returns what it wrote to
+// stdout; if it fails, t fails with openssl's stderr. Tests use it to check
+// interoperability with the tool operators and other mail systems use.
+func OpenSSL(t testing.TB, stdin []byte, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("openssl", args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.Bytes()
 }
 
 func serial(t testing.TB) *big.Int {

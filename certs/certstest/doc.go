@@ -4,5 +4,6 @@
 //
 // Main types: CA (NewCA, then Issue, TLSCertificate, SMIMECertificate and
 // CRL, an RFC 5280 §5 revocation list), ServerTLS for a loopback TLS
-// server, WritePEM for the certificate files a config names.
+// server, WritePEM for the certificate files a config names, OpenSSL to
+// check interoperability with the openssl command.
 package certstest

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"nhsrelay/certs/certstest"
 	"nhsrelay/certs/smime"
 )
 
@@ -19,15 +20,15 @@ func FuzzOpen(f *testing.F) {
 	sealed := w.seal(f, sample)
 	msgFile := filepath.Join(w.dir, "msg.eml")
 	os.WriteFile(msgFile, []byte(sample), 0o644)
-	signed := openssl(f, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
-	opaque := openssl(f, nil, "cms", "-sign", "-nodetach", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	signed := certstest.OpenSSL(f, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	opaque := certstest.OpenSSL(f, nil, "cms", "-sign", "-nodetach", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
 	for _, seed := range [][]byte{
 		sealed,
-		openssl(f, signed, "cms", "-encrypt", "-aes256", w.recipient.certFile),
-		openssl(f, opaque, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile, "-keyopt", "rsa_padding_mode:oaep"),
-		openssl(f, signed, "cms", "-encrypt", "-aes256", "-binary", "-outform", "PEM", w.recipient.certFile),
-		openssl(f, signed, "cms", "-encrypt", "-aes-256-gcm", w.recipient.certFile),
-		openssl(f, opaque, "cms", "-encrypt", "-aes-128-gcm", "-stream", w.recipient.certFile),
+		certstest.OpenSSL(f, signed, "cms", "-encrypt", "-aes256", w.recipient.certFile),
+		certstest.OpenSSL(f, opaque, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile, "-keyopt", "rsa_padding_mode:oaep"),
+		certstest.OpenSSL(f, signed, "cms", "-encrypt", "-aes256", "-binary", "-outform", "PEM", w.recipient.certFile),
+		certstest.OpenSSL(f, signed, "cms", "-encrypt", "-aes-256-gcm", w.recipient.certFile),
+		certstest.OpenSSL(f, opaque, "cms", "-encrypt", "-aes-128-gcm", "-stream", w.recipient.certFile),
 		signed, opaque,
 		sealed[:len(sealed)/3], sealed[:len(sealed)-10],
 		bytes.Replace(sealed, []byte("smime-type=enveloped-data"), []byte("smime-type=signed-data"), 1),

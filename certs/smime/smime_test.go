@@ -90,7 +90,7 @@ func TestSealReadByOpenSSL(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	sealed := w.seal(t, sample)
-	printed := string(openssl(t, sealed, "cms", "-cmsout", "-print"))
+	printed := string(certstest.OpenSSL(t, sealed, "cms", "-cmsout", "-print"))
 	for _, want := range []string{"rsaesOaep", "aes-256-cbc", ":sha256"} {
 		if !strings.Contains(printed, want) {
 			t.Errorf("openssl cms -print lacks %q", want)
@@ -101,17 +101,17 @@ func TestSealReadByOpenSSL(t *testing.T) {
 			t.Errorf("openssl cms -print shows %q", bad)
 		}
 	}
-	inner := openssl(t, sealed, "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
+	inner := certstest.OpenSSL(t, sealed, "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
 	if !bytes.Contains(inner, []byte("multipart/signed")) {
 		t.Fatalf("decrypted entity is not multipart/signed:\n%s", trunc(inner))
 	}
-	content := openssl(t, inner, "cms", "-verify", "-CAfile", w.caFile, "-purpose", "smimesign")
+	content := certstest.OpenSSL(t, inner, "cms", "-verify", "-CAfile", w.caFile, "-purpose", "smimesign")
 	want := "Content-Type: message/rfc822; forwarded=no\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + crlf(sample)
 	if string(content) != want {
 		t.Errorf("openssl verified content = %q, want %q", content, want)
 	}
 	// The sender's own copy decrypts too; a stranger's key does not.
-	openssl(t, sealed, "cms", "-decrypt", "-recip", w.sender.certFile, "-inkey", w.sender.keyFile)
+	certstest.OpenSSL(t, sealed, "cms", "-decrypt", "-recip", w.sender.certFile, "-inkey", w.sender.keyFile)
 	stranger := w.issue(t, "stranger@elsewhere.nhs.test")
 	if _, err := opensslErr(sealed, "cms", "-decrypt", "-recip", stranger.certFile, "-inkey", stranger.keyFile); err == nil {
 		t.Error("openssl decrypted with a key the message was not sealed to")
@@ -141,9 +141,9 @@ func TestOpenOpenSSLMail(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			signed := openssl(t, nil, append([]string{"cms", "-sign", "-md", "sha256", "-in", msgFile,
+			signed := certstest.OpenSSL(t, nil, append([]string{"cms", "-sign", "-md", "sha256", "-in", msgFile,
 				"-signer", w.sender.certFile, "-inkey", w.sender.keyFile}, tc.signArgs...)...)
-			sealed := openssl(t, signed, append([]string{"cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile}, tc.encArgs...)...)
+			sealed := certstest.OpenSSL(t, signed, append([]string{"cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile}, tc.encArgs...)...)
 			o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -169,12 +169,12 @@ func TestOpenFailures(t *testing.T) {
 	sealed := w.seal(t, sample)
 	msgFile := filepath.Join(w.dir, "msg.eml")
 	os.WriteFile(msgFile, []byte(sample), 0o644)
-	signedOnly := openssl(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	signedOnly := certstest.OpenSSL(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
 	otherCA := certstest.NewCA(t)
 
 	weak := weakSigner(t, w)
-	weakSigned := openssl(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", weak.certFile, "-inkey", weak.keyFile)
-	sha1Signed := openssl(t, nil, "cms", "-sign", "-md", "sha1", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	weakSigned := certstest.OpenSSL(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", weak.certFile, "-inkey", weak.keyFile)
+	sha1Signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-md", "sha1", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
 
 	now := time.Now()
 	for _, tc := range []struct {
@@ -194,14 +194,14 @@ func TestOpenFailures(t *testing.T) {
 			words: "certificate for ODS A81001 expired on " + w.sender.kp.Cert.NotAfter.UTC().Format("2006-01-02")},
 		{name: "not yet valid signer", input: sealed, now: w.sender.kp.Cert.NotBefore.Add(-time.Hour), kind: smime.ErrExpiredSigner, words: "not yet valid until"},
 		{name: "untrusted CA", input: sealed, roots: &certs.Trust{Roots: otherCA.Pool}, kind: smime.ErrUntrustedSigner, words: "not issued by a trusted NHS CA"},
-		{name: "weak signer key", input: openssl(t, weakSigned, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrUntrustedSigner, words: "key too weak: RSA 1024 bits"},
-		{name: "SHA-1 signature", input: openssl(t, sha1Signed, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "SHA-1"},
-		{name: "3DES", input: openssl(t, signedOnly, "cms", "-encrypt", "-des3", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "3DES"},
+		{name: "weak signer key", input: certstest.OpenSSL(t, weakSigned, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrUntrustedSigner, words: "key too weak: RSA 1024 bits"},
+		{name: "SHA-1 signature", input: certstest.OpenSSL(t, sha1Signed, "cms", "-encrypt", "-aes256", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "SHA-1"},
+		{name: "3DES", input: certstest.OpenSSL(t, signedOnly, "cms", "-encrypt", "-des3", w.recipient.certFile), kind: smime.ErrWeakAlgorithm, words: "3DES"},
 		{name: "plain message", input: []byte(crlf(sample)), kind: smime.ErrNotEncrypted, words: "not S/MIME encrypted"},
 		{name: "signed only", input: signedOnly, kind: smime.ErrNotEncrypted, words: "not S/MIME encrypted"},
-		{name: "opaque signed only", input: openssl(t, nil, "cms", "-sign", "-nodetach", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile),
+		{name: "opaque signed only", input: certstest.OpenSSL(t, nil, "cms", "-sign", "-nodetach", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile),
 			kind: smime.ErrNotEncrypted, words: "not encrypted"},
-		{name: "encrypted unsigned", input: openssl(t, nil, "cms", "-encrypt", "-aes256", "-in", msgFile, w.recipient.certFile), kind: smime.ErrTampered, words: "or was not signed"},
+		{name: "encrypted unsigned", input: certstest.OpenSSL(t, nil, "cms", "-encrypt", "-aes256", "-in", msgFile, w.recipient.certFile), kind: smime.ErrTampered, words: "or was not signed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key, roots, at := w.recipient.kp, w.roots, now
@@ -296,10 +296,10 @@ func TestLegacyKeyTransport(t *testing.T) {
 	if err := s.Seal(&out, strings.NewReader(sample), w.sender.signer(), []*x509.Certificate{w.recipient.kp.Cert}, smime.OuterHeader{}); err != nil {
 		t.Fatal(err)
 	}
-	if printed := string(openssl(t, out.Bytes(), "cms", "-cmsout", "-print")); !strings.Contains(printed, "rsaEncryption") {
+	if printed := string(certstest.OpenSSL(t, out.Bytes(), "cms", "-cmsout", "-print")); !strings.Contains(printed, "rsaEncryption") {
 		t.Error("legacy recipient did not get rsaEncryption key transport")
 	}
-	openssl(t, out.Bytes(), "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
+	certstest.OpenSSL(t, out.Bytes(), "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
 	o, err := smime.OpenWith(bytes.NewReader(out.Bytes()), *w.recipient.kp, w.roots, time.Now())
 	if err != nil || !o.LegacyKeyTransport {
 		t.Fatalf("Open = %+v, %v; want LegacyKeyTransport", o, err)
@@ -315,9 +315,9 @@ func TestOpenLargeOpaque(t *testing.T) {
 	msg := crlf(sample) + strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n", 6<<20/78)
 	msgFile := filepath.Join(w.dir, "large.eml")
 	os.WriteFile(msgFile, []byte(msg), 0o644)
-	signed := openssl(t, nil, "cms", "-sign", "-nodetach", "-md", "sha256", "-binary", "-in", msgFile,
+	signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-nodetach", "-md", "sha256", "-binary", "-in", msgFile,
 		"-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
-	sealed := openssl(t, signed, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile)
+	sealed := certstest.OpenSSL(t, signed, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile)
 	o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
 	if err != nil {
 		t.Fatalf("Open(%d-byte opaque message): %v", len(msg), err)
@@ -334,7 +334,7 @@ func TestOpenAuthEnveloped(t *testing.T) {
 	w := newWorld(t)
 	msgFile := filepath.Join(w.dir, "msg.eml")
 	os.WriteFile(msgFile, []byte(sample), 0o644)
-	signed := openssl(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
+	signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", w.sender.certFile, "-inkey", w.sender.keyFile)
 	for _, tc := range []struct {
 		cipher, algorithms string
 		extra              []string
@@ -343,7 +343,7 @@ func TestOpenAuthEnveloped(t *testing.T) {
 		{"-aes-128-gcm", "AES-128-GCM, RSAES-OAEP-SHA256", []string{"-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256", "-keyopt", "rsa_mgf1_md:sha256"}},
 		{"-aes-256-gcm", "AES-256-GCM, RSA-PKCS1-v1_5", []string{"-stream"}},
 	} {
-		sealed := openssl(t, signed, append([]string{"cms", "-encrypt", tc.cipher, "-recip", w.recipient.certFile}, tc.extra...)...)
+		sealed := certstest.OpenSSL(t, signed, append([]string{"cms", "-encrypt", tc.cipher, "-recip", w.recipient.certFile}, tc.extra...)...)
 		if !bytes.Contains(sealed, []byte("smime-type=authEnveloped-data")) {
 			t.Fatalf("openssl %s did not make authEnveloped-data:\n%s", tc.cipher, trunc(sealed))
 		}

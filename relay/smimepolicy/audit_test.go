@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 	"nhsrelay/relay"
 	"nhsrelay/relay/queue"
@@ -52,7 +53,7 @@ func TestAuditCarriesNoContent(t *testing.T) {
 	hosted := message(senderAddr, hostedAddr, token)
 	msgFile := filepath.Join(t.TempDir(), "msg.eml")
 	os.WriteFile(msgFile, hosted, 0o600)
-	signed := openssl(t, nil, "cms", "-sign", "-in", msgFile, "-signer", f.certFile["A81001"],
+	signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-in", msgFile, "-signer", f.certFile["A81001"],
 		"-inkey", filepath.Join(f.keys, "A81001.key"), "-md", "sha256")
 	// Encrypted, signed with something that is not S/MIME whose name
 	// carries the token: the reason must not quote it.
@@ -63,13 +64,13 @@ func TestAuditCarriesNoContent(t *testing.T) {
 	remoteCert, _ := x509.ParseCertificate(f.dir.get(remoteAddr).Certificates[0])
 	for i, data := range [][]byte{
 		seal(t, org, hostedCert, hosted),
-		openssl(t, signed, "cms", "-encrypt", "-aes256", f.certFile[hostedAddr]),
+		certstest.OpenSSL(t, signed, "cms", "-encrypt", "-aes256", f.certFile[hostedAddr]),
 		f.thunderbird(t, "A81001", senderAddr, token),
 		hosted, // plain
 		seal(t, rx9, hostedCert, hosted),
 		seal(t, org, remoteCert, hosted),
 		f.thunderbird(t, "RX9", senderAddr, token),
-		openssl(t, []byte(notSMIME), "cms", "-encrypt", "-aes256", f.certFile[hostedAddr]),
+		certstest.OpenSSL(t, []byte(notSMIME), "cms", "-encrypt", "-aes256", f.certFile[hostedAddr]),
 	} {
 		m := inbound(string(rune('A'+i)) + "in")
 		f.open(m, data)

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -279,18 +278,3 @@ type body struct {
 func newBody(data []byte) *body { return &body{Reader: bytes.NewReader(data), data: data} }
 
 func (b *body) Reopen() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.data)), nil }
-
-// openssl runs openssl with args and returns stdout, failing the test on
-// error.
-func openssl(t *testing.T, stdin []byte, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command("openssl", args...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}

@@ -95,9 +95,9 @@ func TestOpenOpenSSLSent(t *testing.T) {
 	f := newFixture(t, nil)
 	msgFile := filepath.Join(t.TempDir(), "msg.eml")
 	os.WriteFile(msgFile, message(senderAddr, hostedAddr, "tok9"), 0o600)
-	signed := openssl(t, nil, "cms", "-sign", "-in", msgFile, "-signer", f.certFile["A81001"],
+	signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-in", msgFile, "-signer", f.certFile["A81001"],
 		"-inkey", filepath.Join(f.keys, "A81001.key"), "-md", "sha256")
-	enc := openssl(t, signed, "cms", "-encrypt", "-aes256", "-from", senderAddr, "-to", hostedAddr, "-subject", "Encrypted", f.certFile[hostedAddr])
+	enc := certstest.OpenSSL(t, signed, "cms", "-encrypt", "-aes256", "-from", senderAddr, "-to", hostedAddr, "-subject", "Encrypted", f.certFile[hostedAddr])
 	got, err := f.open(inbound("I9"), enc)
 	if err != nil {
 		t.Fatalf("Open(openssl): %v", err)

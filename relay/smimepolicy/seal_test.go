@@ -50,16 +50,16 @@ func TestSealOpenSSLReads(t *testing.T) {
 	ca := f.caFile()
 	remoteDir := filepath.Dir(f.certFile[remoteAddr])
 	for _, who := range []struct{ dir, name string }{{remoteDir, remoteAddr}, {f.keys, "A81001"}} {
-		dec := openssl(t, nil, "cms", "-decrypt", "-in", sealed,
+		dec := certstest.OpenSSL(t, nil, "cms", "-decrypt", "-in", sealed,
 			"-recip", filepath.Join(who.dir, who.name+".crt"), "-inkey", filepath.Join(who.dir, who.name+".key"))
-		plain := openssl(t, dec, "cms", "-verify", "-CAfile", ca, "-purpose", "smimesign")
+		plain := certstest.OpenSSL(t, dec, "cms", "-verify", "-CAfile", ca, "-purpose", "smimesign")
 		for _, want := range []string{"Subject: blood results for patient tok1", "Haemoglobin normal. tok1"} {
 			if !bytes.Contains(plain, []byte(want)) {
 				t.Errorf("%s: verified content lacks %q:\n%s", who.name, want, plain)
 			}
 		}
 	}
-	printed := openssl(t, nil, "cms", "-cmsout", "-print", "-inform", "SMIME", "-in", sealed)
+	printed := certstest.OpenSSL(t, nil, "cms", "-cmsout", "-print", "-inform", "SMIME", "-in", sealed)
 	for _, want := range []string{"aes-256-cbc", "rsaesOaep"} {
 		if !bytes.Contains(printed, []byte(want)) {
 			t.Errorf("CMS structure does not use %s", want)
@@ -265,12 +265,12 @@ func TestLegacyKeyTransport(t *testing.T) {
 	}
 	sealed := filepath.Join(t.TempDir(), "sealed.eml")
 	os.WriteFile(sealed, out, 0o600)
-	printed := string(openssl(t, nil, "cms", "-cmsout", "-print", "-inform", "SMIME", "-in", sealed))
+	printed := string(certstest.OpenSSL(t, nil, "cms", "-cmsout", "-print", "-inform", "SMIME", "-in", sealed))
 	// Two recipients: the listed endpoint (PKCS#1 v1.5) and the sent copy (OAEP).
 	if strings.Count(printed, "rsaEncryption") < 1 || strings.Count(printed, "rsaesOaep") < 1 {
 		t.Errorf("want one PKCS#1 v1.5 and one OAEP recipient:\n%s", printed)
 	}
-	dec := openssl(t, nil, "cms", "-decrypt", "-in", sealed, "-recip", f.certFile[remoteAddr],
+	dec := certstest.OpenSSL(t, nil, "cms", "-decrypt", "-in", sealed, "-recip", f.certFile[remoteAddr],
 		"-inkey", strings.TrimSuffix(f.certFile[remoteAddr], ".crt")+".key")
 	if !bytes.Contains(dec, []byte("tok8")) {
 		t.Errorf("legacy recipient cannot read it")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"nhsrelay/certs/certstest"
 	"nhsrelay/relay"
 )
 
@@ -31,11 +32,11 @@ func (f *fixture) thunderbird(t *testing.T, signerName, from, token string) []by
 	if err := os.WriteFile(entityFile, bodyEntity(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signed := openssl(t, nil, "cms", "-sign", "-in", entityFile, "-signer", f.certFile[signerName],
+	signed := certstest.OpenSSL(t, nil, "cms", "-sign", "-in", entityFile, "-signer", f.certFile[signerName],
 		"-inkey", filepath.Join(f.keys, signerName+".key"), "-md", "sha256")
 	subject := "blood results for patient " + token
 	msg := append([]byte("From: Results <"+from+">\r\nTo: <"+hostedAddr+">\r\nSubject: "+subject+"\r\n"), signed...)
-	enc := openssl(t, msg, "cms", "-encrypt", "-aes256", "-from", "Results <"+from+">", "-to", hostedAddr, "-subject", subject,
+	enc := certstest.OpenSSL(t, msg, "cms", "-encrypt", "-aes256", "-from", "Results <"+from+">", "-to", hostedAddr, "-subject", subject,
 		"-recip", f.certFile[hostedAddr], "-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256")
 	return append([]byte("Received: from mua.a81001.nhs.test by relay.rx9.nhs.test with ESMTPS; Mon, 2 Mar 2026 09:00:01 +0000\r\n"+
 		"Date: Mon, 02 Mar 2026 09:00:00 +0000\r\nMessage-ID: <"+token+"@a81001.nhs.test>\r\n"+
