@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -279,15 +278,13 @@ func (r *Relay) openBody(ctx context.Context, m queue.Message, eps []directory.E
 		f.Close()
 		pw.CloseWithError(err)
 	}()
-	br := bufio.NewReaderSize(pr, 64<<10)
-	if _, err := br.Peek(1); err != nil && err != io.EOF {
+	body := r.bufs.piped(pr)
+	if _, err := body.Peek(1); err != nil && err != io.EOF {
 		pr.CloseWithError(err)
+		body.Close()
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{br, pr}, nil
+	return body, nil
 }
 
 // bodyFailure maps an error from opening, reading or sealing the body. A

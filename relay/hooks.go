@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -89,13 +88,11 @@ func (r *Relay) openForMailbox(ctx context.Context, m queue.Message, ep director
 		f.Close()
 		pw.CloseWithError(err)
 	}()
-	br := bufio.NewReaderSize(pr, 64<<10)
-	if _, err := br.Peek(1); err != nil && err != io.EOF {
+	body := r.bufs.piped(pr)
+	if _, err := body.Peek(1); err != nil && err != io.EOF {
 		pr.CloseWithError(err)
+		body.Close()
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{br, pr}, nil
+	return body, nil
 }

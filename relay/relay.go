@@ -144,6 +144,7 @@ func setDefault[T int | time.Duration](p *T, v T) {
 type Relay struct {
 	cfg     Config
 	spool   *spool.Spool
+	bufs    *bufs
 	store   queue.Store
 	log     *slog.Logger
 	metrics *metrics
@@ -176,6 +177,7 @@ func New(cfg Config) (*Relay, error) {
 	r := &Relay{
 		cfg:     cfg,
 		spool:   sp,
+		bufs:    newBufs(),
 		store:   cfg.Store,
 		log:     cfg.Logger,
 		kick:    make(chan struct{}, 1),

@@ -231,7 +231,7 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 		return out, ok
 	}
 	br := &bodyReader{r: body}
-	if _, err := io.Copy(w, br); err != nil {
+	if _, err := r.bufs.copyBody(w, br); err != nil {
 		// SMTP cannot abort DATA: dropping the connection before the final
 		// dot is the only way not to send a partial message.
 		if br.err != nil {

@@ -270,3 +270,26 @@ func BenchmarkSpoolWriteSmall(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
+
+// Readers share chunk buffers through a pool: a body read after Close must
+// fail, never return bytes from a buffer another reader now owns.
+func TestReadAfterCloseFails(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{100, MaxSmall + 1} {
+		s := mustOpenSmall(t, t.TempDir(), testKey(t))
+		if _, err := s.Write("m1", bytes.NewReader(randomBody(t, size))); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Open("m1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Read(make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+		if n, err := r.Read(make([]byte, 10)); err == nil || n != 0 {
+			t.Errorf("size %d: Read after Close = %d, %v; want an error", size, n, err)
+		}
+	}
+}

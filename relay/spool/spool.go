@@ -231,6 +231,7 @@ func (s *Spool) Open(id string) (io.ReadCloser, error) {
 			c.Close()
 			return nil, fmt.Errorf("spool: open %s: %w", id, err)
 		}
+		o.usePool(&s.bufs)
 		return o, nil
 	}
 	f, err := os.Open(s.path(id))
@@ -242,6 +243,7 @@ func (s *Spool) Open(id string) (io.ReadCloser, error) {
 		f.Close()
 		return nil, fmt.Errorf("spool: open %s: %w", id, err)
 	}
+	o.usePool(&s.bufs)
 	return o, nil
 }
 

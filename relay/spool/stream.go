@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -146,6 +147,8 @@ type opener struct {
 	counter uint32
 	done    bool
 	err     error
+	pool    *sync.Pool // where buf came from (a *[]byte), nil if allocated
+	bp      *[]byte
 }
 
 // newOpener reads and checks the header from r. Header problems are errors
@@ -169,7 +172,7 @@ func newOpener(r io.Reader, c io.Closer, aead cipher.AEAD, kid []byte, id string
 		return nil, ErrWrongKey
 	}
 	ad := append(bytes.Clone(header), id...)
-	return &opener{r: br, c: c, aead: aead, header: header, ad: ad, buf: make([]byte, sealedChunk)}, nil
+	return &opener{r: br, c: c, aead: aead, header: header, ad: ad}, nil
 }
 
 func (o *opener) Read(p []byte) (int, error) {
@@ -190,6 +193,9 @@ func (o *opener) Read(p []byte) (int, error) {
 // next reads and opens one chunk. A chunk is the last one when the file
 // ends with it; the last flag in its nonce makes that claim authenticated.
 func (o *opener) next() error {
+	if o.buf == nil {
+		o.buf = make([]byte, sealedChunk)
+	}
 	n, err := io.ReadFull(o.r, o.buf)
 	last := false
 	switch {
@@ -222,4 +228,23 @@ func (o *opener) next() error {
 	return nil
 }
 
-func (o *opener) Close() error { return o.c.Close() }
+// usePool makes the opener read chunks into a buffer from pool (a
+// *[]byte of sealedChunk bytes) and give it back on Close.
+func (o *opener) usePool(pool *sync.Pool) {
+	o.pool = pool
+	o.bp = pool.Get().(*[]byte)
+	o.buf = *o.bp
+}
+
+// errClosed is what Read returns after Close.
+var errClosed = errors.New("spool: read of a closed body")
+
+func (o *opener) Close() error {
+	if o.bp != nil {
+		o.plain, o.buf = nil, nil // they point into the buffer given back
+		o.pool.Put(o.bp)
+		o.bp = nil
+		o.err = errClosed
+	}
+	return o.c.Close()
+}
