@@ -5,12 +5,19 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 
 	"nhsrelay/certs/certstest"
 )
@@ -113,5 +120,77 @@ func TestBuildMessage(t *testing.T) {
 		if payload != n {
 			t.Errorf("length %d: payload = %d octets", n, payload)
 		}
+	}
+}
+
+// authBackend is a go-smtp server that requires AUTH PLAIN as u/p before
+// MAIL and counts the messages it takes.
+type authBackend struct {
+	mu    sync.Mutex
+	count int
+}
+
+func (b *authBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &authSession{b: b}, nil }
+
+type authSession struct {
+	b      *authBackend
+	authed bool
+}
+
+func (s *authSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *authSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != "u" || pass != "p:w" {
+			return errors.New("bad credentials")
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+func (s *authSession) Mail(string, *smtp.MailOptions) error {
+	if !s.authed {
+		return &smtp.SMTPError{Code: 530, Message: "auth first"}
+	}
+	return nil
+}
+func (s *authSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (s *authSession) Data(r io.Reader) error {
+	io.Copy(io.Discard, r)
+	s.b.mu.Lock()
+	s.b.count++
+	s.b.mu.Unlock()
+	return nil
+}
+func (s *authSession) Reset()        {}
+func (s *authSession) Logout() error { return nil }
+
+func TestSendWithAuth(t *testing.T) {
+	t.Parallel()
+	ca := certstest.NewCA(t)
+	be := &authBackend{}
+	srv := smtp.NewServer(be)
+	srv.Domain = "localhost"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ca.TLSCertificate(t, "localhost")}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	client := &tls.Config{RootCAs: ca.Pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	base := sendConfig{addr: ln.Addr().String(), sessions: 2, messages: 4, length: 100,
+		from: "a@bench.test", to: "b@bench.test", tls: client, timeout: time.Minute}
+	good := base
+	good.user, good.pass = "u", "p:w" // the password may hold a colon: only the first one splits
+	if sent, err := send(good); err != nil || sent != 4 {
+		t.Fatalf("send with AUTH = %d, %v; want 4", sent, err)
+	}
+	bad := base
+	bad.user, bad.pass = "u", "wrong"
+	if sent, err := send(bad); err == nil || sent != 0 || !strings.Contains(err.Error(), "AUTH") {
+		t.Fatalf("send with a wrong password = %d, %v; want an AUTH failure", sent, err)
+	}
+	if err := runSend([]string{"-auth", "u:p", "-m", "1", ln.Addr().String()}); err == nil || !strings.Contains(err.Error(), "-starttls") {
+		t.Errorf("-auth without -starttls: %v, want a refusal", err)
 	}
 }
