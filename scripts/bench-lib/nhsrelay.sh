@@ -3,8 +3,16 @@
 # The sink endpoint is added through the admin API (curl): the CLI has no
 # way yet to give the evidence a tls_only endpoint requires.
 #
-#   nhs_start DIR TLS(0|1) SINK_PORT   init DIR, configure, serve, add the sink
-#                                      endpoint; sets nhs_pid, nhs_smtp_port
+#   nhs_start DIR MODE SINK_PORT       init DIR, configure, serve, add the sink
+#                                      endpoint; sets nhs_pid, nhs_smtp_port.
+#                                      MODE 0: plain, 1: STARTTLS (both as
+#                                      Postfix: trusted loopback, tls_only
+#                                      sink); 2: clinical path (STARTTLS+AUTH
+#                                      as init's account, S/MIME to a sink
+#                                      endpoint with a certificate, verified
+#                                      TLS out), 3 the same (the client keeps
+#                                      its session); also sets nhs_user,
+#                                      nhs_pass, nhs_from
 #   nhs_stop                           SIGTERM, bounded wait
 #   nhs_log_tail                       the last lines of the server log
 #   nhs_cpu_ms                         CPU time (user + system) nhsrelay has
@@ -43,7 +51,13 @@ nhs_start() {
 	setkey "$conf" smtp submission_listen "\"127.0.0.1:$nhs_smtp_port\""
 	setkey "$conf" smtp submissions_listen '""'
 	setkey "$conf" smtp mx_listen '""'
-	setkey "$conf" smtp trusted_networks '["127.0.0.0/8"]'
+	if [ "$tls" -lt 2 ]; then
+		setkey "$conf" smtp trusted_networks '["127.0.0.0/8"]'
+	fi
+	# init's sample account (clinical path): its password is printed once.
+	nhs_user=$(awk '$1 == "username" { print $2; exit }' "$dir.init.log")
+	nhs_pass=$(awk '$1 == "password" { print $2; exit }' "$dir.init.log")
+	nhs_from=$(awk '$1 == "sends" && $2 == "as" { print $3; exit }' "$dir.init.log")
 	setkey "$conf" admin listen "\"$nhs_admin\""
 	# The 50 × 10 MB run opens 50 sessions from one IP: exactly the default.
 	setkey "$conf" smtp max_conns_per_ip 100
@@ -78,6 +92,22 @@ nhs_start() {
 	# sink is a test server without S/MIME keys, and Postfix does no S/MIME
 	# either, so both relays move the same bytes.
 	local hop
+	if [ "$tls" -ge 2 ]; then
+		# The sink as a real clinical endpoint: an S/MIME certificate from
+		# init's CA (a trust anchor), so every message is signed and
+		# encrypted for it, and a verified-TLS next hop.
+		[ -n "$nhs_user" ] && [ -n "$nhs_pass" ] && [ -n "$nhs_from" ] ||
+			die "no sample account in nhsrelay init's output: $(cat "$dir.init.log")"
+		"$NHSRELAY" certs issue --smime sink@bench.nhs.test --ca "$dir/ca" --out "$dir/sink-smime" >"$dir.cert.log" 2>&1 ||
+			die "certs issue --smime: $(cat "$dir.cert.log")"
+		"$NHSRELAY" directory -c "$conf" add -ods RX9 -hop "localhost:$sink_port" -cert "$dir/sink-smime.crt" \
+			sink@bench.nhs.test >"$dir.add.log" 2>&1 || die "directory add: $(cat "$dir.add.log")"
+		local id
+		id=$(grep -o 'ep-[a-z0-9]*' "$dir.add.log" | head -1)
+		[ -n "$id" ] || die "no endpoint ID in: $(cat "$dir.add.log")"
+		api POST "/v1/directory/endpoints/$id/attest" '{"evidence":"benchmark sink on loopback"}' >/dev/null
+		return
+	fi
 	if [ "$tls" = 1 ]; then
 		hop="{\"kind\":\"host\",\"host\":\"localhost:$sink_port\",\"tls\":\"verified\"}"
 	else
