@@ -127,7 +127,7 @@ func defaultFileConfig() fileConfig {
 			MaxAuthFailures:   10,
 			AuthFailureWindow: "15m",
 		},
-		TLS: fileTLS{ReloadInterval: "0s"},
+		TLS: fileTLS{ReloadInterval: "1m"}, // issue 5: reload on SIGHUP and on file change
 		Relay: fileRelay{
 			SpoolKeyFile:   "spool.key",
 			HopConcurrency: 10,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -303,6 +304,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	defer stopBg()
 	if cfg.ReloadInterval > 0 {
 		go reloader.Watch(bgCtx, cfg.ReloadInterval)
+		trustFiles := slices.Concat(cfg.SMIMETrustAnchors, cfg.SMIMEOrgCAs, cfg.SMIMECRLs)
+		go policy.Watch(bgCtx, cfg.ReloadInterval, trustFiles...)
 	}
 	certFile, keysDir := cfg.CertFile, cfg.SMIMEKeysDir // cfg changes on SIGHUP; these do not
 	expiry := &expiryCheck{dir: dir, mailer: mailer, from: cfg.ChallengeFrom, summaryTo: cfg.SummaryTo,
