@@ -31,6 +31,10 @@ commands:
         list every certificate in the PEM files with its role and days
         left; exits 1 if any is expired, not yet valid, weak, or within
         30 days of expiry
+  status -c CONFIG
+        the same for every certificate the server uses: the TLS
+        certificate, the S/MIME pairs in smime.keys_dir, and (when the
+        server is running) each directory endpoint's encryption certificates
 `
 
 func runCerts(args []string) error {
@@ -134,15 +138,24 @@ func certsIssue(args []string, stdout io.Writer) error {
 
 func certsStatus(args []string, stdout io.Writer, now time.Time) error {
 	fs := newCertsFlags("status")
+	configPath := fs.String("c", "", "config `file`: list the certificates the server uses")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("status: %w\n\n%s", err, certsUsage)
 	}
-	if fs.NArg() == 0 {
-		return fmt.Errorf("status: name at least one certificate FILE\n\n%s", certsUsage)
-	}
-	list, err := certs.Status(now, fs.Args()...)
-	if err != nil {
-		return err
+	var list []certs.CertStatus
+	switch {
+	case *configPath != "" && fs.NArg() == 0:
+		var err error
+		if list, err = certsInUseStatus(*configPath, stdout, now); err != nil {
+			return err
+		}
+	case *configPath == "" && fs.NArg() > 0:
+		var err error
+		if list, err = certs.Status(now, fs.Args()...); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("status: name certificate FILEs or -c CONFIG, not both or neither\n\n%s", certsUsage)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tSUBJECT\tROLE\tEXPIRES\tDAYS LEFT\tSTATUS")

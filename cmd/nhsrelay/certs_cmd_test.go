@@ -11,6 +11,29 @@ import (
 	"nhsrelay/certs"
 )
 
+// With -c and no server running, certs status still lists the server's own
+// certificates from their files and says what it could not list.
+func TestCertsStatusConfig(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "inst")
+	if err := runInit([]string{dir}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := certsMain([]string{"status", "-c", filepath.Join(dir, "nhsrelay.toml")}, &out, time.Now)
+	if err != nil {
+		t.Fatalf("status -c: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"tls-server", "smime-organisation", "smime-endpoint", "endpoint certificates not listed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status -c lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := certsMain([]string{"status", "-c", "x.toml", "a.pem"}, &out, time.Now); err == nil {
+		t.Error("status with both -c and files: no error")
+	}
+}
+
 // TestCertsCommand runs init-ca, issue (TLS and S/MIME) and status as an
 // operator would, and checks the files and the words printed.
 func TestCertsCommand(t *testing.T) {

@@ -190,6 +190,17 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// 4b. certs status -c lists every certificate in use: the TLS chain and
+	// S/MIME pairs from their files, the endpoints' certificates from the
+	// running directory (reached through listeners.json: admin is port 0).
+	out = runBin(t, bin, "certs", "status", "-c", cfgPath)
+	for _, want := range []string{"tls-server", "smime-organisation", "smime-endpoint",
+		"directory:referrals.rx9@nhs.example", "endpoint-encryption"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("certs status -c lacks %q:\n%s", want, out)
+		}
+	}
+
 	// 5. SIGHUP reloads and keeps serving.
 	srv.signal(t, syscall.SIGHUP)
 	if !waitFor(func() bool { return strings.Contains(srv.log(), "config reloaded") }) {
