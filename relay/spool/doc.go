@@ -1,6 +1,7 @@
 // Package spool stores message bodies durably and encrypted at rest.
 //
-// Each body is one file <id>.msg in the spool folder, written by Spool.Write
+// A body larger than Options.SmallMax (or any body, with the zero Options
+// of Open) is one file <id>.msg in the spool folder, written by Spool.Write
 // through the sequence temp file → write → fsync → close → link to its
 // name → fsync folder (STYLE.md's sequence, with link instead of rename so
 // an existing message is never replaced), so that a message is either
@@ -9,6 +10,15 @@
 // "because the host later crashes"). Concurrent writers share folder fsyncs
 // (group commit), but no Write returns before its own data and name are on
 // stable storage.
+//
+// Smaller bodies (OpenWith, Options.SmallMax; the relay uses one 64 KiB
+// chunk) are appended as CRC-framed records to shared segment files
+// <hex>.seg (seglog.go), and concurrent Writes share one fdatasync of the
+// segment: no Write returns before an fdatasync that began after its own
+// record was written has finished. Records are appended in order under one
+// lock, so a record that a crash tore or damaged has no acknowledged record
+// after it, and reading a segment stops there. A segment is deleted when
+// its records are all removed and unread. Every Spool reads both kinds.
 //
 // The spool folder itself, when Open creates it, is fsynced in its parent
 // the same way, so a new spool cannot vanish with the bodies in it.
@@ -27,6 +37,6 @@
 // The key is 32 random bytes in a key file (CreateKey, LoadKey) that only
 // its owner may read.
 //
-// Main types: Spool; ErrCorrupt for anything that fails authentication,
+// Main types: Spool, Options; ErrCorrupt for anything that fails authentication,
 // ErrWrongKey for a file sealed under another key.
 package spool
