@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// crashBody is the body for id: big enough to span chunks for some IDs.
+// crashBody is the body for id: big enough to span chunks for most IDs,
+// small enough for a segment for every seventh.
 func crashBody(id string, i int) []byte {
 	return bytes.Repeat([]byte(id+"\r\n"), 1+(i%7)*9000)
 }
@@ -41,7 +42,9 @@ func crashWriter(dir, hexKey string) {
 		fmt.Println("bad key:", err)
 		return
 	}
-	s, err := Open(dir, key)
+	// As the relay opens it: bodies of one chunk or less (every seventh
+	// here) go to shared segments, the others to files of their own.
+	s, err := OpenWith(dir, key, Options{SmallMax: MaxSmall})
 	if err != nil {
 		fmt.Println("open:", err)
 		return
