@@ -18,7 +18,10 @@
 // record was written has finished. Records are appended in order under one
 // lock, so a record that a crash tore or damaged has no acknowledged record
 // after it, and reading a segment stops there. A segment is deleted when
-// its records are all removed and unread. Every Spool reads both kinds.
+// its records are all removed and unread; one that keeps only a few live
+// records (deferred mail) is compacted: they are copied to the current
+// segment, made durable, and the old one goes. Every Spool reads both
+// kinds.
 //
 // The spool folder itself, when Open creates it, is fsynced in its parent
 // the same way, so a new spool cannot vanish with the bodies in it.

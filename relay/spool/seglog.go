@@ -47,6 +47,9 @@ const (
 	// A segment lives until its last message leaves the queue, so small
 	// segments free space sooner; each new one costs a folder fsync.
 	segMax = 16 << 20
+	// compactBelow: a closed segment whose live records fall to this
+	// fraction of those it had is compacted (compact).
+	compactBelow = 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -57,8 +60,10 @@ type segment struct {
 	f       *os.File
 	size    int64 // bytes appended (current segment) or valid (scanned one)
 	live    int   // records not removed
+	records int   // records it holds (live or not)
 	readers int   // open readers
 	full    bool  // takes no more records
+	moving  bool  // compact is copying its live records out
 	sync    groupSync
 }
 
@@ -152,6 +157,7 @@ func (s *Spool) loadSegments(names []string) error {
 			}
 			s.index[id] = loc{seg: seg, off: off, n: n}
 			seg.live++
+			seg.records++
 		})
 		if err != nil {
 			f.Close()
@@ -171,7 +177,7 @@ func (s *Spool) loadSegments(names []string) error {
 // one (and making its name durable) when there is none or it is full.
 // s.mu is held.
 func (s *Spool) currentLocked() (*segment, error) {
-	if s.cur != nil && !s.cur.full && s.cur.size < segMax {
+	if s.cur != nil && !s.cur.full && s.cur.size < s.segMax {
 		return s.cur, nil
 	}
 	if old := s.cur; old != nil {
@@ -259,6 +265,7 @@ func (s *Spool) writeSmall(id string, sealed []byte) error {
 	}
 	seg.size += int64(len(rec))
 	seg.live++
+	seg.records++
 	s.index[id] = loc{seg: seg, off: off + recordPrefix(id), n: int64(len(sealed))}
 	s.mu.Unlock()
 	if err := seg.sync.sync(); err != nil {
@@ -284,7 +291,104 @@ func (s *Spool) removeLocked(id string) bool {
 	delete(s.index, id)
 	l.seg.live--
 	s.dropLocked(l.seg)
+	s.maybeCompactLocked(l.seg)
 	return true
+}
+
+// copyRecord appends a copy of id's record in seg (at l) to the current
+// segment, which must stay *dst once set, and adds its place to *moved;
+// the copy counts as live in it until compact switches or drops it.
+func (s *Spool) copyRecord(seg *segment, id string, l loc, dst **segment, moved *[]loc) bool {
+	sealed := make([]byte, l.n)
+	if _, err := seg.f.ReadAt(sealed, l.off); err != nil {
+		return false
+	}
+	rec := appendRecord(nil, id, sealed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.logFailed != nil {
+		return false
+	}
+	cur, err := s.currentLocked()
+	if err != nil || (*dst != nil && cur != *dst) {
+		return false // rotated mid-way: the copies so far are all in *dst
+	}
+	if _, err := cur.f.WriteAt(rec, cur.size); err != nil {
+		cur.full = true // part of the record may be there: nothing after it
+		return false
+	}
+	*dst = cur
+	*moved = append(*moved, loc{seg: cur, off: cur.size + recordPrefix(id), n: l.n})
+	cur.size += int64(len(rec))
+	cur.records++
+	cur.live++ // held until compact's switch, so cur is not dropped
+	return true
+}
+
+// maybeCompactLocked starts compact for seg when few of its records are
+// still live. s.mu is held.
+func (s *Spool) maybeCompactLocked(seg *segment) {
+	if !seg.full || seg.moving || seg.f == nil || seg.live == 0 || seg.live*compactBelow > seg.records {
+		return
+	}
+	seg.moving = true
+	seg.readers++ // keeps the file open while compact reads it
+	go s.compact(seg)
+}
+
+// compact copies seg's live records to the current segment and then lets
+// seg go. Without it, a few messages that stay queued for days (deferred,
+// held) would each keep a whole segment of delivered ones on disk. A
+// sealed body does not depend on where it is (its associated data is its
+// header and ID), so the copy is the same bytes. The index moves to the
+// copies only once they are durable; a crash before that leaves both,
+// which read the same. A failure leaves the records where they were.
+func (s *Spool) compact(seg *segment) {
+	defer func() {
+		s.mu.Lock()
+		seg.readers--
+		seg.moving = false
+		s.dropLocked(seg)
+		s.mu.Unlock()
+	}()
+	s.mu.Lock()
+	var ids []string
+	var locs []loc
+	for id, l := range s.index {
+		if l.seg == seg {
+			ids, locs = append(ids, id), append(locs, l)
+		}
+	}
+	s.mu.Unlock()
+	moved := make([]loc, 0, len(ids))
+	var dst *segment
+	for i, id := range ids {
+		if !s.copyRecord(seg, id, locs[i], &dst, &moved) {
+			break // the copies so far are switched below; the rest stay
+		}
+	}
+	ids = ids[:len(moved)]
+	if dst == nil {
+		return
+	}
+	err := dst.sync.sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, id := range ids {
+		dst.live--
+		if err != nil {
+			continue
+		}
+		if l, ok := s.index[id]; ok && l.seg == seg { // not removed meanwhile
+			s.index[id] = moved[i]
+			dst.live++
+			seg.live--
+		}
+	}
+	if err != nil && s.logFailed == nil {
+		s.logFailed = fmt.Errorf("spool: segment fdatasync failed, restart needed: %w", err)
+	}
+	s.dropLocked(dst)
 }
 
 // openSmall returns a reader of id's sealed bytes, or ok false if id is

@@ -42,6 +42,7 @@ type Spool struct {
 	dirs groupSync
 
 	smallMax int       // bodies up to this many bytes go to segments (0: none)
+	segMax   int64     // segment size that closes it (segMax; tests lower it)
 	small    sync.Pool // *[]byte of smallMax+1 bytes, for reading a body to seal
 	mu       sync.Mutex
 	index    map[string]loc // small bodies in segments, by ID
@@ -91,7 +92,7 @@ func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Sp
 	if err := mkdirAllSync(dir, 0o700, sync); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
-	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, index: map[string]loc{}}
+	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, segMax: segMax, index: map[string]loc{}}
 	s.bufs.New = func() any { b := make([]byte, sealedChunk); return &b }
 	s.small.New = func() any { b := make([]byte, s.smallMax+1); return &b }
 	s.dirs.do = func() error { return syncDir(dir) }
