@@ -6,8 +6,10 @@
 //
 // The flow of one message:
 //
-//  1. Submit streams the body into the encrypted spool (relay/spool: file
-//     and folder fsynced), then commits the per-recipient record to the
+//  1. Submit streams the body into the encrypted spool (relay/spool: a
+//     body of up to 64 KiB is appended to a shared segment file whose
+//     fdatasync concurrent messages share; a larger one streams to a file
+//     of its own, file and folder fsynced), then commits the per-recipient record to the
 //     queue Store (relay/queue); only then does it return, and only then
 //     may the intake reply 250 (RFC 5321 §6.1).
 //  2. Run's dispatcher takes due messages off a min-heap on due time and
