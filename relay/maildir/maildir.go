@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,7 +59,7 @@ func Deliver(dir, key string, r io.Reader) error {
 // hooks lets tests observe fsyncs and stop a delivery at a named step, as a
 // power cut would: nothing after it runs, no cleanup either.
 type hooks struct {
-	sync    func(dir string) error // nil: syncDir
+	sync    func(dir string) error // nil: durable.SyncDir
 	crashAt string
 }
 
@@ -109,18 +110,18 @@ func deliver(dir, key string, r io.Reader, h hooks) (err error) {
 	}
 	sync := h.sync
 	if sync == nil {
-		sync = syncDir
+		sync = durable.SyncDir
 	}
 	dir, marks, err := paths(dir)
 	if err != nil {
 		return err
 	}
 	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := mkdirAllSync(filepath.Join(dir, sub), dirPerm, sync); err != nil {
+		if err := durable.MkdirAll(filepath.Join(dir, sub), dirPerm, sync); err != nil {
 			return fmt.Errorf("maildir: create %s: %w", sub, err)
 		}
 	}
-	if err := mkdirAllSync(marks, dirPerm, sync); err != nil {
+	if err := durable.MkdirAll(marks, dirPerm, sync); err != nil {
 		return fmt.Errorf("maildir: create marker folder: %w", err)
 	}
 	done := filepath.Join(marks, key)

@@ -3,13 +3,13 @@ package maildir
 import (
 	"errors"
 	"fmt"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -150,7 +150,7 @@ func (l *syncLog) sync(dir string) error {
 	if dir == l.fail {
 		return errors.New("injected fsync failure")
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 func (l *syncLog) has(dir string) bool {
@@ -186,35 +186,6 @@ func TestFirstDeliveryMakesNewFoldersDurable(t *testing.T) {
 	want := []string{filepath.Join(dir, "tmp"), filepath.Join(dir, "new"), marks}
 	if !slices.Equal(again.dirs, want) {
 		t.Errorf("second delivery fsynced %v, want %v", again.dirs, want)
-	}
-}
-
-func TestMkdirAllSync(t *testing.T) {
-	t.Parallel()
-	root := t.TempDir()
-	var log syncLog
-	deep := filepath.Join(root, "a", "b", "c")
-	if err := mkdirAllSync(deep, 0o700, log.sync); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}
-	if !slices.Equal(log.dirs, want) {
-		t.Errorf("fsynced %v, want the parents top down %v", log.dirs, want)
-	}
-	log.dirs = nil
-	if err := mkdirAllSync(deep, 0o700, log.sync); err != nil || len(log.dirs) != 0 {
-		t.Errorf("existing folder: err %v, fsynced %v; want nil, none", err, log.dirs)
-	}
-	file := filepath.Join(root, "f")
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := mkdirAllSync(filepath.Join(file, "x"), 0o700, log.sync); !errors.Is(err, syscall.ENOTDIR) {
-		t.Errorf("under a file: err = %v, want ENOTDIR", err)
-	}
-	log.fail = filepath.Join(root, "a")
-	if err := mkdirAllSync(filepath.Join(root, "a", "new"), 0o700, log.sync); err == nil {
-		t.Error("failed fsync of the parent not reported")
 	}
 }
 

@@ -1,8 +1,6 @@
 package spool
 
 import (
-	"fmt"
-	"os"
 	"sync"
 )
 
@@ -17,7 +15,7 @@ import (
 // (PostgreSQL's "fsyncgate", 2018). Every later sync returns the first
 // error and the spool must be reopened by restarting.
 type groupSync struct {
-	do      func() error // the fsync: syncDir of the folder, fdatasync of a segment
+	do      func() error // the fsync: durable.SyncDir of the folder, fdatasync of a segment
 	mu      sync.Mutex
 	cond    *sync.Cond
 	started uint64 // fsyncs begun
@@ -57,18 +55,4 @@ func (g *groupSync) sync() error {
 		return g.failed
 	}
 	return nil // fsync number target (or a later one) succeeded
-}
-
-// syncDir makes the directory's entries (names created, linked, removed in
-// it) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return d.Close()
 }

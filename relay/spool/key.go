@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 )
@@ -44,7 +45,7 @@ func CreateKey(path string) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("spool: close key %s: %w", path, err)
 	}
-	if err = syncDir(filepath.Dir(path)); err != nil {
+	if err = durable.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("spool: fsync dir of key %s: %w", path, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +17,7 @@ func TestOpenMakesNewFolderDurable(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "data", "spool")
 	var synced []string
-	record := func(d string) error { synced = append(synced, d); return syncDir(d) }
+	record := func(d string) error { synced = append(synced, d); return durable.SyncDir(d) }
 	if _, err := open(dir, testKey(t), record, Options{}); err != nil {
 		t.Fatalf("open: %v", err)
 	}

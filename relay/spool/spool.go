@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,7 +69,7 @@ const MaxSmall = chunkSize
 // its parent before Open returns), and removing stray temporary files that
 // an interrupted Write left behind. Only one process may use a spool folder.
 func Open(dir string, key []byte) (*Spool, error) {
-	return open(dir, key, syncDir, Options{})
+	return open(dir, key, durable.SyncDir, Options{})
 }
 
 // OpenWith is Open with options. Whatever the options, a spool reads the
@@ -77,7 +78,7 @@ func OpenWith(dir string, key []byte, opt Options) (*Spool, error) {
 	if opt.SmallMax < 0 || opt.SmallMax > MaxSmall {
 		return nil, fmt.Errorf("spool: open %s: SmallMax %d is not in 0..%d", dir, opt.SmallMax, MaxSmall)
 	}
-	return open(dir, key, syncDir, opt)
+	return open(dir, key, durable.SyncDir, opt)
 }
 
 // open is Open with the fsync of folders it creates replaceable by tests.
@@ -89,13 +90,13 @@ func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Sp
 	if err != nil {
 		return nil, fmt.Errorf("spool: open %s: %w", dir, err)
 	}
-	if err := mkdirAllSync(dir, 0o700, sync); err != nil {
+	if err := durable.MkdirAll(dir, 0o700, sync); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, segMax: segMax, index: map[string]loc{}}
 	s.bufs.New = func() any { b := make([]byte, sealedChunk); return &b }
 	s.small.New = func() any { b := make([]byte, s.smallMax+1); return &b }
-	s.dirs.do = func() error { return syncDir(dir) }
+	s.dirs.do = func() error { return durable.SyncDir(dir) }
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)

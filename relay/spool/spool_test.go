@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"nhsrelay/relay/internal/durable"
 	"os"
 	"path/filepath"
 	"strings"
@@ -369,7 +370,7 @@ func TestGroupSyncFailureIsSticky(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	gone := filepath.Join(dir, "gone")
-	g := &groupSync{do: func() error { return syncDir(gone) }}
+	g := &groupSync{do: func() error { return durable.SyncDir(gone) }}
 	if err := g.sync(); err == nil {
 		t.Fatal("sync of a missing directory succeeded")
 	}
@@ -380,7 +381,7 @@ func TestGroupSyncFailureIsSticky(t *testing.T) {
 	if err := g.sync(); err == nil {
 		t.Fatal("sync after a failed fsync succeeded; want the first error again")
 	}
-	ok := &groupSync{do: func() error { return syncDir(dir) }}
+	ok := &groupSync{do: func() error { return durable.SyncDir(dir) }}
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {

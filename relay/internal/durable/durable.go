@@ -1,0 +1,73 @@
+// Package durable holds the two file-system steps every durable write in
+// the relay needs beyond fsyncing a file's data: fsyncing a folder so the
+// names created, linked or removed in it survive a power cut (POSIX leaves
+// directory entries in the page cache until the folder itself is synced;
+// fsync(2) "does not necessarily ensure that the entry in the directory
+// containing the file has also reached disk"), and creating folders so that
+// each new name is made durable in its parent. The spool and Maildir
+// delivery share them.
+package durable
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// SyncDir makes the directory's entries durable: open, fsync, close.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+// MkdirAll makes path and any missing parents with mode perm, one level at
+// a time, and calls sync (SyncDir, or a test's recorder) on the parent of
+// every folder it creates, so the new names are on stable storage when it
+// returns: os.MkdirAll alone leaves a just-created spool or mailbox able to
+// vanish in a power cut after a message in it was acknowledged. A Mkdir
+// that loses a race (the folder appeared meanwhile) syncs the parent too,
+// so this caller does not go on before the winner's name is durable.
+//
+// A folder that already exists is taken as durable: its creator synced its
+// parent before using it. (A concurrent caller that merely sees a folder
+// another caller is still making durable does not wait for it; on ext4 and
+// XFS the fsync that later makes its own data durable commits the journal
+// holding that mkdir as well.)
+func MkdirAll(path string, perm fs.FileMode, sync func(dir string) error) error {
+	path = filepath.Clean(path)
+	fi, err := os.Stat(path)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("mkdir %s: %w", path, syscall.ENOTDIR)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("mkdir %s: %w", path, err)
+	}
+	parent := filepath.Dir(path)
+	if parent != path {
+		if err := MkdirAll(parent, perm, sync); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(path, perm); err != nil {
+		if fi, serr := os.Stat(path); serr != nil || !fi.IsDir() {
+			return fmt.Errorf("mkdir %s: %w", path, err)
+		}
+	}
+	if err := sync(parent); err != nil {
+		return fmt.Errorf("fsync %s after creating %s: %w", parent, filepath.Base(path), err)
+	}
+	return nil
+}
