@@ -77,15 +77,23 @@ func (d *Directory) Account(ctx context.Context, user string) (Account, error) {
 // failure wraps ErrAuthFailed; an unknown user costs the same bcrypt
 // comparison as a known one, so timing does not tell which names exist.
 // Disabled accounts fail.
+//
+// A success is remembered for Config.AuthCacheTTL (see authCache), so a
+// client that logs in on every connection does not pay bcrypt every time.
+// Failures are never remembered: a wrong password always costs bcrypt.
 func (d *Directory) Authenticate(ctx context.Context, user, pass string) (Account, error) {
+	name := strings.ToLower(strings.TrimSpace(user))
 	d.mu.RLock()
-	a, ok := d.accts[strings.ToLower(strings.TrimSpace(user))]
+	a, ok := d.accts[name]
 	d.mu.RUnlock()
+	if ok && !a.Disabled && d.logins.hit(name, pass, a.PasswordHash, d.cfg.Now()) {
+		return a, nil
+	}
 	hash := d.dummy()
 	if ok {
 		hash = []byte(a.PasswordHash)
 	}
-	cmpErr := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	cmpErr := d.compare(hash, []byte(pass))
 	why := ""
 	switch {
 	case !ok:
@@ -95,6 +103,7 @@ func (d *Directory) Authenticate(ctx context.Context, user, pass string) (Accoun
 	case a.Disabled:
 		why = "account disabled"
 	default:
+		d.logins.put(name, pass, a.PasswordHash, d.cfg.Now())
 		return a, nil
 	}
 	return Account{}, fmt.Errorf("directory: authenticate %q: %s: %w", clip(user), why, ErrAuthFailed)

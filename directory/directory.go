@@ -52,6 +52,14 @@ type Config struct {
 	// hash Authenticate compares unknown users against (default
 	// bcrypt.DefaultCost). Tests lower it to bcrypt.MinCost.
 	HashCost int
+
+	// AuthCacheTTL is how long Authenticate remembers a successful login
+	// (see authCache: successes only, keyed by an HMAC under a per-process
+	// key, dropped when the account changes). 0 disables the cache; cmd
+	// defaults it to DefaultAuthCacheTTL.
+	AuthCacheTTL time.Duration
+	// AuthCacheSize bounds the login cache (default DefaultAuthCacheSize).
+	AuthCacheSize int
 }
 
 // Defaults.
@@ -84,6 +92,9 @@ type Directory struct {
 
 	dummyOnce sync.Once
 	dummyHash []byte // compared against when an account is unknown
+
+	logins  *authCache                    // nil: disabled
+	compare func(hash, pass []byte) error // bcrypt.CompareHashAndPassword; tests count calls
 }
 
 // Validate reports every problem with c, each naming its field.
@@ -101,6 +112,12 @@ func (c Config) Validate() error {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("directory: %s: %s is negative", name, v))
 		}
+	}
+	if c.AuthCacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("directory: AuthCacheTTL: %s is negative (0 disables the cache)", c.AuthCacheTTL))
+	}
+	if c.AuthCacheSize < 0 {
+		errs = append(errs, fmt.Errorf("directory: AuthCacheSize: %d is negative", c.AuthCacheSize))
 	}
 	if c.ChallengeAttempts < 0 {
 		errs = append(errs, fmt.Errorf("directory: ChallengeAttempts: %d is negative", c.ChallengeAttempts))
@@ -140,7 +157,8 @@ func Open(ctx context.Context, cfg Config) (*Directory, error) {
 	if cfg.HashCost == 0 {
 		cfg.HashCost = bcrypt.DefaultCost
 	}
-	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store}
+	d := &Directory{cfg: cfg, log: cfg.Logger, store: cfg.Store,
+		logins: newAuthCache(cfg.AuthCacheTTL, cfg.AuthCacheSize), compare: bcrypt.CompareHashAndPassword}
 	if err := d.load(ctx); err != nil {
 		return nil, err
 	}
@@ -214,6 +232,8 @@ func (d *Directory) load(ctx context.Context) error {
 		d.index(e)
 	}
 	d.mu.Unlock()
+	// Another node may have changed any account: forget every cached login.
+	d.logins.clear()
 	d.log.Info("directory loaded", "organisations", len(orgs), "endpoints", len(eps),
 		"accounts", len(accts), "revision", snap.Revision)
 	return nil
@@ -241,7 +261,9 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 		d.index(e)
 	}
 	for _, a := range b.Accounts {
-		d.accts[strings.ToLower(a.Username)] = a
+		u := strings.ToLower(a.Username)
+		d.accts[u] = a
+		d.logins.drop(u) // a new password or a disable takes effect at once
 	}
 	for _, c := range b.Challenges {
 		d.chals[c.EndpointID] = c

@@ -31,6 +31,12 @@
 // delivery path. The TLS-only exception (no S/MIME) needs evidence and is
 // audited as endpoint.tls_only.
 //
+// Authenticate (SMTP AUTH) runs bcrypt; with Config.AuthCacheTTL it
+// remembers successes for a while (authcache.go, as Dovecot's auth_cache):
+// an HMAC under a per-process key, tied to the account's current hash, so
+// a password change, a disable or a Refresh ends it at once. Failures are
+// never remembered, so guessing costs bcrypt every time.
+//
 // Standards: RFC 5321 §4.1.2 and §4.5.3.1 (address syntax and limits, in
 // NormaliseAddress), RFC 5322 §3.2.3 (atext), RFC 1035 §2.3.4 (label length),
 // ITU-T E.164 and the UK numbering plan (NormaliseFax), RFC 5322 and RFC

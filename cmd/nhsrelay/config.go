@@ -92,6 +92,7 @@ type fileDirectory struct {
 	WarnBefore    string `toml:"warn_before"`
 	ExpiryCheck   string `toml:"expiry_check"`
 	SummaryTo     string `toml:"summary_to"`
+	AuthCacheTTL  string `toml:"auth_cache_ttl"`
 }
 
 type fileSMIME struct {
@@ -144,6 +145,7 @@ func defaultFileConfig() fileConfig {
 			ReverifyAfter: "8760h", // a year
 			WarnBefore:    "720h",  // 30 days
 			ExpiryCheck:   "24h",
+			AuthCacheTTL:  "5m",
 		},
 		SMIME: fileSMIME{KeysDir: "keys"},
 	}
@@ -200,7 +202,8 @@ type config struct {
 	ReverifyAfter time.Duration `key:"directory.reverify_after"`
 	WarnBefore    time.Duration `key:"directory.warn_before"`
 	ExpiryCheck   time.Duration `key:"directory.expiry_check"`
-	SummaryTo     string        `key:"directory.summary_to"` // "" sends no summary mail
+	SummaryTo     string        `key:"directory.summary_to"`     // "" sends no summary mail
+	AuthCacheTTL  time.Duration `key:"directory.auth_cache_ttl"` // 0: every login runs bcrypt
 
 	SMIMEKeysDir       string   `key:"smime.keys_dir"`
 	SMIMETrustAnchors  []string `key:"smime.trust_anchors"`

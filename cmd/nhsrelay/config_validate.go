@@ -260,6 +260,10 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		v.addf("directory.warn_before", "%s must be shorter than directory.reverify_after (%s)", d.WarnBefore, d.ReverifyAfter)
 	}
 	c.ExpiryCheck = v.duration("directory.expiry_check", d.ExpiryCheck, time.Minute)
+	c.AuthCacheTTL = v.duration("directory.auth_cache_ttl", d.AuthCacheTTL, 0)
+	if c.AuthCacheTTL > time.Hour {
+		v.addf("directory.auth_cache_ttl", "%s is above the maximum 1h (a remembered login should not outlive a working session by much)", d.AuthCacheTTL)
+	}
 	if d.SummaryTo != "" {
 		a, err := directory.NormaliseAddress(d.SummaryTo)
 		if err != nil || !strings.Contains(a, "@") {

@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	dir, err := directory.Open(ctx, directory.Config{
 		Store: dstore, Logger: logger.With("component", "directory"), Audit: alog, Mailer: mailer,
 		ChallengeFrom: cfg.ChallengeFrom, ReverifyAfter: cfg.ReverifyAfter, WarnBefore: cfg.WarnBefore,
-		CertCheck: directoryCertCheck(trust.current),
+		CertCheck: directoryCertCheck(trust.current), AuthCacheTTL: cfg.AuthCacheTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
