@@ -1,6 +1,7 @@
 package certs_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -63,11 +64,27 @@ func newCA(t *testing.T) (*certs.CA, *x509.CertPool, string) {
 func TestIssueSMIME(t *testing.T) {
 	t.Parallel()
 	ca, pool, caFile := newCA(t)
-	for _, tc := range []struct{ subject, name, ods string }{
-		{"Results@RRK.nhs.test", "results@rrk.nhs.test", ""},
-		{"a81001", "ODS A81001", "A81001"},
+	rsaOrg, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		subject, name, ods string
+		key                crypto.Signer // nil: IssueSMIME chooses
+		keyType            string
+		encrypts           bool
+	}{
+		{"Results@RRK.nhs.test", "results@rrk.nhs.test", "", nil, "RSA-3072", true},
+		// Organisation signing: P-256 (cheap to sign with), signing only.
+		{"a81001", "ODS A81001", "A81001", nil, "ECDSA-P256", false},
+		// An RSA organisation certificate still issues, and can also
+		// receive the organisation's sent copy.
+		{"rx9", "ODS RX9", "RX9", rsaOrg, "RSA-3072", true},
 	} {
 		certPEM, keyPEM, err := ca.IssueSMIME(tc.subject)
+		if tc.key != nil {
+			certPEM, keyPEM, err = ca.IssueSMIMEKey(tc.subject, tc.key)
+		}
 		if err != nil {
 			t.Fatalf("IssueSMIME(%q): %v", tc.subject, err)
 		}
@@ -81,20 +98,41 @@ func TestIssueSMIME(t *testing.T) {
 		if code, ok := certs.ODSCode(kp.Cert); code != tc.ods || ok != (tc.ods != "") {
 			t.Errorf("ODSCode = %q, %v, want %q", code, ok, tc.ods)
 		}
-		if k, ok := kp.Key.Public().(*rsa.PublicKey); !ok || k.N.BitLen() != 3072 {
-			t.Errorf("key = %T, want RSA-3072", kp.Key.Public())
-		}
-		for _, p := range []certs.Purpose{certs.Sign, certs.Encrypt} {
-			if err := certs.ValidateSMIME(kp.Cert, nil, pool, time.Now(), p); err != nil {
-				t.Errorf("ValidateSMIME(%s, %v) = %v", tc.subject, p, err)
+		switch k := kp.Key.Public().(type) {
+		case *rsa.PublicKey:
+			if tc.keyType != "RSA-3072" || k.N.BitLen() != 3072 {
+				t.Errorf("%s: key = RSA-%d, want %s", tc.subject, k.N.BitLen(), tc.keyType)
 			}
+		case *ecdsa.PublicKey:
+			if tc.keyType != "ECDSA-P256" || k.Curve != elliptic.P256() {
+				t.Errorf("%s: key = ECDSA %s, want %s", tc.subject, k.Curve.Params().Name, tc.keyType)
+			}
+		default:
+			t.Errorf("%s: key = %T, want %s", tc.subject, k, tc.keyType)
+		}
+		if kp.Cert.KeyUsage&x509.KeyUsageDigitalSignature == 0 || kp.Cert.KeyUsage&x509.KeyUsageContentCommitment == 0 {
+			t.Errorf("%s: KeyUsage %b lacks digitalSignature or nonRepudiation", tc.subject, kp.Cert.KeyUsage)
+		}
+		if err := certs.ValidateSMIME(kp.Cert, nil, pool, time.Now(), certs.Sign); err != nil {
+			t.Errorf("ValidateSMIME(%s, signing) = %v", tc.subject, err)
+		}
+		err = certs.ValidateSMIME(kp.Cert, nil, pool, time.Now(), certs.Encrypt)
+		if tc.encrypts && err != nil {
+			t.Errorf("ValidateSMIME(%s, encryption) = %v", tc.subject, err)
+		}
+		if !tc.encrypts && !errors.Is(err, certs.ErrWrongUsage) {
+			t.Errorf("ValidateSMIME(%s, encryption) = %v, want ErrWrongUsage (an ECDSA key cannot take RSA key transport)", tc.subject, err)
 		}
 		f := filepath.Join(t.TempDir(), "c.pem")
 		os.WriteFile(f, certPEM, 0o644)
-		for _, purpose := range []string{"smimesign", "smimeencrypt"} {
+		purposes := []string{"smimesign"}
+		if tc.encrypts {
+			purposes = append(purposes, "smimeencrypt")
+		}
+		for _, purpose := range purposes {
 			out, err := exec.Command("openssl", "verify", "-CAfile", caFile, "-purpose", purpose, f).CombinedOutput()
 			if err != nil {
-				t.Errorf("openssl verify -purpose %s: %s", purpose, out)
+				t.Errorf("openssl verify %s -purpose %s: %s", tc.subject, purpose, out)
 			}
 		}
 	}
@@ -102,6 +140,20 @@ func TestIssueSMIME(t *testing.T) {
 		if _, _, err := ca.IssueSMIME(bad); err == nil {
 			t.Errorf("IssueSMIME(%q) = nil error", bad)
 		}
+	}
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.IssueSMIMEKey("A81001", weak); !errors.Is(err, certs.ErrWeakKey) {
+		t.Errorf("IssueSMIMEKey(RSA-1024) = %v, want ErrWeakKey", err)
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.IssueSMIMEKey("A81001", p224); !errors.Is(err, certs.ErrWeakKey) {
+		t.Errorf("IssueSMIMEKey(P-224) = %v, want ErrWeakKey", err)
 	}
 }
 

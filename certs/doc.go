@@ -11,7 +11,9 @@
 // (RFC 9325 §4.2).
 //
 // Main types and functions:
-//   - CA: InitCA, LoadCA, (*CA).IssueTLS, (*CA).IssueSMIME.
+//   - CA: InitCA, LoadCA, (*CA).IssueTLS, (*CA).IssueSMIME (RSA-3072 for an
+//     address; ECDSA P-256, signing only, for an ODS code),
+//     (*CA).IssueSMIMEKey (the caller's key).
 //   - KeyPair, LoadKeyPair, LoadPool: PEM certificates and PKCS#1, PKCS#8 and
 //     SEC1 keys.
 //   - CheckKey: RSA < 2048 bits and EC < P-256 are refused, as NCSC Mail

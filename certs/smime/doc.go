@@ -25,6 +25,18 @@
 //	                     naming a hash must name the digest algorithm's
 //	refused              DES, 3DES, RC2, SHA-1 and MD5 digests, Ed25519 keys
 //
+// Signing keys. Seal signs with RSA (rsaEncryption, RFC 3370 §3.2) or
+// ECDSA (ecdsa-with-SHA256, RFC 5753 and RFC 5754 §3.3, parameters
+// absent); Open verifies both. Organisation signing certificates are
+// ECDSA P-256 (certs.CA.IssueSMIME for an ODS code) because the relay signs
+// every outbound message: a P-256 signature costs about a hundredth of an
+// RSA-3072 one (RSA-3072 signing was 55% of the 6.7 ms of CPU a clinical
+// message cost; see BENCHMARKS.md), and every reader of S/MIME 4.0 verifies it (RFC 8551 §2.2
+// lists ECDSA with P-256 and SHA-256 as MUST for receiving agents;
+// openssl cms -verify reads it, tested). Encryption certificates stay RSA
+// (key transport, below): that is what mail clients and openssl cms
+// interoperate on, and an ECDSA key cannot receive it.
+//
 // RFC 8551 §2.7 asks agents to read AES-GCM AuthEnvelopedData (RFC 5083,
 // RFC 5084) as well as AES-CBC: Open reads both (openssl cms -encrypt
 // -aes-256-gcm is tested). QUIRK: Seal writes AES-256-CBC only, because

@@ -2,6 +2,9 @@ package smime_test
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"os/exec"
 	"path/filepath"
@@ -30,7 +33,9 @@ type world struct {
 	ca        *certs.CA
 	caFile    string
 	roots     *certs.Trust // the CA, trusted for mailboxes and organisations
-	sender    party        // organisation signing certificate, ODS A81001
+	sender    party        // organisation signing certificate, ODS A81001, ECDSA P-256 (as IssueSMIME makes it)
+	senderRSA party        // the same organisation with an RSA-3072 signing certificate
+	copy      party        // gp@a81001.nhs.test, RSA: receives the sender's own copy
 	recipient party        // results@rrk.nhs.test
 }
 
@@ -42,6 +47,12 @@ func newWorld(t testing.TB) *world {
 	certstest.WritePEM(t, w.caFile, tca.Cert)
 	w.sender = w.issue(t, "A81001")
 	w.recipient = w.issue(t, "results@rrk.nhs.test")
+	w.copy = w.issue(t, "gp@a81001.nhs.test")
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.senderRSA = w.issueKey(t, "A81001", "A81001-rsa", key)
 	return w
 }
 
@@ -51,6 +62,21 @@ func (w *world) issue(t testing.TB, subject string) party {
 	if err != nil {
 		t.Fatalf("IssueSMIME(%q): %v", subject, err)
 	}
+	return w.write(t, subject, certPEM, keyPEM)
+}
+
+// issueKey issues for subject with key, written as file.
+func (w *world) issueKey(t testing.TB, subject, file string, key crypto.Signer) party {
+	t.Helper()
+	certPEM, keyPEM, err := w.ca.IssueSMIMEKey(subject, key)
+	if err != nil {
+		t.Fatalf("IssueSMIMEKey(%q): %v", subject, err)
+	}
+	return w.write(t, file, certPEM, keyPEM)
+}
+
+func (w *world) write(t testing.TB, subject string, certPEM, keyPEM []byte) party {
+	t.Helper()
 	prefix := filepath.Join(w.dir, strings.NewReplacer("@", "_", ".", "_").Replace(subject))
 	cf, kf, err := certs.WritePair(prefix, certPEM, keyPEM)
 	if err != nil {
@@ -71,7 +97,7 @@ const sample = "From: gp@a81001.nhs.test\nTo: results@rrk.nhs.test\nSubject: Blo
 func (w *world) seal(t testing.TB, msg string, recipients ...*x509.Certificate) []byte {
 	t.Helper()
 	if len(recipients) == 0 {
-		recipients = []*x509.Certificate{w.recipient.kp.Cert, w.sender.kp.Cert}
+		recipients = []*x509.Certificate{w.recipient.kp.Cert, w.copy.kp.Cert}
 	}
 	var out bytes.Buffer
 	err := smime.Seal(&out, strings.NewReader(msg), w.sender.signer(), recipients, smime.OuterHeader{

@@ -32,7 +32,7 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	if !bytes.Contains(sealed, []byte("Subject: "+smime.NeutralSubject+"\r\n")) {
 		t.Errorf("sealed message lacks the neutral subject:\n%s", sealed[:400])
 	}
-	for name, kp := range map[string]*certs.KeyPair{"recipient": w.recipient.kp, "sender copy": w.sender.kp} {
+	for name, kp := range map[string]*certs.KeyPair{"recipient": w.recipient.kp, "sender copy": w.copy.kp} {
 		o, err := smime.OpenWith(bytes.NewReader(sealed), *kp, w.roots, time.Now())
 		if err != nil {
 			t.Fatalf("Open as %s: %v", name, err)
@@ -111,7 +111,7 @@ func TestSealReadByOpenSSL(t *testing.T) {
 		t.Errorf("openssl verified content = %q, want %q", content, want)
 	}
 	// The sender's own copy decrypts too; a stranger's key does not.
-	certstest.OpenSSL(t, sealed, "cms", "-decrypt", "-recip", w.sender.certFile, "-inkey", w.sender.keyFile)
+	certstest.OpenSSL(t, sealed, "cms", "-decrypt", "-recip", w.copy.certFile, "-inkey", w.copy.keyFile)
 	stranger := w.issue(t, "stranger@elsewhere.nhs.test")
 	if _, err := opensslErr(sealed, "cms", "-decrypt", "-recip", stranger.certFile, "-inkey", stranger.keyFile); err == nil {
 		t.Error("openssl decrypted with a key the message was not sealed to")
@@ -418,5 +418,62 @@ func TestSealRefusesEd25519(t *testing.T) {
 	err = smime.Seal(io.Discard, strings.NewReader(sample), s, []*x509.Certificate{w.recipient.kp.Cert}, smime.OuterHeader{})
 	if !errors.Is(err, certs.ErrWeakKey) || !strings.Contains(err.Error(), "Ed25519") {
 		t.Fatalf("Seal with an Ed25519 key = %v, want ErrWeakKey naming Ed25519", err)
+	}
+}
+
+// TestSignerKeyTypes: an organisation signs with ECDSA P-256 (what
+// IssueSMIME makes; RFC 5753, RFC 5754 §3.3 ecdsa-with-SHA256) or with RSA
+// (rsaEncryption, RFC 3370 §3.2). Either way openssl cms verifies what Seal
+// signed, and Open verifies what openssl cms signed.
+func TestSignerKeyTypes(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	msgFile := filepath.Join(w.dir, "msg.eml")
+	os.WriteFile(msgFile, []byte(sample), 0o644)
+	for _, tc := range []struct {
+		name   string
+		signer party
+		sigAlg string // as openssl cms -print names it
+	}{
+		{"ecdsa-p256", w.sender, "ecdsa-with-SHA256"},
+		{"rsa-3072", w.senderRSA, "rsaEncryption"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			if err := smime.Seal(&out, strings.NewReader(sample), tc.signer.signer(), []*x509.Certificate{w.recipient.kp.Cert}, smime.OuterHeader{}); err != nil {
+				t.Fatalf("Seal: %v", err)
+			}
+			inner := certstest.OpenSSL(t, out.Bytes(), "cms", "-decrypt", "-recip", w.recipient.certFile, "-inkey", w.recipient.keyFile)
+			printed := string(certstest.OpenSSL(t, inner, "cms", "-cmsout", "-print", "-inform", "SMIME"))
+			if !strings.Contains(printed, tc.sigAlg) {
+				t.Errorf("signature algorithm: openssl cms -print lacks %q", tc.sigAlg)
+			}
+			content := certstest.OpenSSL(t, inner, "cms", "-verify", "-CAfile", w.caFile, "-purpose", "smimesign")
+			if !bytes.HasSuffix(content, []byte(crlf(sample))) {
+				t.Errorf("openssl verified content = %q", trunc(content))
+			}
+			o, err := smime.OpenWith(bytes.NewReader(out.Bytes()), *w.recipient.kp, w.roots, time.Now())
+			if err != nil || !o.Signer.Equal(tc.signer.kp.Cert) {
+				t.Fatalf("Open(Seal's output) = %v, %v", o, err)
+			}
+
+			// openssl signs with the same key; Open verifies it.
+			for _, opaque := range []bool{false, true} {
+				args := []string{"cms", "-sign", "-md", "sha256", "-in", msgFile, "-signer", tc.signer.certFile, "-inkey", tc.signer.keyFile}
+				if opaque {
+					args = append(args, "-nodetach")
+				}
+				signed := certstest.OpenSSL(t, nil, args...)
+				sealed := certstest.OpenSSL(t, signed, "cms", "-encrypt", "-aes256", "-recip", w.recipient.certFile, "-keyopt", "rsa_padding_mode:oaep")
+				o, err := smime.OpenWith(bytes.NewReader(sealed), *w.recipient.kp, w.roots, time.Now())
+				if err != nil {
+					t.Fatalf("Open(openssl-signed, opaque %v): %v", opaque, err)
+				}
+				if !o.Signer.Equal(tc.signer.kp.Cert) || string(o.Message) != crlf(sample) {
+					t.Errorf("Open(openssl-signed, opaque %v): signer %s, message %q", opaque, o.Signer.Subject, trunc(o.Message))
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package smimepolicy_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -188,7 +189,7 @@ func rsaKey(t testing.TB, bits int) *rsa.PrivateKey {
 }
 
 // writePair writes dir/name.crt (cert then chain) and dir/name.key.
-func (f *fixture) writePair(dir, name string, cert *x509.Certificate, key *rsa.PrivateKey) {
+func (f *fixture) writePair(dir, name string, cert *x509.Certificate, key crypto.Signer) {
 	f.t.Helper()
 	var crt bytes.Buffer
 	pem.Encode(&crt, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
