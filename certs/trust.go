@@ -27,6 +27,10 @@ type Trust struct {
 	// CRLs are checked for every certificate of a chain (see CRLSet for
 	// the policy). nil: revocation is not checked.
 	CRLs *CRLSet
+
+	// verified caches chain building (see chainCache); the zero value is
+	// ready. A Trust is used by pointer and never copied.
+	verified chainCache
 }
 
 // ValidateSMIME checks that cert may be used for purpose at now: within its
@@ -114,14 +118,22 @@ func (t *Trust) validate(cert *x509.Certificate, intermediates []*x509.Certifica
 	if roots == nil {
 		return nil, fail(ErrUntrusted, "cannot be checked: no S/MIME trust anchors are configured")
 	}
-	inter := x509.NewCertPool()
-	for _, c := range intermediates {
-		inter.AddCert(c)
+	key := newChainKey(cert, intermediates, roots)
+	chains, cached := t.verified.get(key, now)
+	var err error
+	if !cached {
+		inter := x509.NewCertPool()
+		for _, c := range intermediates {
+			inter.AddCert(c)
+		}
+		chains, err = cert.Verify(x509.VerifyOptions{
+			Roots: roots, Intermediates: inter, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		})
+		if err == nil {
+			t.verified.put(key, chains)
+		}
 	}
-	chains, err := cert.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	})
 	var unknown x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	switch {
