@@ -93,10 +93,10 @@ const (
 	// commands that do not move a transaction forward (NOOP, RSET, VRFY,
 	// repeated EHLO...) before 421 and disconnect.
 	DefaultMaxJunkCommands = 100
-	// DefaultGreetWait is how long a plaintext listener waits, after the
+	// DefaultGreetWait is how long the plaintext MX listener waits, after the
 	// first line of a multi-line greeting, for a client that talks too
 	// early (Postfix postscreen_greet_wait is 6s; that is for port 25 only
-	// and cached per client, we pay it on every connection).
+	// and cached per client; we pay it on every MX connection).
 	DefaultGreetWait = 500 * time.Millisecond
 	// DefaultMaxAuthFailures is how many failed AUTHs one client IP may
 	// make per AuthFailureWindow before AUTH answers 454 4.7.0.
@@ -140,7 +140,7 @@ type Config struct {
 	MinDataRate       int           // bytes/s after DataTimeout of grace; 421 4.4.2
 	MaxErrors         int           // refused commands before 421 4.7.0
 	MaxJunkCommands   int           // commands in a row that move nothing forward, before 421 4.7.0
-	GreetWait         time.Duration // pregreet test on plaintext listeners; negative disables
+	GreetWait         time.Duration // pregreet test on the plaintext MX listener; negative disables
 	MaxAuthFailures   int           // per client IP per AuthFailureWindow
 	AuthFailureWindow time.Duration
 }

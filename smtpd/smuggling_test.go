@@ -175,6 +175,10 @@ func TestPipeliningViolations(t *testing.T) {
 	slow := startServer(t, func(c *Config) { c.GreetWait = 10 * time.Second })
 	txn := "MAIL FROM:<a@b.example>\r\nRCPT TO:<" + hosted + ">\r\nDATA\r\n"
 	msg := "Subject: early\r\n\r\nearly\r\n.\r\n"
+	// Submission gets no pregreet wait: its greeting is one line at once.
+	if got := dialRaw(t, slow.sub).reply(); !strings.HasPrefix(got, "220 ") {
+		t.Errorf("submission greeting = %q, want a single-line 220 without the pregreet wait", got)
+	}
 	for _, tc := range []struct {
 		name, addr string
 		greet      bool   // wait for the greeting first

@@ -155,7 +155,10 @@ func (w *wireConn) greet() error {
 		}
 	}
 	wait := w.srv.limits().GreetWait
-	if wait <= 0 || w.trusted || !w.scanning {
+	// The pregreet test is for the MX listener, as Postfix's postscreen
+	// runs it on port 25 only: submission clients must authenticate
+	// anyway, and a wait on every connection would cost each login.
+	if wait <= 0 || w.trusted || !w.scanning || w.mode != MX {
 		return nil
 	}
 	// RFC 5321 §4.2.1: a multi-line reply; the client must wait for the

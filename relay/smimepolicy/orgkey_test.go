@@ -74,6 +74,18 @@ func TestOrganisationKeyTypes(t *testing.T) {
 			if len(evs) != 1 || !strings.Contains(evs[0].Detail, "ODS A81001 (serial "+kp.Cert.SerialNumber.String()+")") {
 				t.Errorf("smime.sealed events = %+v", evs)
 			}
+			// The sending organisation keeps a readable sent copy: with an
+			// RSA signing key the key itself, with a P-256 one (no RSA key
+			// transport) the sender's own endpoint certificate.
+			if len(evs) == 1 && !strings.Contains(evs[0].Detail, "sent copy: true") {
+				t.Errorf("no sent copy: %s", evs[0].Detail)
+			}
+			if tc.key == nil {
+				own := strings.TrimSuffix(f.certFile[senderAddr], ".crt")
+				if dec := certstest.OpenSSL(t, out, "cms", "-decrypt", "-recip", own+".crt", "-inkey", own+".key"); len(dec) == 0 {
+					t.Errorf("the sender's endpoint cannot read the sent copy")
+				}
+			}
 
 			// Inbound: a hosted endpoint's relay verifies the same signer.
 			org, _ := f.signer(f.keys, "A81001")

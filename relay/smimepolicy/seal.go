@@ -111,12 +111,12 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 		}
 		return err
 	}
-	sentCopy := false
-	if trust.ValidateSMIME(signer.Cert, signer.Chain, now, certs.Encrypt) == nil {
-		to = append(to, signer.Cert) // the sending organisation reads its sent copy
-		sentCopy = true
+	sent := p.sentCopyCert(ctx, trust, m, signer, ods, now)
+	sentCopy := sent != nil
+	if sentCopy {
+		to = append(to, sent) // the sending organisation reads its sent copy
 	} else {
-		p.log.Warn("organisation certificate cannot receive encrypted mail: no readable sent copy", "msgid", m.ID, "ods", ods)
+		p.log.Warn("no certificate of the sending organisation can receive encrypted mail: no readable sent copy", "msgid", m.ID, "ods", ods)
 	}
 
 	br := bufio.NewReaderSize(body, 64<<10)
@@ -352,4 +352,29 @@ func addressesOnly(field string) []string {
 		out = append(out, a.Address)
 	}
 	return out
+}
+
+// sentCopyCert picks the certificate the sending organisation reads its
+// sent copy with (issue 5: encrypt "plus the sender organisation's own").
+// An RSA signing certificate can take it itself; an organisation signing
+// key on P-256 cannot receive RSA key transport, so the copy goes to the
+// sender's own endpoint certificate when the sender is an endpoint of the
+// same organisation. nil means no readable sent copy (logged and audited
+// by the caller).
+func (p *Policy) sentCopyCert(ctx context.Context, trust *certs.Trust, m queue.Message, signer smime.Signer, ods string, now time.Time) *x509.Certificate {
+	if trust.ValidateSMIME(signer.Cert, signer.Chain, now, certs.Encrypt) == nil {
+		return signer.Cert
+	}
+	if m.From == "" {
+		return nil
+	}
+	ep, err := p.cfg.Directory.Lookup(ctx, m.From)
+	if err != nil || !strings.EqualFold(ep.ODS, ods) {
+		return nil
+	}
+	c, err := p.recipientCert(trust, ep, now)
+	if err != nil {
+		return nil
+	}
+	return c
 }
