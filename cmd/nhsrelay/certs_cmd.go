@@ -25,8 +25,9 @@ commands:
         issue a TLS certificate (P-256) for the host names or IPs;
         writes PREFIX.crt and PREFIX.key (0600)
   issue --smime ADDRESS|ODS --ca DIR --out PREFIX
-        issue an S/MIME certificate (RSA-3072, emailProtection) for a mail
-        address, or an organisation signing certificate for an ODS code
+        issue an S/MIME certificate (emailProtection) for a mail address
+        (RSA-3072: signs and receives encrypted mail), or an organisation
+        signing certificate for an ODS code (ECDSA P-256: signs only)
   status FILE...
         list every certificate in the PEM files with its role and days
         left; exits 1 if any is expired, not yet valid, weak, or within

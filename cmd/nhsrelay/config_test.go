@@ -172,6 +172,8 @@ func TestBadConfigs(t *testing.T) {
 		{"CRL that does not parse", set("crls", `["spool.key"]`), []string{"smime.crls[0]:", "CRL"}},
 		{"missing keys dir", set("keys_dir", `"nokeys"`), []string{"smime.keys_dir: no such folder"}},
 		{"bad relay ods", set("relay_ods", `"a@b"`), []string{"smime.relay_ods:"}},
+		{"login cache too long", set("auth_cache_ttl", `"2h"`), []string{"directory.auth_cache_ttl: 2h is above the maximum 1h"}},
+		{"login cache off", set("auth_cache_ttl", `"0s"`), nil},
 		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),
 			[]string{"server.log_level:", "relay.retry_min:", "tls.cert_file: must be set"}},
 	}
