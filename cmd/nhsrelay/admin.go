@@ -59,11 +59,12 @@ func (t *adminToken) check(presented string) bool {
 
 // adminHandlers are the parts the admin API mounts; nil ones are left out.
 type adminHandlers struct {
-	Queue     http.Handler // relay.AdminHandler: /v1/queue...
-	Directory http.Handler // directory/api: /v1/directory/... and /fhir/...
-	Metrics   prometheus.Gatherer
-	Token     *adminToken
-	Logger    *slog.Logger
+	Queue      http.Handler // relay.AdminHandler: /v1/queue...
+	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
+	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Metrics    prometheus.Gatherer
+	Token      *adminToken
+	Logger     *slog.Logger
 }
 
 // newAdminHandler builds the admin API. /healthz answers without a token
@@ -75,6 +76,10 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	if h.Queue != nil {
 		api.Handle("/v1/queue", h.Queue)
 		api.Handle("/v1/queue/", h.Queue)
+	}
+	if h.Quarantine != nil {
+		api.Handle("/v1/quarantine", h.Quarantine)
+		api.Handle("/v1/quarantine/", h.Quarantine)
 	}
 	if h.Directory != nil {
 		api.Handle("/v1/directory/", h.Directory)

@@ -13,6 +13,7 @@ commands:
   check-config -c FILE      validate a config file and print every problem
   queue list|show|retry|delete
                             inspect and act on the running server's queue
+  quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
@@ -27,6 +28,7 @@ func commands() map[string]command {
 		"serve":        runServe,
 		"check-config": runCheckConfig,
 		"queue":        runQueue,
+		"quarantine":   runQuarantine,
 		"audit":        runAudit,
 		"directory":    runDirectory,
 		"certs":        runCerts,

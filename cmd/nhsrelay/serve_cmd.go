@@ -251,7 +251,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		}
 		alogger := logger.With("component", "admin")
 		adminSrv = newAdminServer(newAdminHandler(adminHandlers{
-			Queue: rel.AdminHandler(), Directory: api.New(dir, alogger), Metrics: reg, Token: token, Logger: alogger,
+			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger),
+			Metrics: reg, Token: token, Logger: alogger,
 		}), alogger)
 	}
 

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"nhsrelay/relay/smimepolicy"
+)
+
+const quarantineUsage = `usage: nhsrelay quarantine [-c FILE] COMMAND
+
+commands:
+  list [-json]        every quarantined inbound message: sender, endpoint, reason
+  show [-json] ID     one quarantine record
+
+Only the records are shown, never a message: it is clinical. An operator
+with shell access on the relay host finds it, as it arrived, in
+<data_dir>/quarantine/ID, encrypted at rest with the spool key.
+`
+
+// runQuarantine shows the running server's quarantine through the admin
+// API: inbound S/MIME mail for hosted endpoints that was refused, and why.
+func runQuarantine(args []string) error {
+	return quarantineMain(context.Background(), args, os.Stdout)
+}
+
+func quarantineMain(ctx context.Context, args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("quarantine", flag.ContinueOnError)
+	path := configFlag(fs)
+	cmd, rest, err := parseCommand(fs, quarantineUsage, args)
+	if err != nil {
+		return err
+	}
+	var wantArgs int
+	switch cmd {
+	case "list":
+	case "show":
+		wantArgs = 1
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown quarantine command %q", cmd)
+	}
+	sub := flag.NewFlagSet("quarantine "+cmd, flag.ContinueOnError)
+	asJSON := sub.Bool("json", false, "print the server's JSON as is")
+	if err := sub.Parse(rest); err != nil {
+		return err
+	}
+	if sub.NArg() != wantArgs {
+		fs.Usage()
+		return fmt.Errorf("quarantine %s: want %d argument(s), got %d", cmd, wantArgs, sub.NArg())
+	}
+	c, err := newAdminClient(*path)
+	if err != nil {
+		return err
+	}
+	if cmd == "list" {
+		return quarantineList(ctx, c, w, *asJSON)
+	}
+	return quarantineShow(ctx, c, w, sub.Arg(0), *asJSON)
+}
+
+func quarantineList(ctx context.Context, c *adminClient, w io.Writer, asJSON bool) error {
+	var raw bytes.Buffer
+	if err := c.do(ctx, http.MethodGet, "/v1/quarantine", nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := w.Write(raw.Bytes())
+		return err
+	}
+	var recs []smimepolicy.Record
+	if err := json.Unmarshal(raw.Bytes(), &recs); err != nil {
+		return fmt.Errorf("decode quarantine list: %w", err)
+	}
+	writeQuarantine(w, recs, time.Local)
+	return nil
+}
+
+// writeQuarantine prints recs as `queue list` prints the queue: a header,
+// per record the quarantine ID, when it was quarantined and the sender,
+// the reason in parentheses, then the endpoint it was for; then a total.
+func writeQuarantine(w io.Writer, recs []smimepolicy.Record, loc *time.Location) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "Quarantine is empty")
+		return
+	}
+	idw := 15
+	for _, r := range recs {
+		idw = max(idw, len(r.ID)+1)
+	}
+	fmt.Fprintf(w, "%-*s %-20s %s\n", idw, "-Quarantine ID-", "--Quarantined At----", "-Sender/Endpoint-------")
+	indent := strings.Repeat(" ", idw+1+20+1)
+	for _, r := range recs {
+		at := "-"
+		if !r.At.IsZero() {
+			at = r.At.In(loc).Format("Mon Jan _2 15:04:05")
+		}
+		fmt.Fprintf(w, "%-*s %-20s %s\n", idw, r.ID, at, senderName(r.From))
+		if reason := strings.Join(strings.Fields(r.Reason), " "); reason != "" { // one line
+			fmt.Fprintf(w, "(%s)\n", reason)
+		}
+		if r.Endpoint != "" {
+			fmt.Fprintf(w, "%s%s\n", indent, r.Endpoint)
+		}
+		fmt.Fprintln(w)
+	}
+	s := "s"
+	if len(recs) == 1 {
+		s = ""
+	}
+	fmt.Fprintf(w, "-- %d message%s in quarantine.\n", len(recs), s)
+}
+
+// senderName shows the null sender as Postfix does.
+func senderName(from string) string {
+	if from == "" {
+		return "MAILER-DAEMON"
+	}
+	return from
+}
+
+func quarantineShow(ctx context.Context, c *adminClient, w io.Writer, id string, asJSON bool) error {
+	var raw bytes.Buffer
+	if err := c.do(ctx, http.MethodGet, "/v1/quarantine/"+url.PathEscape(id), nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := w.Write(raw.Bytes())
+		return err
+	}
+	var r smimepolicy.Record
+	if err := json.Unmarshal(raw.Bytes(), &r); err != nil {
+		return fmt.Errorf("decode quarantine record: %w", err)
+	}
+	writeQuarantineRecord(w, r, time.Local)
+	return nil
+}
+
+// writeQuarantineRecord prints one record, one field a line.
+func writeQuarantineRecord(w io.Writer, r smimepolicy.Record, loc *time.Location) {
+	fmt.Fprintf(w, "id:          %s\n", r.ID)
+	if r.QueueID != "" {
+		fmt.Fprintf(w, "queue id:    %s\n", r.QueueID)
+	}
+	fmt.Fprintf(w, "endpoint:    %s\n", r.Endpoint)
+	if r.From == "" {
+		fmt.Fprintf(w, "from:        <> (null sender)\n")
+	} else {
+		fmt.Fprintf(w, "from:        %s\n", r.From)
+	}
+	if r.ClientIP != "" {
+		fmt.Fprintf(w, "client:      %s\n", r.ClientIP)
+	}
+	if !r.Received.IsZero() {
+		fmt.Fprintf(w, "received:    %s\n", r.Received.In(loc).Format(time.RFC3339))
+	}
+	if !r.At.IsZero() {
+		fmt.Fprintf(w, "quarantined: %s\n", r.At.In(loc).Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "reason:      %s\n", strings.Join(strings.Fields(r.Reason), " "))
+}
