@@ -120,6 +120,6 @@
 // and bounced events besides.
 //
 // Main types: Policy (New, Sealer, Opener, Seal, CheckRecipient, Open,
-// Reload, Trust, Quarantined, QuarantinedMessage), Config, HoldError,
+// Reload, Watch, Trust, Quarantined, QuarantinedMessage, AdminHandler), Config, HoldError,
 // QuarantineError, Record.
 package smimepolicy
