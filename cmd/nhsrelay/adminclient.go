@@ -148,3 +148,36 @@ func parseCommand(fs *flag.FlagSet, usage string, args []string) (cmd string, re
 	}
 	return fs.Arg(0), fs.Args()[1:], nil
 }
+
+// getAndPrint GETs path from the admin API and either copies the server's
+// JSON to w as it is (asJSON, for scripts) or decodes it and prints it for
+// a person: what every read-only CLI command does.
+func getAndPrint[T any](ctx context.Context, c *adminClient, w io.Writer, path string, asJSON bool,
+	decode func([]byte) (T, error), print func(io.Writer, T)) error {
+	var raw bytes.Buffer
+	if err := c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		_, err := w.Write(raw.Bytes())
+		return err
+	}
+	v, err := decode(raw.Bytes())
+	if err != nil {
+		return err
+	}
+	print(w, v)
+	return nil
+}
+
+// decodeJSON returns a decoder for getAndPrint; what names the thing in
+// its error.
+func decodeJSON[T any](what string) func([]byte) (T, error) {
+	return func(data []byte) (T, error) {
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return v, fmt.Errorf("decode %s: %w", what, err)
+		}
+		return v, nil
+	}
+}

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -69,20 +66,8 @@ func quarantineMain(ctx context.Context, args []string, w io.Writer) error {
 }
 
 func quarantineList(ctx context.Context, c *adminClient, w io.Writer, asJSON bool) error {
-	var raw bytes.Buffer
-	if err := c.do(ctx, http.MethodGet, "/v1/quarantine", nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := w.Write(raw.Bytes())
-		return err
-	}
-	var recs []smimepolicy.Record
-	if err := json.Unmarshal(raw.Bytes(), &recs); err != nil {
-		return fmt.Errorf("decode quarantine list: %w", err)
-	}
-	writeQuarantine(w, recs, time.Local)
-	return nil
+	return getAndPrint(ctx, c, w, "/v1/quarantine", asJSON, decodeJSON[[]smimepolicy.Record]("quarantine list"),
+		func(w io.Writer, recs []smimepolicy.Record) { writeQuarantine(w, recs, time.Local) })
 }
 
 // writeQuarantine prints recs as `queue list` prints the queue: a header,
@@ -129,20 +114,8 @@ func senderName(from string) string {
 }
 
 func quarantineShow(ctx context.Context, c *adminClient, w io.Writer, id string, asJSON bool) error {
-	var raw bytes.Buffer
-	if err := c.do(ctx, http.MethodGet, "/v1/quarantine/"+url.PathEscape(id), nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := w.Write(raw.Bytes())
-		return err
-	}
-	var r smimepolicy.Record
-	if err := json.Unmarshal(raw.Bytes(), &r); err != nil {
-		return fmt.Errorf("decode quarantine record: %w", err)
-	}
-	writeQuarantineRecord(w, r, time.Local)
-	return nil
+	return getAndPrint(ctx, c, w, "/v1/quarantine/"+url.PathEscape(id), asJSON, decodeJSON[smimepolicy.Record]("quarantine record"),
+		func(w io.Writer, r smimepolicy.Record) { writeQuarantineRecord(w, r, time.Local) })
 }
 
 // writeQuarantineRecord prints one record, one field a line.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -76,20 +75,8 @@ func runQueue(args []string) error {
 }
 
 func queueList(ctx context.Context, c *adminClient, w io.Writer, asJSON bool) error {
-	var raw bytes.Buffer
-	if err := c.do(ctx, http.MethodGet, "/v1/queue", nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := w.Write(raw.Bytes())
-		return err
-	}
-	msgs, err := decodeMessages(raw.Bytes())
-	if err != nil {
-		return err
-	}
-	writePostqueue(w, msgs, time.Local)
-	return nil
+	return getAndPrint(ctx, c, w, "/v1/queue", asJSON, decodeMessages,
+		func(w io.Writer, msgs []queue.Message) { writePostqueue(w, msgs, time.Local) })
 }
 
 // decodeMessages reads the list the admin API returns: a JSON array of
@@ -174,20 +161,8 @@ func recipientError(r queue.Recipient) string {
 }
 
 func queueShow(ctx context.Context, c *adminClient, w io.Writer, id string, asJSON bool) error {
-	var raw bytes.Buffer
-	if err := c.do(ctx, http.MethodGet, "/v1/queue/"+url.PathEscape(id), nil, &raw); err != nil {
-		return err
-	}
-	if asJSON {
-		_, err := w.Write(raw.Bytes())
-		return err
-	}
-	var m queue.Message
-	if err := json.Unmarshal(raw.Bytes(), &m); err != nil {
-		return fmt.Errorf("decode message: %w", err)
-	}
-	writeMessage(w, m, time.Local)
-	return nil
+	return getAndPrint(ctx, c, w, "/v1/queue/"+url.PathEscape(id), asJSON, decodeJSON[queue.Message]("message"),
+		func(w io.Writer, m queue.Message) { writeMessage(w, m, time.Local) })
 }
 
 // writeMessage prints one message, one field a line, then a block per
