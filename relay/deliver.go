@@ -265,16 +265,29 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 // for eps when a Sealer is configured. A Sealer that refuses before writing
 // anything (ErrHold) is reported here, before any connection is used.
 func (r *Relay) openBody(ctx context.Context, m queue.Message, eps []directory.Endpoint) (io.ReadCloser, error) {
+	if r.cfg.Sealer == nil {
+		return r.spoolThrough(m, nil)
+	}
+	return r.spoolThrough(m, func(f io.Reader, w io.Writer) error {
+		return r.cfg.Sealer.Seal(ctx, m, eps, f, w)
+	})
+}
+
+// spoolThrough opens m's spooled body and, when transform is not nil, runs
+// it over the body in its own goroutine and returns what it writes. A
+// transform that fails before writing anything (a hold, a quarantine) is
+// reported here, before the caller uses a connection or a mailbox.
+func (r *Relay) spoolThrough(m queue.Message, transform func(f io.Reader, w io.Writer) error) (io.ReadCloser, error) {
 	f, err := r.spool.Open(m.ID)
 	if err != nil {
 		return nil, fmt.Errorf("open spooled body: %w", err)
 	}
-	if r.cfg.Sealer == nil {
+	if transform == nil {
 		return f, nil
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		err := r.cfg.Sealer.Seal(ctx, m, eps, f, pw)
+		err := transform(f, pw)
 		f.Close()
 		pw.CloseWithError(err)
 	}()

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"nhsrelay/directory"
@@ -78,21 +77,7 @@ func (r *Relay) openForMailbox(ctx context.Context, m queue.Message, ep director
 	if r.cfg.Opener == nil {
 		return r.openBody(ctx, m, []directory.Endpoint{ep})
 	}
-	f, err := r.spool.Open(m.ID)
-	if err != nil {
-		return nil, fmt.Errorf("open spooled body: %w", err)
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		err := r.cfg.Opener.Open(ctx, m, ep, spooledBody{Reader: f, r: r, id: m.ID}, pw)
-		f.Close()
-		pw.CloseWithError(err)
-	}()
-	body := r.bufs.piped(pr)
-	if _, err := body.Peek(1); err != nil && err != io.EOF {
-		pr.CloseWithError(err)
-		body.Close()
-		return nil, err
-	}
-	return body, nil
+	return r.spoolThrough(m, func(f io.Reader, w io.Writer) error {
+		return r.cfg.Opener.Open(ctx, m, ep, spooledBody{Reader: f, r: r, id: m.ID}, w)
+	})
 }
