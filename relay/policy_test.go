@@ -78,21 +78,7 @@ func TestEndpointSuspendedAfterAcceptanceFails(t *testing.T) {
 func TestRedirectFollowedAtDelivery(t *testing.T) {
 	t.Parallel()
 	sink, c := tlsSink(t)
-	const (
-		oldBox    = "old@hosted.nhs.example"
-		newBox    = "new@hosted.nhs.example"
-		oldRemote = "ward7@trust.nhs.example"
-		newRemote = "ward9@trust.nhs.example"
-	)
-	remote := directory.NextHop{Kind: directory.HopHost, Host: sink.Addr}
-	d := directorytest.New(t, directorytest.Verified(sender, hostedHop),
-		directorytest.Verified(oldBox, hostedHop), directorytest.Verified(newBox, hostedHop),
-		directorytest.Verified(oldRemote, remote), directorytest.Verified(newRemote, remote))
-	for from, to := range map[string]string{oldBox: newBox, oldRemote: newRemote} {
-		if err := d.SetRedirect(t.Context(), endpointID(t, d, from), to); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := redirectDirectory(t, sink.Addr)
 	e := start(t, d, func(cfg *relay.Config) { cfg.RootCAs = c.RootCAs })
 	id := e.submit(t, sender, []string{oldBox, oldRemote}, message("referral", "redir1"))
 	e.waitGone(t, id)
@@ -116,23 +102,8 @@ func TestRedirectFollowedAtDelivery(t *testing.T) {
 func TestRedirectFollowedIsAuditedOnce(t *testing.T) {
 	t.Parallel()
 	sink, c := tlsSink(t)
-	const (
-		oldBox    = "old@hosted.nhs.example"
-		newBox    = "new@hosted.nhs.example"
-		plainBox  = "plain@hosted.nhs.example"
-		oldRemote = "ward7@trust.nhs.example"
-		newRemote = "ward9@trust.nhs.example"
-	)
-	remote := directory.NextHop{Kind: directory.HopHost, Host: sink.Addr}
-	d := directorytest.New(t, directorytest.Verified(sender, hostedHop),
-		directorytest.Verified(oldBox, hostedHop), directorytest.Verified(newBox, hostedHop),
-		directorytest.Verified(plainBox, hostedHop),
-		directorytest.Verified(oldRemote, remote), directorytest.Verified(newRemote, remote))
-	for from, to := range map[string]string{oldBox: newBox, oldRemote: newRemote} {
-		if err := d.SetRedirect(t.Context(), endpointID(t, d, from), to); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const plainBox = "plain@hosted.nhs.example"
+	d := redirectDirectory(t, sink.Addr, directorytest.Verified(plainBox, hostedHop))
 	var rcpts atomic.Int32
 	sink.SetRcpt(func(to string) error {
 		if rcpts.Add(1) == 1 { // the first attempt at the remote target is deferred
@@ -300,4 +271,30 @@ func TestSystemMailReachesPendingEndpoint(t *testing.T) {
 		msgs, err := e.r.List(t.Context())
 		return err == nil && len(msgs) == 0
 	})
+}
+
+// The endpoints of the redirect tests: a hosted mailbox redirected to
+// another, and a remote endpoint (at sinkAddr) redirected to another.
+const (
+	oldBox    = "old@hosted.nhs.example"
+	newBox    = "new@hosted.nhs.example"
+	oldRemote = "ward7@trust.nhs.example"
+	newRemote = "ward9@trust.nhs.example"
+)
+
+// redirectDirectory is a real directory holding the sender, both redirects
+// (set by an administrator) and extra.
+func redirectDirectory(t *testing.T, sinkAddr string, extra ...directory.Endpoint) *directory.Directory {
+	t.Helper()
+	remote := directory.NextHop{Kind: directory.HopHost, Host: sinkAddr}
+	eps := append([]directory.Endpoint{directorytest.Verified(sender, hostedHop),
+		directorytest.Verified(oldBox, hostedHop), directorytest.Verified(newBox, hostedHop),
+		directorytest.Verified(oldRemote, remote), directorytest.Verified(newRemote, remote)}, extra...)
+	d := directorytest.New(t, eps...)
+	for from, to := range map[string]string{oldBox: newBox, oldRemote: newRemote} {
+		if err := d.SetRedirect(t.Context(), endpointID(t, d, from), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
 }
