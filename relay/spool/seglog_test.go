@@ -251,25 +251,7 @@ func BenchmarkSpoolWriteSmall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := randomBody(b, 4096)
-	var seq sync.Mutex
-	next := 0
-	b.SetBytes(int64(len(body)))
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			seq.Lock()
-			next++
-			id := fmt.Sprintf("bench-%d", next)
-			seq.Unlock()
-			if _, err := s.Write(id, bytes.NewReader(body)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	benchParallelWrites(b, s)
 }
 
 // Readers share chunk buffers through a pool: a body read after Close must
