@@ -70,7 +70,7 @@ func (r *Relay) open(ctx context.Context, hostport string, mode directory.TLSMod
 		}
 		return &smtpConn{client: c, raw: conn, host: host}, nil
 	}
-	tlsConn, oerr := r.startTLS(ctx, conn, host)
+	tlsConn, oerr := r.startTLS(ctx, conn, host, mode != tlsEncryptedOnly)
 	if oerr != nil {
 		conn.Close()
 		return nil, oerr
@@ -90,7 +90,11 @@ func (r *Relay) open(ctx context.Context, hostport string, mode directory.TLSMod
 // startTLS reads the greeting, says EHLO, requires STARTTLS (RFC 3207) and
 // completes a TLS 1.2+ handshake verifying the certificate for host
 // against RootCAs. There is no fallback to plain text.
-func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.Conn, *openError) {
+//
+// Without verify (notice mail to a domain with no enforced MTA-STS policy)
+// STARTTLS and TLS 1.2+ are still required; only the certificate is not
+// checked.
+func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string, verify bool) (*tls.Conn, *openError) {
 	deadline := time.Now().Add(sessionTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -136,6 +140,8 @@ func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.
 		ServerName: host,
 		RootCAs:    r.cfg.RootCAs,
 		MinVersion: tls.VersionTLS12,
+		// The open internet without MTA-STS: encrypted, not authenticated.
+		InsecureSkipVerify: !verify,
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		var verr *tls.CertificateVerificationError

@@ -265,6 +265,9 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 // for eps when a Sealer is configured. A Sealer that refuses before writing
 // anything (ErrHold) is reported here, before any connection is used.
 func (r *Relay) openBody(ctx context.Context, m queue.Message, eps []directory.Endpoint) (io.ReadCloser, error) {
+	if isNotice(m) {
+		return r.signNotice(ctx, m)
+	}
 	if r.cfg.Sealer == nil {
 		return r.spoolThrough(m, nil)
 	}

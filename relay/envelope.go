@@ -14,4 +14,27 @@ type Envelope struct {
 	// recipient without a valid S/MIME certificate gets it unsealed over
 	// verified TLS, audited.
 	System bool
+	// Kind is clinical (zero) or notice mail; see Kind.
+	Kind Kind
 }
+
+// Kind says which rules a message travels under. The zero value is
+// clinical mail: only to verified NHS endpoints from the directory, S/MIME
+// sealed. KindNotice is appointment notice mail to patients' own mailboxes
+// on the open internet (notices/, issue 11): the only mail that may leave
+// for an address outside the directory.
+type Kind string
+
+const (
+	KindClinical Kind = ""
+	// KindNotice mail goes to the MX hosts of the recipient's domain over
+	// STARTTLS (verified where the domain publishes an MTA-STS policy in
+	// enforce mode, RFC 8461), DKIM-signed by the NoticeSigner, never
+	// S/MIME sealed, never to an address the directory knows, within the
+	// per-domain rate limit. Its outcomes go to the NoticeObserver
+	// instead of DSNs. Only the notices intake and the SMTP notice
+	// account set it.
+	KindNotice Kind = "notice"
+)
+
+func (k Kind) valid() bool { return k == KindClinical || k == KindNotice }

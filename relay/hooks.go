@@ -64,7 +64,7 @@ func (r *Relay) sealed(ep directory.Endpoint) bool {
 // precheck asks a RecipientChecker Sealer about one recipient.
 func (r *Relay) precheck(ctx context.Context, m queue.Message, ep directory.Endpoint) error {
 	c, ok := r.cfg.Sealer.(RecipientChecker)
-	if !ok || !r.sealed(ep) {
+	if !ok || !r.sealed(ep) || isNotice(m) {
 		return nil
 	}
 	return c.CheckRecipient(ctx, m, ep)

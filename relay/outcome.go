@@ -86,6 +86,10 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		}
 		final[rc.Address] = res
 	}
+	if isNotice(m) { // notice mail: its sender is told through the observer, not by DSN
+		r.noticeOutcomes(ctx, m, final, now)
+		failed, delayed = nil, nil
+	}
 	if len(failed) > 0 {
 		expl := ""
 		if len(holdWords) > 0 {

@@ -28,6 +28,10 @@ import (
 // a DSN carrying the error's words.
 var ErrHold = errors.New("relay: message held")
 
+// ErrBadKind means Submit was given an unknown Kind, or notice mail
+// marked System or Inbound.
+var ErrBadKind = errors.New("relay: unknown message kind, or notice mail marked system or inbound")
+
 // ErrNoRecipients means Submit was given an envelope without recipients.
 var ErrNoRecipients = errors.New("relay: no recipients")
 
@@ -91,6 +95,16 @@ type Config struct {
 	LookupMX func(ctx context.Context, domain string) ([]*net.MX, error)       // nil → net.DefaultResolver
 	Sealer   Sealer                                                            // nil → sent unchanged
 	Opener   Opener                                                            // nil → hosted mail delivered as spooled (sealed if a Sealer is set)
+
+	// Notice mail (KindNotice); see notice.go.
+	NoticeSigner   NoticeSigner   // DKIM; nil → notice mail is held back, never sent unsigned
+	NoticeObserver NoticeObserver // told each notice recipient's outcome; nil → logged only
+	MTASTS         MTASTS         // RFC 8461 policy lookup; nil → no domain's policy is looked up
+	// NoticeRatePerDomain is how many notice messages per minute go to one
+	// destination domain (default 600); NoticeBurst how many may go at
+	// once before the rate applies (default 50).
+	NoticeRatePerDomain int
+	NoticeBurst         int
 }
 
 func (c *Config) defaults() error {
@@ -121,6 +135,8 @@ func (c *Config) defaults() error {
 	setDefault(&c.IdleTimeout, 30*time.Second)
 	setDefault(&c.AttemptTimeout, 10*time.Minute)
 	setDefault(&c.ResetTimeout, 10*time.Second)
+	setDefault(&c.NoticeRatePerDomain, 600)
+	setDefault(&c.NoticeBurst, 50)
 	if c.RetryMax < c.RetryMin {
 		return fmt.Errorf("relay: config: RetryMax %v is less than RetryMin %v", c.RetryMax, c.RetryMin)
 	}
@@ -160,6 +176,8 @@ type Relay struct {
 
 	nextPrune time.Time   // when Run next prunes Maildir markers; Run's goroutine only
 	pruning   atomic.Bool // a marker prune is running
+
+	noticeRate *domainLimiter // per destination domain, notice mail only
 }
 
 // New opens the spool, reconciles it with the queue store after a crash
@@ -185,6 +203,7 @@ func New(cfg Config) (*Relay, error) {
 		pending: map[string]*entry{},
 		hops:    map[string]*hop{},
 	}
+	r.noticeRate = newDomainLimiter(cfg.NoticeRatePerDomain, cfg.NoticeBurst, cfg.Now)
 	if err := r.recover(context.Background()); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,9 @@ func (r *Relay) checkRecipient(ctx context.Context, addr string) (directory.Endp
 //
 // System mail is the exception (see systemRoute).
 func (r *Relay) route(ctx context.Context, m queue.Message, addr string) (target, *result) {
+	if isNotice(m) {
+		return r.noticeRoute(ctx, addr)
+	}
 	ep, redirect, err := r.checkRecipient(ctx, addr)
 	if err == nil {
 		return target{ep: ep, to: wireAddress(ep, addr), redirect: redirect}, nil

@@ -157,6 +157,11 @@ func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[
 		return all(failure(temporary, 4, 7, "attempt timed out waiting for the next hop")) // RFC 3463 §3.5 X.4.7
 	}
 	defer func() { <-h.sem }()
+	if isNotice(m) {
+		if res := r.waitNoticeRate(ctx, domainOf(g.to[0])); res != nil {
+			return all(*res)
+		}
+	}
 
 	body, err := r.openBody(ctx, m, g.eps)
 	if err != nil {
@@ -199,7 +204,7 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 		}
 	}
 	var opts *smtp.MailOptions
-	if r.cfg.Sealer == nil && m.Size > 0 {
+	if r.cfg.Sealer == nil && !isNotice(m) && m.Size > 0 {
 		opts = &smtp.MailOptions{Size: m.Size} // RFC 1870: lets the server refuse early
 	}
 	if err := c.client.Mail(m.From, opts); err != nil {
@@ -346,9 +351,15 @@ func (r *Relay) connect(ctx context.Context, g *group) (*smtpConn, *result) {
 	if res != nil {
 		return nil, res
 	}
+	mode := g.hop.TLS
+	if mode == tlsNotice {
+		if cands, mode, res = r.noticeCandidates(ctx, domainOf(g.to[0]), cands); res != nil {
+			return nil, res
+		}
+	}
 	var last result
 	for _, hp := range cands {
-		c, err := r.open(ctx, hp, g.hop.TLS)
+		c, err := r.open(ctx, hp, mode)
 		if err == nil {
 			return c, nil
 		}

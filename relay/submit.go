@@ -38,6 +38,9 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("relay: submit: %w", err)
 	}
+	if !env.Kind.valid() || env.Kind == KindNotice && (env.System || env.Inbound) {
+		return "", fmt.Errorf("relay: submit: %w", ErrBadKind)
+	}
 	id := NewID()
 	br := &bodyReader{r: body}
 	n, err := r.spool.Write(id, br)
@@ -52,7 +55,7 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	now := r.cfg.Now()
 	m := queue.Message{
 		ID: id, From: env.From, Account: env.Account, ClientIP: env.ClientIP,
-		Inbound: env.Inbound, System: env.System, Received: now, Size: n,
+		Inbound: env.Inbound, System: env.System, Kind: string(env.Kind), Received: now, Size: n,
 	}
 	for _, a := range rcpts {
 		m.Recipients = append(m.Recipients, queue.Recipient{Address: a, State: queue.Queued, NextAttempt: now})
@@ -67,7 +70,7 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	r.schedule(m)
 	r.metrics.accepted.Inc()
 	r.log.Info("queued", "msgid", id, "from", env.From, "recipients", len(rcpts), "size", n,
-		"account", env.Account, "client_ip", env.ClientIP, "inbound", env.Inbound, "system", env.System)
+		"account", env.Account, "client_ip", env.ClientIP, "inbound", env.Inbound, "system", env.System, "kind", string(env.Kind))
 	r.audit(audit.Event{Actor: actor(ctx, env), Action: "accepted", QueueID: id, Outcome: "ok",
 		Detail: fmt.Sprintf("%d recipient(s), %d bytes", len(rcpts), n)})
 	r.Kick()
