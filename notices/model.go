@@ -121,8 +121,8 @@ type Notice struct {
 	Created      time.Time   `json:"created"`
 	Updated      time.Time   `json:"updated"`
 
-	Status      Status `json:"status"`       // the latest status, as shown
-	EmailStatus Status `json:"email_status"` // the email's first final status for this sequence, or sending/created
+	Status      Status  `json:"status"`       // the latest status, as shown
+	EmailStatus Status  `json:"email_status"` // the email's first final status for this sequence, or sending/created
 	Timeline    []Event `json:"timeline"`
 
 	// Dispatch: the current version waits to be rendered and handed to
@@ -150,4 +150,14 @@ func (n *Notice) record(now time.Time, s Status, detail string) {
 	n.Outbox = append(n.Outbox, WebhookEvent{
 		Key: n.ID + "-" + strconv.Itoa(n.EventSeq), Sequence: n.EventSeq, Status: s, Time: now, Detail: detail, NextAttempt: now,
 	})
+}
+
+// Local returns the appointment's times in its own time zone (a stored
+// time keeps only its offset, not its zone).
+func (a Appointment) Local() (start, end time.Time) {
+	loc, err := time.LoadLocation(a.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return a.Start.In(loc), a.End.In(loc)
 }

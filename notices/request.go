@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -114,7 +115,10 @@ func jsonError(err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	ve := &ValidationError{}
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return err // the caller answers 413
 	case errors.As(err, &te):
 		ve.add(te.Field, "must be a JSON %s", te.Type.Kind())
 	case errors.As(err, &se):

@@ -55,7 +55,9 @@ func noticeEnv(t *testing.T, sink *relaytest.Sink, mxHost string, edit func(*rel
 	obs := &outcomes{}
 	e := start(t, newDir(), func(cfg *relay.Config) {
 		cfg.NoticeSigner, cfg.NoticeObserver = headerSigner{}, obs
-		cfg.LookupMX = func(context.Context, string) ([]*net.MX, error) { return []*net.MX{{Host: mxHost + ".", Pref: 10}}, nil }
+		cfg.LookupMX = func(context.Context, string) ([]*net.MX, error) {
+			return []*net.MX{{Host: mxHost + ".", Pref: 10}}, nil
+		}
 		cfg.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, sink.Addr)
 		}

@@ -45,7 +45,7 @@ type Message struct {
 	ClientIP   string      `json:"client_ip,omitempty"`
 	Inbound    bool        `json:"inbound,omitempty"`
 	System     bool        `json:"system,omitempty"` // the relay's own, non-clinical mail (relay.Envelope.System)
-	Kind       string      `json:"kind,omitempty"` // "" clinical, "notice" (relay.Kind)
+	Kind       string      `json:"kind,omitempty"`   // "" clinical, "notice" (relay.Kind)
 	Received   time.Time   `json:"received"`
 	Size       int64       `json:"size"`
 	Recipients []Recipient `json:"recipients"`
