@@ -191,14 +191,14 @@ func (s *Service) Accept(ctx context.Context, cred Credential, req Request) (n N
 	if err != nil {
 		return Notice{}, false, err
 	}
-	if !cred.Allows(req.Organisation) {
-		return Notice{}, false, ErrForbidden
-	}
 	if _, err := s.cfg.Organisations.Organisation(ctx, req.Organisation); err != nil {
 		if errors.Is(err, directory.ErrNotFound) {
 			return Notice{}, false, &ValidationError{Fields: []FieldError{{Field: "organisation", Problem: "no organisation with this ODS code in the directory"}}}
 		}
 		return Notice{}, false, fmt.Errorf("notices: organisation %s: %w", req.Organisation, err)
+	}
+	if !cred.Allows(req.Organisation) {
+		return Notice{}, false, ErrForbidden
 	}
 	sum := sha256.Sum256(canonical(kind, appt))
 	digest := hex.EncodeToString(sum[:])
