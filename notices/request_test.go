@@ -94,4 +94,3 @@ func FuzzDecodeValidate(f *testing.F) {
 		}
 	})
 }
-

@@ -62,6 +62,7 @@ type adminHandlers struct {
 	Queue      http.Handler // relay.AdminHandler: /v1/queue...
 	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
 	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Notices    http.Handler // notices.Service.AdminHandler: /v1/letters..., /v1/notice-credentials...
 	Metrics    prometheus.Gatherer
 	Token      *adminToken
 	Logger     *slog.Logger
@@ -84,6 +85,11 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	if h.Directory != nil {
 		api.Handle("/v1/directory/", h.Directory)
 		api.Handle("/fhir/", h.Directory)
+	}
+	if h.Notices != nil {
+		for _, p := range []string{"/v1/letters", "/v1/letters/", "/v1/notice-credentials", "/v1/notice-credentials/"} {
+			api.Handle(p, h.Notices)
+		}
 	}
 	if h.Metrics != nil {
 		api.Handle("GET /metrics", promhttp.HandlerFor(h.Metrics, promhttp.HandlerOpts{

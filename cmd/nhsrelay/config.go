@@ -31,6 +31,7 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
+	Notices   fileNotices   `toml:"notices"` // notices_config.go
 }
 
 type fileServer struct {
@@ -147,7 +148,8 @@ func defaultFileConfig() fileConfig {
 			ExpiryCheck:   "24h",
 			AuthCacheTTL:  "5m",
 		},
-		SMIME: fileSMIME{KeysDir: "keys"},
+		SMIME:   fileSMIME{KeysDir: "keys"},
+		Notices: defaultNotices(),
 	}
 }
 
@@ -211,6 +213,8 @@ type config struct {
 	SMIMECRLs          []string `key:"smime.crls"`
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
+
+	Notices noticesConfig // [notices], notices_config.go
 }
 
 // Files that live in data_dir; not configurable, so that a backup of

@@ -294,6 +294,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		v.addf("smime.relay_ods", "%q is not an ODS code", m.RelayODS)
 	}
 	c.LegacyKeyTransport = m.LegacyKeyTransport
+	c.Notices = v.notices(fc.Notices) // notices_config.go
 
 	return c, v.errs
 }

@@ -168,18 +168,27 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("smime: %w", err)
 	}
-	rel, err := relay.New(relay.Config{
+	notice, err := newNoticeParts(cfg, logger) // notices_serve.go
+	if err != nil {
+		return err
+	}
+	rcfg := relay.Config{
 		Hostname: cfg.Hostname, SpoolDir: cfg.SpoolDir(), SpoolKey: key, Store: qstore, Directory: dir,
 		MaildirRoot: cfg.MaildirRoot, Logger: logger.With("component", "relay"), Audit: alog, Metrics: reg,
 		RootCAs: roots, HopConcurrency: cfg.HopConcurrency, Concurrency: cfg.Concurrency,
 		AttemptTimeout: cfg.AttemptTimeout, IdleTimeout: cfg.ConnIdle, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
 		DelayWarnAfter: cfg.DelayWarnAfter, GiveUpAfter: cfg.GiveUpAfter,
 		Sealer: policy.Sealer(), Opener: policy.Opener(),
-	})
+	}
+	notice.relayConfig(&rcfg)
+	rel, err := relay.New(rcfg)
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
 	mailer.relay = rel
+	if err := notice.open(ctx, cfg, dir, rel, alog, key); err != nil {
+		return fmt.Errorf("notices: %w", err)
+	}
 
 	reloader, err := certs.NewReloader(cfg.CertFile, cfg.KeyFile, logger.With("component", "certs"))
 	if err != nil {
@@ -189,6 +198,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return err
 	}
+	handlers = append(handlers, notice.handlers()...) // bounces of notice mail
 	srv, err := smtpd.New(smtpd.Config{
 		Hostname: cfg.Hostname, TLS: reloader.ServerConfig(), Directory: dir, Queue: rel, Handlers: handlers,
 		Logger: logger.With("component", "smtpd"), Metrics: reg, Audit: alog,
@@ -252,7 +262,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		alogger := logger.With("component", "admin")
 		adminSrv = newAdminServer(newAdminHandler(adminHandlers{
 			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger),
-			Metrics: reg, Token: token, Logger: alogger,
+			Notices: notice.adminHandler(), Metrics: reg, Token: token, Logger: alogger,
 		}), alogger)
 	}
 
@@ -262,7 +272,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- rel.Run(runCtx) }()
 
-	fatal := make(chan error, len(lns)+1) // a listener that stops by itself
+	fatal := make(chan error, len(lns)+2) // a listener that stops by itself
 	var serving sync.WaitGroup
 	for _, l := range lns {
 		serving.Add(1)
@@ -292,6 +302,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 	if adminLn != nil {
 		bound.set("admin", adminLn.Addr().String())
+	}
+	if err := notice.serve(runCtx, reloader.ServerConfig(), fatal, &bound); err != nil {
+		fatal <- err // shut down in order, as for any listener that fails
 	}
 	if err := writeListeners(cfg.ListenersFile(), bound); err != nil {
 		logger.Error("listeners file not written", "file", cfg.ListenersFile(), "err", err)
@@ -361,6 +374,7 @@ loop:
 	if err := <-relayDone; err != nil && runErr == nil {
 		runErr = fmt.Errorf("relay: %w", err)
 	}
+	notice.close(shCtx)
 	if adminSrv != nil {
 		if err := adminSrv.Shutdown(shCtx); err != nil {
 			logger.Warn("admin shutdown", "err", err)
