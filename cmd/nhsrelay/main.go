@@ -17,6 +17,8 @@ commands:
   audit verify              check the audit log's hash chain
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
+  notices ...               appointment notices: credentials, letters, dns-check
+  dkim keygen DOMAIN SEL    DKIM key for notice mail and its DNS TXT record
 `
 
 // command is one subcommand: it gets the arguments after its name.
@@ -32,6 +34,8 @@ func commands() map[string]command {
 		"audit":        runAudit,
 		"directory":    runDirectory,
 		"certs":        runCerts,
+		"notices":      runNotices,
+		"dkim":         runDKIM,
 	}
 }
 
