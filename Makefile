@@ -25,6 +25,7 @@ test: tools
 
 bench: tools build
 	scripts/bench
+	scripts/bench-notices
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

@@ -29,8 +29,8 @@ import (
 // Config is what New needs; zero fields take the defaults named.
 type Config struct {
 	LookupTXT func(ctx context.Context, name string) ([]string, error) // nil → net.DefaultResolver
-	Client    *http.Client                                              // nil → 60 s timeout, no redirects
-	Now       func() time.Time                                          // nil → time.Now
+	Client    *http.Client                                             // nil → 60 s timeout, no redirects
+	Now       func() time.Time                                         // nil → time.Now
 	Logger    *slog.Logger
 }
 
@@ -55,7 +55,9 @@ func New(cfg Config) *Resolver {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 60 * time.Second}
 	}
-	cfg.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return errors.New("MTA-STS: redirects are not followed (RFC 8461 §3.3)") }
+	cfg.Client.CheckRedirect = func(*http.Request, []*http.Request) error {
+		return errors.New("MTA-STS: redirects are not followed (RFC 8461 §3.3)")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
