@@ -17,7 +17,9 @@ import (
 
 type discardQueue struct{}
 
-func (discardQueue) Submit(context.Context, relay.Envelope, io.Reader) (string, error) { return "Q", nil }
+func (discardQueue) Submit(context.Context, relay.Envelope, io.Reader) (string, error) {
+	return "Q", nil
+}
 
 // BenchmarkAccept measures notices taken into the durable store (bbolt,
 // fsynced, group commit) from parallel callers, without HTTP.

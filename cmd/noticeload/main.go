@@ -54,7 +54,9 @@ func (d staticDir) CheckRecipient(ctx context.Context, a string) (directory.Endp
 	return d.Lookup(ctx, a)
 }
 
-type observer struct{ svc atomic.Pointer[notices.Service] }
+type observer struct {
+	svc atomic.Pointer[notices.Service]
+}
 
 func (o *observer) NoticeOutcome(ctx context.Context, n relay.NoticeOutcome) {
 	if s := o.svc.Load(); s != nil {
@@ -137,7 +139,9 @@ func run(rate int, dur time.Duration, keyKind string) error {
 	rel, err := relay.New(relay.Config{Hostname: "relay.nhs.example", SpoolDir: filepath.Join(tmp, "spool"), SpoolKey: spoolKey,
 		Store: qs, Directory: staticDir{}, Logger: logger, Audit: alog, NoticeSigner: signer, NoticeObserver: obs,
 		NoticeRatePerDomain: 1 << 20, NoticeBurst: 1 << 20,
-		LookupMX: func(context.Context, string) ([]*net.MX, error) { return []*net.MX{{Host: "mx.example.org.", Pref: 10}}, nil },
+		LookupMX: func(context.Context, string) ([]*net.MX, error) {
+			return []*net.MX{{Host: "mx.example.org.", Pref: 10}}, nil
+		},
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, sinkLn.Addr().String())
 		}})
