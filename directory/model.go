@@ -109,7 +109,17 @@ type Account struct {
 	ODS          string   `json:"ods,omitempty"` // organisation the account sends for
 	Addresses    []string `json:"addresses"`     // From / MAIL FROM addresses it owns
 	Disabled     bool     `json:"disabled,omitempty"`
+	// Kind is "" for a clinical sender account, or AccountNotice: an
+	// appointment system that sends plain patient emails (issue 11) to
+	// addresses outside the directory only, DKIM-signed, never S/MIME.
+	Kind string `json:"kind,omitempty"`
 }
+
+// AccountNotice is the Kind of an SMTP notice account.
+const AccountNotice = "notice"
+
+// Notice reports whether a is a notice account.
+func (a Account) Notice() bool { return a.Kind == AccountNotice }
 
 // Owns reports whether addr is one of the account's addresses
 // (compared case-insensitively, RFC 5321 §2.4 leaves the local part to the

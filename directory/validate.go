@@ -267,6 +267,9 @@ func (d *Directory) checkAccount(a Account) (Account, error) {
 		}
 		a.ODS = ods
 	}
+	if a.Kind != "" && a.Kind != AccountNotice {
+		f.add("kind", "must be empty (a clinical sender) or %q", AccountNotice)
+	}
 	if len(a.Addresses) == 0 {
 		f.add("addresses", "an account needs at least one address to send from")
 	}

@@ -116,7 +116,7 @@ func start(t *testing.T, edit func(*notices.Config)) *harness {
 	rel, err := relay.New(relay.Config{
 		Hostname: hostname, SpoolDir: filepath.Join(tmp, "spool"), SpoolKey: bytes.Repeat([]byte{2}, 32),
 		Store: qs, Directory: fakeDir{}, Logger: logger, NoticeSigner: signer,
-		NoticeObserver: observerFunc(func(ctx context.Context, o relay.NoticeOutcome) { svc.NoticeOutcome(ctx, o) }),
+		NoticeObserver: observerFunc(func(ctx context.Context, o relay.NoticeOutcome) bool { return svc.NoticeOutcome(ctx, o) }),
 		LookupMX: func(context.Context, string) ([]*net.MX, error) {
 			return []*net.MX{{Host: "mx.example.org.", Pref: 10}}, nil
 		},
@@ -153,9 +153,9 @@ func start(t *testing.T, edit func(*notices.Config)) *harness {
 	return h
 }
 
-type observerFunc func(context.Context, relay.NoticeOutcome)
+type observerFunc func(context.Context, relay.NoticeOutcome) bool
 
-func (f observerFunc) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) { f(ctx, o) }
+func (f observerFunc) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool { return f(ctx, o) }
 
 // post sends a notice request and decodes the answer.
 func (h *harness) post(t *testing.T, token string, body any) (int, map[string]any, http.Header) {

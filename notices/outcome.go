@@ -42,12 +42,19 @@ func (s *Service) reference(id string) (string, bool) {
 // NoticeOutcome is the relay's report of one delivery attempt
 // (relay.NoticeObserver). It is idempotent: the first final status of a
 // version wins, repeats are recorded only.
-func (s *Service) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) {
+//
+// Notice mail that is not a notice's (an SMTP notice account's: its
+// return path is no VERP address of ours) is not handled: its sender gets
+// DSNs from the relay.
+func (s *Service) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool {
 	id, seq, ok := s.parseVERP(o.From)
+	if !ok {
+		return false
+	}
 	ref, found := s.reference(id)
-	if !ok || !found {
-		s.log.Warn("relay outcome for no notice we know", "queue_id", o.QueueID, "from", o.From)
-		return
+	if !found {
+		s.log.Warn("relay outcome for a notice this service does not know; dropped", "queue_id", o.QueueID, "from", o.From)
+		return true // a return path of ours: a DSN to it would come back to us
 	}
 	now := s.now()
 	s.update(ctx, ref, func(n *Notice) error {
@@ -76,6 +83,7 @@ func (s *Service) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) {
 		}
 		return nil
 	})
+	return true
 }
 
 // maxBounceBytes bounds a bounce read on the MX listener.

@@ -39,10 +39,12 @@ type NoticeOutcome struct {
 
 // NoticeObserver is told each notice recipient's outcome before the queue
 // record is updated, so a crash may repeat an outcome but never lose one:
-// NoticeOutcome must be idempotent. Notice mail gets no DSNs; this is how
-// its sender learns what happened.
+// NoticeOutcome must be idempotent. It returns true when it tells the
+// sender itself (a notice's status and webhooks): then no DSN is sent.
+// Notice mail it does not know (an SMTP notice account's) gets DSNs to
+// its sender as any mail does.
 type NoticeObserver interface {
-	NoticeOutcome(ctx context.Context, o NoticeOutcome)
+	NoticeOutcome(ctx context.Context, o NoticeOutcome) (handled bool)
 }
 
 // MTASTSPolicy is a domain's MTA-STS policy (RFC 8461 §3.2).
@@ -145,21 +147,25 @@ func (r *Relay) signNotice(ctx context.Context, m queue.Message) (io.ReadCloser,
 }
 
 // noticeOutcomes tells the NoticeObserver what an attempt did for each
-// recipient of a notice message.
-func (r *Relay) noticeOutcomes(ctx context.Context, m queue.Message, final map[string]result, now time.Time) {
+// recipient of a notice message; handled is true if it took every one.
+func (r *Relay) noticeOutcomes(ctx context.Context, m queue.Message, final map[string]result, now time.Time) (handled bool) {
 	if r.cfg.NoticeObserver == nil {
-		return
+		return false
 	}
+	handled = true
 	for _, rc := range m.Recipients {
 		res, ok := final[rc.Address]
 		if !ok || res.outcome == held {
 			continue
 		}
 		o := map[outcome]string{delivered: "delivered", temporary: "deferred", permanent: "failed"}[res.outcome]
-		r.cfg.NoticeObserver.NoticeOutcome(ctx, NoticeOutcome{QueueID: m.ID, From: m.From, Recipient: rc.Address,
+		if !r.cfg.NoticeObserver.NoticeOutcome(ctx, NoticeOutcome{QueueID: m.ID, From: m.From, Recipient: rc.Address,
 			Outcome: o, Status: res.status, Text: res.text, RemoteMTA: res.remoteMTA, Reply: res.reply,
-			Received: m.Received, Attempts: rc.Attempts + 1, Time: now})
+			Received: m.Received, Attempts: rc.Attempts + 1, Time: now}) {
+			handled = false
+		}
 	}
+	return handled
 }
 
 // domainLimiter is a token bucket per destination domain: rate per

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/emersion/go-smtp"
+
 	"nhsrelay/certs/certstest"
 	"nhsrelay/relay"
 	"nhsrelay/relay/queue"
@@ -31,10 +33,11 @@ type outcomes struct {
 	got []relay.NoticeOutcome
 }
 
-func (o *outcomes) NoticeOutcome(_ context.Context, n relay.NoticeOutcome) {
+func (o *outcomes) NoticeOutcome(_ context.Context, n relay.NoticeOutcome) bool {
 	o.mu.Lock()
 	o.got = append(o.got, n)
 	o.mu.Unlock()
+	return strings.HasPrefix(n.From, "bounce+")
 }
 
 func (o *outcomes) wait(t *testing.T, n int) []relay.NoticeOutcome {
@@ -209,5 +212,27 @@ func TestNoticeRateLimitPerDomain(t *testing.T) {
 	}
 	if delivered != 2 || limited != 1 {
 		t.Fatalf("delivered %d, rate-limited %d; want 2 and 1 (burst 2): %+v", delivered, limited, o)
+	}
+}
+
+// Notice mail the observer does not take (an SMTP notice account's) gets
+// a DSN to its sender when it fails, as any mail does.
+func TestNoticeNotHandledGetsDSN(t *testing.T) {
+	t.Parallel()
+	srvTLS, _ := certstest.ServerTLS(t)
+	sink := relaytest.Start(t, relaytest.Options{TLS: srvTLS})
+	sink.SetRcpt(func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	})
+	e, _ := noticeEnv(t, sink, "mx.example.org", nil)
+	id, err := e.r.Submit(t.Context(), relay.Envelope{From: sender, Recipients: []string{"patient@example.org"},
+		Kind: relay.KindNotice, Account: "riverside-pas"}, strings.NewReader(message("Your appointment", "n2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone(t, id)
+	d := parseDSN(t, e.waitMailbox(t, sender, 1)[0])
+	if d.Recipients[0].Status != "5.1.1" {
+		t.Fatalf("DSN status %s, want 5.1.1", d.Recipients[0].Status)
 	}
 }

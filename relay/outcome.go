@@ -86,8 +86,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		}
 		final[rc.Address] = res
 	}
-	if isNotice(m) { // notice mail: its sender is told through the observer, not by DSN
-		r.noticeOutcomes(ctx, m, final, now)
+	if isNotice(m) && r.noticeOutcomes(ctx, m, final, now) { // the notices service tells its sender, not a DSN
 		failed, delayed = nil, nil
 	}
 	if len(failed) > 0 {

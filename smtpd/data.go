@@ -63,6 +63,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	env := relay.Envelope{From: ss.from, Recipients: slices.Clone(ss.rcpts), Account: ss.user(),
 		ClientIP: ss.w.ip.String(), Inbound: ss.inbound}
+	if ss.account != nil && ss.account.Notice() {
+		env.Kind = relay.KindNotice // DKIM-signed to the patient's MX, never sealed
+	}
 	body := io.MultiReader(strings.NewReader(ss.received()), hr)
 	if i := ss.txnHandler(); i >= 0 { // handler.go: to a RecipientHandler, not the queue
 		return ss.handleData(ss.s.cfg.Handlers[i], env, body, dr, eol, hr)

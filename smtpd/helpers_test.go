@@ -38,6 +38,9 @@ const (
 	other     = "ceo@trust.nhs.example" // one it does not
 	// bulkDomain: every address in it is a verified remote endpoint.
 	bulkDomain = "bulk.trust.nhs.example"
+	// A notice account (issue 11): an appointment system's SMTP login.
+	noticeUser = "riverside-pas"
+	noticeFrom = "appointments@riverside.nhs.example"
 )
 
 // fakeDir is a consumer-side Directory: a few endpoints and one account.
@@ -68,6 +71,9 @@ func (fakeDir) CheckRecipient(ctx context.Context, addr string) (directory.Endpo
 func (d fakeDir) Authenticate(ctx context.Context, u, p string) (directory.Account, error) {
 	if d.authErr != nil {
 		return directory.Account{}, d.authErr
+	}
+	if u == noticeUser && p == pass {
+		return directory.Account{Username: noticeUser, Addresses: []string{noticeFrom}, Kind: directory.AccountNotice}, nil
 	}
 	if u != user || p != pass {
 		return directory.Account{}, directory.ErrAuthFailed

@@ -145,6 +145,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if h, cur := ss.s.handlerFor(to), ss.txnHandler(); h >= 0 || cur >= 0 {
 		return ss.handlerRcpt(to, h, cur) // handler.go: not a directory endpoint
 	}
+	if ss.account != nil && ss.account.Notice() {
+		return ss.noticeRcpt(to) // notice.go: patients' own addresses only
+	}
 	ctx, cancel := context.WithTimeout(ss.ctx, lookupTimeout)
 	ep, err := ss.s.cfg.Directory.CheckRecipient(ctx, to)
 	cancel()

@@ -73,13 +73,11 @@ func (p *noticeParts) relayConfig(c *relay.Config) {
 }
 
 // NoticeOutcome forwards the relay's outcomes to the service.
-func (p *noticeParts) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) {
+func (p *noticeParts) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool {
 	p.mu.Lock()
 	svc := p.svc
 	p.mu.Unlock()
-	if svc != nil {
-		svc.NoticeOutcome(ctx, o)
-	}
+	return svc != nil && svc.NoticeOutcome(ctx, o)
 }
 
 // open makes the service once the relay exists.

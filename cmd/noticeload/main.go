@@ -58,10 +58,9 @@ type observer struct {
 	svc atomic.Pointer[notices.Service]
 }
 
-func (o *observer) NoticeOutcome(ctx context.Context, n relay.NoticeOutcome) {
-	if s := o.svc.Load(); s != nil {
-		s.NoticeOutcome(ctx, n)
-	}
+func (o *observer) NoticeOutcome(ctx context.Context, n relay.NoticeOutcome) bool {
+	s := o.svc.Load()
+	return s != nil && s.NoticeOutcome(ctx, n)
 }
 
 // sinkBackend accepts and counts mail.
