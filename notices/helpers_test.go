@@ -155,7 +155,9 @@ func start(t *testing.T, edit func(*notices.Config)) *harness {
 
 type observerFunc func(context.Context, relay.NoticeOutcome) bool
 
-func (f observerFunc) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool { return f(ctx, o) }
+func (f observerFunc) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool {
+	return f(ctx, o)
+}
 
 // post sends a notice request and decodes the answer.
 func (h *harness) post(t *testing.T, token string, body any) (int, map[string]any, http.Header) {

@@ -236,3 +236,38 @@ func webhookSecret(t *testing.T, h *harness, id string) string {
 	t.Fatal("credential not stored")
 	return ""
 }
+
+// An email outside the organisation's sending window waits until it
+// opens.
+func TestSendingWindowHoldsEmails(t *testing.T) {
+	t.Parallel()
+	var h *harness
+	h = start(t, func(c *notices.Config) {
+		// A window of one hour starting two hours from the harness clock.
+		now := c.Now().In(london(t))
+		from := now.Add(2 * time.Hour).Truncate(time.Hour)
+		w, err := notices.ParseWindow(from.Format("15:04") + "-" + from.Add(time.Hour).Format("15:04"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Orgs["A81001"] = notices.OrgSettings{From: fromAddr, Window: w}
+	})
+	if code, out, _ := h.post(t, h.token, request("WIN-1", h.clock.Now().Add(72*time.Hour), nil)); code != http.StatusCreated {
+		t.Fatalf("POST = %d %v", code, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // the dispatcher runs at least once
+	if st := h.status(t, "WIN-1"); st["status"] != "created" || len(h.sink.Messages()) != 0 {
+		t.Fatalf("before the window: %v, %d emails; want created, none", st["status"], len(h.sink.Messages()))
+	}
+	h.clock.Advance(2*time.Hour + time.Minute)
+	h.svc.Kick()
+	h.waitStatus(t, "WIN-1", "status", "delivered")
+}
+
+func london(t *testing.T) *time.Location {
+	l, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
