@@ -1,4 +1,4 @@
-package main
+package certs_test
 
 import (
 	"encoding/pem"
@@ -13,11 +13,11 @@ import (
 	"nhsrelay/certs/certstest"
 )
 
-// TestSMIMETrustLoad: the trust serve builds from [smime] believes ODS
+// TestLiveTrustLoad: the trust serve builds from [smime] believes ODS
 // codes only from org_cas, checks the CRLs, and on SIGHUP (load) takes in
 // a new CRL at once; a CRL file that no longer parses keeps the trust in
 // force and names its key.
-func TestSMIMETrustLoad(t *testing.T) {
+func TestLiveTrustLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	ca, other := certstest.NewCA(t), certstest.NewCA(t)
@@ -33,35 +33,35 @@ func TestSMIMETrustLoad(t *testing.T) {
 	}
 	anchors := []string{write("ca.pem", pemCert(ca)), write("other.pem", pemCert(other))}
 	crl := write("ca.crl", ca.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)))
-	st, err := newSMIMETrust(&config{SMIMETrustAnchors: anchors, SMIMEOrgCAs: anchors[:1], SMIMECRLs: []string{crl}})
+	st, err := certs.NewLiveTrust(certs.TrustFiles{Anchors: anchors, OrgCAs: anchors[:1], CRLs: []string{crl}, KeyPrefix: "smime."})
 	if err != nil {
-		t.Fatalf("newSMIMETrust: %v", err)
+		t.Fatalf("NewLiveTrust: %v", err)
 	}
 	leaf, _ := ca.SMIMECertificate(t, "gp@a81001.nhs.example")
-	if err := st.current().ValidateSMIME(leaf, nil, time.Now(), certs.Encrypt); err != nil {
+	if err := st.Current().ValidateSMIME(leaf, nil, time.Now(), certs.Encrypt); err != nil {
 		t.Fatalf("ValidateSMIME before revocation: %v", err)
 	}
 
 	write("ca.crl", ca.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), leaf))
-	if _, err := st.load(); err != nil {
+	if _, err := st.Load(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	if err := st.current().ValidateSMIME(leaf, nil, time.Now(), certs.Encrypt); !errors.Is(err, certs.ErrRevoked) {
+	if err := st.Current().ValidateSMIME(leaf, nil, time.Now(), certs.Encrypt); !errors.Is(err, certs.ErrRevoked) {
 		t.Errorf("ValidateSMIME after the new CRL = %v, want ErrRevoked", err)
 	}
 
-	before := st.current()
+	before := st.Current()
 	write("ca.crl", []byte("half a download"))
-	if _, err := st.load(); err == nil || !strings.Contains(err.Error(), "smime.crls[0]:") {
+	if _, err := st.Load(); err == nil || !strings.Contains(err.Error(), "smime.crls[0]:") {
 		t.Errorf("load of a broken CRL = %v, want an error naming smime.crls[0]", err)
 	}
-	if st.current() != before {
+	if st.Current() != before {
 		t.Errorf("a failed load replaced the trust in force")
 	}
 
 	// An org CA that is not an anchor is refused, naming the key.
-	_, err = newSMIMETrust(&config{SMIMETrustAnchors: anchors[:1], SMIMEOrgCAs: anchors[1:]})
+	_, err = certs.NewLiveTrust(certs.TrustFiles{Anchors: anchors[:1], OrgCAs: anchors[1:], KeyPrefix: "smime."})
 	if err == nil || !strings.Contains(err.Error(), "smime.org_cas[0]: the CA") || !strings.Contains(err.Error(), "must also be a trust anchor") {
-		t.Errorf("newSMIMETrust(org CA not an anchor) = %v", err)
+		t.Errorf("NewLiveTrust(org CA not an anchor) = %v", err)
 	}
 }
