@@ -150,7 +150,7 @@ func defaultFileConfig() fileConfig {
 			ReverifyAfter: durationDefault(directory.DefaultReverifyAfter),
 			WarnBefore:    durationDefault(directory.DefaultWarnBefore),
 			ExpiryCheck:   "24h",
-			AuthCacheTTL:  "5m",
+			AuthCacheTTL:  durationDefault(directory.DefaultAuthCacheTTL),
 		},
 		SMIME: fileSMIME{KeysDir: "keys"},
 	}

@@ -318,3 +318,29 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// check-config runs the packages' own start-up checks (ValidateSettings)
+// on the values it built, and names the key of each problem: a value the
+// file check let through (here set after it) is still refused, under its
+// key, as serve would refuse it.
+func TestPackageProblemsNameKeys(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(writeConfigDir(t, exampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Hostname = "relay.nhs.example."
+	c.RetryMin, c.RetryMax = time.Hour, time.Minute
+	v := &validator{}
+	v.packageProblems(c)
+	got := map[string]bool{}
+	for _, e := range v.errs {
+		got[problemKey(e)] = true
+	}
+	for _, k := range []string{"server.hostname", "relay.retry_max"} {
+		if !got[k] {
+			t.Errorf("package problems %v do not name %s", v.errs, k)
+		}
+	}
+}
+

@@ -128,10 +128,10 @@ func New(cfg Config) (*Policy, error) {
 		problems = append(problems, err)
 	}
 	if cfg.Trust == nil || cfg.Trust.Roots == nil {
-		problems = append(problems, errors.New("Trust.Roots (S/MIME trust anchors) is nil"))
+		problems = append(problems, errors.New("smimepolicy: config: Trust.Roots (S/MIME trust anchors) is nil"))
 	}
 	if cfg.Directory == nil {
-		problems = append(problems, errors.New("Directory is nil"))
+		problems = append(problems, errors.New("smimepolicy: config: Directory is nil"))
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
