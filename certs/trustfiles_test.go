@@ -1,6 +1,7 @@
 package certs_test
 
 import (
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -63,5 +64,33 @@ func TestLiveTrustLoad(t *testing.T) {
 	_, err = certs.NewLiveTrust(certs.TrustFiles{Anchors: anchors[:1], OrgCAs: anchors[1:], KeyPrefix: "smime."})
 	if err == nil || !strings.Contains(err.Error(), "smime.org_cas[0]: the CA") || !strings.Contains(err.Error(), "must also be a trust anchor") {
 		t.Errorf("NewLiveTrust(org CA not an anchor) = %v", err)
+	}
+}
+
+// RootPool adds the CA files to the system roots; a file without a
+// certificate is refused by name.
+func TestRootPool(t *testing.T) {
+	t.Parallel()
+	if p, err := certs.RootPool(nil); p != nil || err != nil {
+		t.Fatalf("RootPool(nil) = %v, %v; want nil, nil (system roots)", p, err)
+	}
+	dir := t.TempDir()
+	ca := certstest.NewCA(t)
+	good := filepath.Join(dir, "ca.pem")
+	certstest.WritePEM(t, good, ca.Cert)
+	pool, err := certs.RootPool([]string{good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := ca.SMIMECertificate(t, "gp@a81001.nhs.example")
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("a certificate of the added CA does not verify: %v", err)
+	}
+	bad := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(bad, []byte("nothing"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certs.RootPool([]string{good, bad}); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("RootPool(file without a certificate) = %v, want an error naming it", err)
 	}
 }

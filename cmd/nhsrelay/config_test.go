@@ -343,4 +343,3 @@ func TestPackageProblemsNameKeys(t *testing.T) {
 		}
 	}
 }
-

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"nhsrelay/audit"
-	"nhsrelay/certs"
 	"nhsrelay/relay"
 )
 
@@ -126,30 +124,4 @@ func auditServerOutcome(alog *audit.Log, logger *slog.Logger, action, outcome, d
 	if err != nil {
 		logger.Error("audit record failed", "action", action, "err", err)
 	}
-}
-
-// rootPool is the system roots plus the configured CA files, for verifying
-// next hops. With no CA files it is nil: the relay uses the system roots.
-func rootPool(files []string) (*x509.CertPool, error) {
-	if len(files) == 0 {
-		return nil, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_files: %w", err)
-		}
-		chain, err := certs.ParseCertificates(data)
-		if err != nil || len(chain) == 0 {
-			return nil, fmt.Errorf("tls.ca_files: %s: no certificate (%v)", f, err)
-		}
-		for _, c := range chain {
-			pool.AddCert(c)
-		}
-	}
-	return pool, nil
 }

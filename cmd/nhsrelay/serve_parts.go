@@ -153,9 +153,9 @@ func (s *server) openRelay(context.Context) error {
 		return fmt.Errorf("queue store: %w", err)
 	}
 	s.closers = append(s.closers, qstore.Close)
-	roots, err := rootPool(s.cfg.CAFiles)
+	roots, err := certs.RootPool(s.cfg.CAFiles)
 	if err != nil {
-		return err
+		return fmt.Errorf("tls.ca_files: %w", err)
 	}
 	pcfg := smimePolicyConfig(s.cfg)
 	pcfg.Trust, pcfg.LoadTrust, pcfg.Directory, pcfg.Accounts = s.trust.Current(), s.trust.Load, s.dir, s.dir
