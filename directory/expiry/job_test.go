@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,23 +41,6 @@ func newJob(t *testing.T, cfg Config) *Job {
 		t.Fatal(err)
 	}
 	return j
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 type sentMail struct{ from, to, body string }
@@ -128,7 +110,7 @@ func TestExpiryCheckCoversCertificatesInUse(t *testing.T) {
 	tlsCert := &tls.Certificate{Certificate: [][]byte{serverCert.Raw, ca.Cert.Raw}}
 
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs bytes.Buffer // Once logs before it returns
 	mailer := &fakeMailer{}
 	e := newJob(t, Config{
 		Directory: &fakeExpiryDir{rep: directory.ExpiryReport{Checked: 2}},
