@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"nhsrelay/notices/dkim"
+	"nhsrelay/smtpd"
 )
 
 const dkimUsage = `usage: nhsrelay dkim keygen [-type rsa|ed25519] [-o FILE] DOMAIN SELECTOR
@@ -38,7 +39,7 @@ func dkimMain(args []string, w io.Writer) error {
 		return fmt.Errorf("want DOMAIN SELECTOR")
 	}
 	domain, selector := strings.ToLower(fs.Arg(0)), fs.Arg(1)
-	if !validHostname(domain) || strings.ContainsAny(selector, " ./;=") || selector == "" {
+	if !smtpd.ValidHostname(domain) || strings.ContainsAny(selector, " ./;=") || selector == "" {
 		return fmt.Errorf("%q is not a domain, or %q not a selector (letters, digits, -)", domain, selector)
 	}
 	k, err := dkim.GenerateKey(*kind)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"nhsrelay/audit"
-	"nhsrelay/directory"
+	"nhsrelay/admin"
 	"nhsrelay/notices"
 	"nhsrelay/notices/boltstore"
 	"nhsrelay/notices/dkim"
@@ -27,45 +25,43 @@ func (c *config) NoticesDB() string { return filepath.Join(c.DataDir, "notices.d
 
 // noticeParts wires appointment notices (issue 11) into serve: the DKIM
 // signer and MTA-STS lookup the relay uses for notice mail, the service
-// (made after the relay, which it queues into), its API listener, its
-// admin routes and the bounce handler on the MX listener. With
-// notices.listen empty every method is a no-op and the relay gets no
-// signer: notice mail cannot be sent.
+// (made after the relay, which it queues into), its HTTPS API, its admin
+// routes and the bounce handler on the MX listener. With notices.listen
+// empty every method is a no-op and the relay gets no signer: notice mail
+// cannot be sent.
 type noticeParts struct {
 	cfg    noticesConfig
 	logger *slog.Logger
 	signer *dkim.Signer
 	sts    *mtasts.Resolver
 
-	mu    sync.Mutex
-	svc   *notices.Service
-	store *boltstore.Store
-	srv   *http.Server
-	wg    sync.WaitGroup
+	mu  sync.Mutex
+	svc *notices.Service
 }
 
-func newNoticeParts(cfg *config, logger *slog.Logger) (*noticeParts, error) {
-	p := &noticeParts{cfg: cfg.Notices, logger: logger.With("component", "notices")}
+// openNoticeParts makes what the relay needs for notice mail; it runs
+// before openRelay.
+func (s *server) openNoticeParts(context.Context) error {
+	p := &noticeParts{cfg: s.cfg.Notices, logger: s.component("notices")}
+	s.notice = p
 	if p.cfg.Listen == "" {
-		return p, nil
+		return nil
 	}
-	s, err := dkim.New(p.cfg.DKIM)
+	signer, err := dkim.New(p.cfg.DKIM)
 	if err != nil {
-		return nil, fmt.Errorf("notices.dkim: %w", err)
+		return fmt.Errorf("notices.dkim: %w", err)
 	}
-	p.signer = s
+	p.signer = signer
 	if p.cfg.MTASTS {
 		p.sts = mtasts.New(mtasts.Config{Logger: p.logger})
 	}
-	return p, nil
+	return nil
 }
 
 // relayConfig adds the notice parts to the relay's config.
 func (p *noticeParts) relayConfig(c *relay.Config) {
 	if p.signer != nil {
-		c.NoticeSigner = p.signer
-		c.NoticeObserver = p
-		c.NoticeRatePerDomain = p.cfg.RatePerDomain
+		c.NoticeSigner, c.NoticeObserver, c.NoticeRatePerDomain = p.signer, p, p.cfg.RatePerDomain
 	}
 	if p.sts != nil {
 		c.MTASTS = p.sts
@@ -80,26 +76,48 @@ func (p *noticeParts) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) 
 	return svc != nil && svc.NoticeOutcome(ctx, o)
 }
 
-// open makes the service once the relay exists.
-func (p *noticeParts) open(ctx context.Context, cfg *config, dir *directory.Directory, rel *relay.Relay, alog audit.Recorder, key []byte) error {
+// openNotices opens the notices store and service once the relay exists,
+// binds its HTTPS API (the server's TLS certificate, read when a client
+// connects) and adds its dispatcher as a job; it runs before openSMTP,
+// which takes its bounce handler.
+func (s *server) openNotices(ctx context.Context) error {
+	p := s.notice
 	if p.cfg.Listen == "" {
 		return nil
 	}
-	st, err := boltstore.Open(cfg.NoticesDB(), key)
+	st, err := boltstore.Open(s.cfg.NoticesDB(), s.spoolKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("notices: %w", err)
 	}
-	svc, err := notices.New(ctx, notices.Config{Store: st, Organisations: dir, Queue: rel, Hostname: cfg.Hostname,
-		DefaultFrom: p.cfg.DefaultFrom, Orgs: p.cfg.Orgs, Logger: p.logger, Audit: alog,
+	svc, err := notices.New(ctx, notices.Config{Store: st, Organisations: s.dir, Queue: s.rel, Hostname: s.cfg.Hostname,
+		DefaultFrom: p.cfg.DefaultFrom, Orgs: p.cfg.Orgs, Logger: p.logger, Audit: s.alog,
 		LetterCutoff: p.cfg.LetterCutoff, WebhookRetryFor: p.cfg.WebhookRetryFor})
 	if err != nil {
 		st.Close()
-		return err
+		return fmt.Errorf("notices: %w", err)
 	}
 	p.mu.Lock()
-	p.svc, p.store = svc, st
+	p.svc = svc
 	p.mu.Unlock()
-	return nil
+	done := make(chan struct{})
+	s.jobs = append(s.jobs, func(ctx context.Context) { defer close(done); svc.Run(ctx) })
+	s.closers = append(s.closers, func() error {
+		select { // the dispatcher stops with the jobs; its store closes after it
+		case <-done:
+		case <-time.After(shutdownGrace):
+		}
+		return st.Close()
+	})
+	srv := &http.Server{Handler: svc.APIHandler(),
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return s.tls.ServerConfig(), nil
+		}},
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn)}
+	return s.listen(service{name: "notices", key: "notices.listen",
+		serve: func(ln net.Listener) error { return ignoreClosed(srv.ServeTLS(ln, "", ""), http.ErrServerClosed) },
+		stop:  srv.Shutdown,
+	}, p.cfg.Listen)
 }
 
 // handlers is the bounce handler for smtpd (VERP return paths on MX).
@@ -110,45 +128,9 @@ func (p *noticeParts) handlers() []smtpd.RecipientHandler {
 	return []smtpd.RecipientHandler{p.svc.BounceHandler()}
 }
 
-// adminHandler is the letters and credentials API, or nil.
-func (p *noticeParts) adminHandler() http.Handler {
-	if p.svc == nil {
-		return nil
-	}
-	return p.svc.AdminHandler()
-}
-
-// serve runs the service and the HTTPS API until ctx ends; a listener
-// that fails reports to fatal.
-func (p *noticeParts) serve(ctx context.Context, tlsCfg *tls.Config, fatal chan<- error, bound *boundListeners) error {
-	if p.svc == nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", p.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("notices.listen: %w", err)
-	}
-	bound.set("notices", ln.Addr().String())
-	p.srv = &http.Server{Handler: logRequests(p.logger, p.svc.APIHandler()), TLSConfig: tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
-		ErrorLog: slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn)}
-	p.wg.Go(func() { p.svc.Run(ctx) })
-	p.wg.Go(func() {
-		if err := p.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fatal <- fmt.Errorf("notices.listen: %w", err)
-		}
-	})
-	p.logger.Info("listening", "mode", "notices", "addr", ln.Addr().String())
-	return nil
-}
-
-// close stops the API, waits for the service and closes its store.
-func (p *noticeParts) close(ctx context.Context) {
-	if p.srv != nil {
-		p.srv.Shutdown(ctx)
-	}
-	p.wg.Wait()
-	if p.store != nil {
-		p.store.Close()
+// mount puts the letters and credentials API on the admin API.
+func (p *noticeParts) mount(a *admin.API) {
+	if p.svc != nil {
+		a.Mount(p.svc.AdminHandler(), "/v1/letters", "/v1/letters/", "/v1/notice-credentials", "/v1/notice-credentials/")
 	}
 }
