@@ -241,8 +241,7 @@ func webhookSecret(t *testing.T, h *harness, id string) string {
 // opens.
 func TestSendingWindowHoldsEmails(t *testing.T) {
 	t.Parallel()
-	var h *harness
-	h = start(t, func(c *notices.Config) {
+	h := start(t, func(c *notices.Config) {
 		// A window of one hour starting two hours from the harness clock.
 		now := c.Now().In(london(t))
 		from := now.Add(2 * time.Hour).Truncate(time.Hour)

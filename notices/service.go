@@ -222,7 +222,7 @@ func (s *Service) Accept(ctx context.Context, cred Credential, req Request) (n N
 var errSame = errors.New("same notice")
 
 func (s *Service) apply(ctx context.Context, cred Credential, ref, org string, kind Kind, a Appointment, digest string, now time.Time) (Notice, bool, error) {
-	cur, err := s.store.Get(ctx, ref)
+	_, err := s.store.Get(ctx, ref)
 	if errors.Is(err, ErrNotFound) {
 		if kind == KindCancelled {
 			return Notice{}, false, fmt.Errorf("no notice with reference %q to cancel: %w", ref, ErrNotFound)
@@ -250,7 +250,7 @@ func (s *Service) apply(ctx context.Context, cred Credential, ref, org string, k
 		return nil
 	})
 	if errors.Is(err, errSame) {
-		cur, err = s.store.Get(ctx, ref)
+		cur, err := s.store.Get(ctx, ref)
 		return cur, false, err
 	}
 	return out, err == nil, err
