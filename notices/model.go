@@ -136,6 +136,7 @@ type Notice struct {
 
 	EventSeq int            `json:"event_seq"` // last webhook event sequence number
 	Outbox   []WebhookEvent `json:"outbox,omitempty"`
+	Hooked   bool           `json:"hooked,omitempty"` // its credential has a webhook: changes go to the outbox
 }
 
 // record appends a status change to the timeline, makes it the shown
@@ -147,6 +148,9 @@ func (n *Notice) record(now time.Time, s Status, detail string) {
 	}
 	n.Updated = now
 	n.EventSeq++
+	if !n.Hooked { // nobody to tell: no event to store and send
+		return
+	}
 	n.Outbox = append(n.Outbox, WebhookEvent{
 		Key: n.ID + "-" + strconv.Itoa(n.EventSeq), Sequence: n.EventSeq, Status: s, Time: now, Detail: detail, NextAttempt: now,
 	})

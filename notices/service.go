@@ -228,7 +228,7 @@ func (s *Service) apply(ctx context.Context, cred Credential, ref, org string, k
 			return Notice{}, false, fmt.Errorf("no notice with reference %q to cancel: %w", ref, ErrNotFound)
 		}
 		n := Notice{ID: randomText(10), Reference: ref, Organisation: org, Credential: cred.ID, Kind: kind,
-			Appointment: a, Digest: digest, Created: now}
+			Appointment: a, Digest: digest, Created: now, Hooked: cred.Webhook != ""}
 		s.newVersion(&n, now)
 		if err := s.store.Create(ctx, n); err != nil {
 			return Notice{}, false, err

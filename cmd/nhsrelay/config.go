@@ -219,7 +219,7 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	Notices noticesConfig // [notices], notices_config.go
+	Notices noticesConfig `key:"notices.http_listen"` // the [notices] table, notices_config.go
 }
 
 // configFieldKeys maps each config field name to its file key.

@@ -12,7 +12,7 @@ import (
 // [notices]: appointment notices to patients (issue 11). Every key is
 // documented in nhsrelay.example.toml and README.md.
 type fileNotices struct {
-	Listen        string            `toml:"listen"`
+	Listen        string            `toml:"http_listen"`
 	DefaultFrom   string            `toml:"default_from"`
 	LetterCutoff  string            `toml:"letter_cutoff"`
 	RatePerDomain int               `toml:"rate_per_domain"`
@@ -46,7 +46,7 @@ func defaultNotices() fileNotices {
 
 // noticesConfig is [notices] checked.
 type noticesConfig struct {
-	Listen          string `key:"notices.listen"` // "" disables notices
+	Listen          string `key:"notices.http_listen"` // "" disables notices
 	DefaultFrom     string
 	LetterCutoff    time.Duration
 	RatePerDomain   int
@@ -59,7 +59,7 @@ type noticesConfig struct {
 func (v *validator) notices(f fileNotices) noticesConfig {
 	c := noticesConfig{Listen: f.Listen, DefaultFrom: f.DefaultFrom, RatePerDomain: f.RatePerDomain, MTASTS: f.MTASTS,
 		Orgs: map[string]notices.OrgSettings{}}
-	v.listen("notices.listen", f.Listen)
+	v.listen("notices.http_listen", f.Listen)
 	if d, err := time.Parse("15:04", f.LetterCutoff); err != nil {
 		v.addf("notices.letter_cutoff", "%q is not a time of day like \"16:00\"", f.LetterCutoff)
 	} else {
@@ -101,7 +101,7 @@ func (v *validator) notices(f fileNotices) noticesConfig {
 		c.Orgs[ods] = notices.OrgSettings{From: o.From, ReplyTo: o.ReplyTo, Window: w, TemplateDir: v.path(o.TemplateDir)}
 	}
 	if c.Listen != "" && len(c.DKIM) == 0 {
-		v.addf("notices.dkim", "notices.listen is set but no DKIM key is configured: notice mail is never sent unsigned (make one with `nhsrelay dkim keygen DOMAIN SELECTOR`)")
+		v.addf("notices.dkim", "notices.http_listen is set but no DKIM key is configured: notice mail is never sent unsigned (make one with `nhsrelay dkim keygen DOMAIN SELECTOR`)")
 	}
 	return c
 }

@@ -11,8 +11,8 @@ import (
 
 func TestNoticesConfig(t *testing.T) {
 	t.Parallel()
-	text := strings.Replace(exampleConfig, "[notices]\n", "[notices]\nlisten = \"127.0.0.1:0\"\n", 1)
-	text = strings.Replace(text, "\nlisten = \"\"\n# From:", "\n# From:", 1)
+	text := strings.Replace(exampleConfig, "[notices]\n", "[notices]\nhttp_listen = \"127.0.0.1:0\"\n", 1)
+	text = strings.Replace(text, "\nhttp_listen = \"\"\n# From:", "\n# From:", 1)
 	text = strings.Replace(text, "\ndkim = []\n", "\ndkim = [{domain = \"Riverside.nhs.example\", selector = \"s1\", key_file = \"dkim.key\"}]\n", 1)
 	text = strings.Replace(text, "\norganisation = []\n", "\norganisation = [{ods = \"a81001\", from = \"appointments@riverside.nhs.example\", window = \"08:00-20:00\"}]\n", 1)
 	path := writeConfigDir(t, text)

@@ -35,8 +35,8 @@ func TestNoticesEndToEnd(t *testing.T) {
 	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
 		text, _ = setKey(text, key, `"127.0.0.1:0"`)
 	}
-	text = strings.Replace(text, "[notices]\n", "[notices]\nlisten = \"127.0.0.1:0\"\n", 1)
-	text = strings.Replace(text, "\nlisten = \"\"\n# From:", "\n# From:", 1)
+	text = strings.Replace(text, "[notices]\n", "[notices]\nhttp_listen = \"127.0.0.1:0\"\n", 1)
+	text = strings.Replace(text, "\nhttp_listen = \"\"\n# From:", "\n# From:", 1)
 	text = strings.Replace(text, "\ndkim = []\n", "\ndkim = [{domain = \"riverside.nhs.example\", selector = \"s1\", key_file = \"dkim.key\"}]\n", 1)
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func (c *config) NoticesDB() string { return filepath.Join(c.DataDir, "notices.d
 // noticeParts wires appointment notices (issue 11) into serve: the DKIM
 // signer and MTA-STS lookup the relay uses for notice mail, the service
 // (made after the relay, which it queues into), its HTTPS API, its admin
-// routes and the bounce handler on the MX listener. With notices.listen
+// routes and the bounce handler on the MX listener. With notices.http_listen
 // empty every method is a no-op and the relay gets no signer: notice mail
 // cannot be sent.
 type noticeParts struct {
@@ -114,7 +114,7 @@ func (s *server) openNotices(ctx context.Context) error {
 		}},
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn)}
-	return s.listen(service{name: "notices", key: "notices.listen",
+	return s.listen(service{name: "notices", key: "notices.http_listen",
 		serve: func(ln net.Listener) error { return ignoreClosed(srv.ServeTLS(ln, "", ""), http.ErrServerClosed) },
 		stop:  srv.Shutdown,
 	}, p.cfg.Listen)
