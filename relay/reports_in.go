@@ -111,7 +111,7 @@ func (r *Relay) noteReport(m queue.Message, mailbox string, t *deliveryTap) {
 		ev.Action = "dsn.received"
 		ev.Detail = audit.WithFields("a delivery status notification from "+oneLine(rep.ReportingMTA), audit.Fields{
 			"orig_message_id": oneLine(headerValue(rep.Headers, "Message-ID")), "reporting_mta": oneLine(rep.ReportingMTA),
-			"remote_queue_id": oneLine(rep.QueueID), "rcpts": oneLine(strings.Join(rcpts, ",")),
+			"remote_queue_id": oneLine(rep.QueueID), "reported": oneLine(strings.Join(rcpts, ",")),
 			"actions": oneLine(strings.Join(actions, ",")), "envid": oneLine(rep.EnvelopeID)})
 	default:
 		return
