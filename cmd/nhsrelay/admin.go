@@ -62,6 +62,7 @@ type adminHandlers struct {
 	Queue      http.Handler // relay.AdminHandler: /v1/queue...
 	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
 	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Messages   http.Handler // audit/timeline: /v1/messages... (serve_timeline.go)
 	Metrics    prometheus.Gatherer
 	Token      *adminToken
 	Logger     *slog.Logger
@@ -84,6 +85,10 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	if h.Directory != nil {
 		api.Handle("/v1/directory/", h.Directory)
 		api.Handle("/fhir/", h.Directory)
+	}
+	if h.Messages != nil {
+		api.Handle("/v1/messages", operatorView(h.Messages))
+		api.Handle("/v1/messages/", operatorView(h.Messages))
 	}
 	if h.Metrics != nil {
 		api.Handle("GET /metrics", promhttp.HandlerFor(h.Metrics, promhttp.HandlerOpts{

@@ -295,6 +295,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	c.LegacyKeyTransport = m.LegacyKeyTransport
 
+	v.receipts(c, fc.Receipts) // config_receipts.go
+
 	return c, v.errs
 }
 

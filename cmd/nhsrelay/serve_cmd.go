@@ -120,6 +120,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer closeInto(&err, alog.Close)
+	timelines, stopTimeline, err := startTimeline(cfg, logger) // serve_timeline.go
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	defer closeInto(&err, stopTimeline)
 
 	dstore, err := boltstore.Open(cfg.DirectoryDB())
 	if err != nil {
@@ -185,6 +190,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	stopStatus, err := startStatusAPI(cfg, timelines, dir, alog, reloader.ServerConfig(), logger) // serve_timeline.go
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
 	handlers, err := recipientHandlers(cfg, dir) // serve_handlers.go: challenge replies
 	if err != nil {
 		return err
@@ -252,7 +262,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		alogger := logger.With("component", "admin")
 		adminSrv = newAdminServer(newAdminHandler(adminHandlers{
 			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger),
-			Metrics: reg, Token: token, Logger: alogger,
+			Messages: timelines.Handler(), Metrics: reg, Token: token, Logger: alogger,
 		}), alogger)
 	}
 

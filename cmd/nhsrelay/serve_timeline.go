@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
+	"nhsrelay/directory"
+)
+
+// timelineInterval is how often the index reads what the audit log gained
+// (every query catches up too, so answers are never stale).
+const timelineInterval = 2 * time.Second
+
+// startTimeline opens the message timeline index over the audit log
+// (data_dir/timeline.db) and keeps it current until stop, which also
+// closes it.
+func startTimeline(cfg *config, logger *slog.Logger) (ix *timeline.Indexer, stop func() error, err error) {
+	st, err := timeline.OpenBolt(cfg.TimelineDB())
+	if err != nil {
+		return nil, nil, err
+	}
+	ix = timeline.NewIndexer(st, cfg.AuditLogPath(), logger.With("component", "timeline"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ix.Run(ctx, timelineInterval)
+	}()
+	return ix, func() error {
+		cancel()
+		<-done
+		return st.Close()
+	}, nil
+}
+
+// operatorView lets the admin API's token holder see every message.
+func operatorView(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(timeline.WithViewer(r.Context(), timeline.Viewer{Operator: true})))
+	})
+}
+
+// accountAuthenticator is what the status API asks of the directory.
+type accountAuthenticator interface {
+	Authenticate(ctx context.Context, user, pass string) (directory.Account, error)
+}
+
+// accountView authenticates a sender with HTTP Basic and the SMTP
+// account's own username and password (RFC 7617); the account then sees
+// only the messages it sent. A failure is audited, as a failed SMTP AUTH
+// is, and answered after the same bcrypt work whether the user exists or
+// not (directory.Authenticate's concern).
+func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
+			writeJSONError(w, http.StatusUnauthorized, "sign in with your mail account's username and password (HTTP Basic)")
+			return
+		}
+		acct, err := dir.Authenticate(r.Context(), user, pass)
+		if err == nil && acct.Disabled {
+			err = directory.ErrAuthFailed
+		}
+		switch {
+		case errors.Is(err, directory.ErrAuthFailed):
+			rec.Record(audit.Event{Actor: "client " + clientIP(r), Action: "status.auth_failed", Outcome: "refused",
+				Detail: "message status API sign-in failed"})
+			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
+			writeJSONError(w, http.StatusUnauthorized, "username or password not accepted; use your mail account's")
+			return
+		case err != nil:
+			writeJSONError(w, http.StatusServiceUnavailable, "sign-in is unavailable for now; try again later")
+			return
+		}
+		ctx := timeline.WithViewer(audit.WithActor(r.Context(), acct.Username), timeline.Viewer{Account: acct.Username})
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// startStatusAPI serves the senders' status API on receipts.status_listen
+// over TLS until stop; nothing when the key is empty.
+func startStatusAPI(cfg *config, ix *timeline.Indexer, dir accountAuthenticator, rec audit.Recorder,
+	tlsCfg *tls.Config, logger *slog.Logger) (stop func(), err error) {
+	if cfg.StatusListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.StatusListen)
+	if err != nil {
+		return nil, fmt.Errorf("receipts.status_listen: %w", err)
+	}
+	slog := logger.With("component", "status")
+	mux := http.NewServeMux()
+	h := accountView(dir, rec, ix.Handler())
+	mux.Handle("/v1/messages", h)
+	mux.Handle("/v1/messages/", h)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "no such path: "+r.URL.Path+"; use /v1/messages/{queue ID, Message-ID or recipient}")
+	})
+	srv := newAdminServer(logRequests(slog, mux), slog)
+	srv.TLSConfig = tlsCfg
+	go func() {
+		if err := srv.Serve(tls.NewListener(ln, tlsCfg)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("status API stopped", "err", err)
+		}
+	}()
+	logger.Info("listening", "mode", "status", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			slog.Warn("status API shutdown", "err", err)
+		}
+	}, nil
+}
