@@ -82,7 +82,7 @@ func stepWords(e Event) string {
 		parts = append(parts, e.Words)
 	}
 	for _, k := range []string{"rcpt", "remote", "tls", "peer", "reply", "alg", "signer_sha256", "cert_sha256",
-		"account", "client_ip", "dsn", "action", "dsn_id", "orig_message_id", "disposition", "reader", "reporting_mta", "reported", "actions"} {
+		"account", "client_ip", "inbound", "mdn", "receipts", "envid", "dsn", "action", "dsn_id", "orig_message_id", "disposition", "reader", "reporting_mta", "reported", "actions"} {
 		if v := e.Fields[k]; v != "" {
 			parts = append(parts, k+"="+v)
 		}

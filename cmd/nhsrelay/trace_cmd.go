@@ -30,17 +30,9 @@ func runTrace(args []string) error {
 	since := fs.String("since", "", "only messages since `T` (RFC 3339, a date, or a duration back from now such as 24h)")
 	asJSON := fs.Bool("json", false, "print the server's JSON as is")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), traceUsage); fs.PrintDefaults() }
-	// Flags may come before or after the ID, as the usage line shows.
-	var query []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		query = append(query, fs.Arg(0))
-		rest = fs.Args()[1:]
+	query, err := parseInterleaved(fs, args) // flags before or after the ID, as the usage line shows
+	if err != nil {
+		return err
 	}
 	if len(query) != 1 {
 		fs.Usage()
