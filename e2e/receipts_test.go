@@ -24,9 +24,9 @@ import (
 
 // Issue 12's recipients on A besides RX9's referrals mailbox on B.
 const (
-	sinkTo     = "lab.rx9@sink.nhs.example"   // a next hop that does not offer DSN
+	sinkTo     = "lab.rx9@sink.nhs.example"     // a next hop that does not offer DSN
 	refusingTo = "audit.rx9@refuse.nhs.example" // a next hop that refuses the recipient
-	reader     = "rx9reader"                  // an account on A that sends as RX9's referrals mailbox (the MDN)
+	reader     = "rx9reader"                    // an account on A that sends as RX9's referrals mailbox (the MDN)
 	readerPass = "correct horse battery staple 12"
 )
 
