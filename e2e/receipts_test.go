@@ -122,6 +122,7 @@ func TestProofOfDelivery(t *testing.T) {
 		t.Errorf("B's mailbox message lost the MDN request or was not verified S/MIME:\n%s", got)
 	}
 	receipt := a.waitMaildir(t, sender, 1)[0]
+	assertAudit(t, b, "smime.sealed", sender) // B's receipt left B signed and encrypted, like clinical mail
 	if !strings.Contains(receipt, "X-NHSRelay-SMIME: verified; signer=ODS A81001") || !strings.Contains(receipt, "dsn;") {
 		t.Errorf("the receipt on A is not a verified, signed report from B's organisation:\n%s", receipt)
 	}
