@@ -22,7 +22,8 @@ func WithViewer(ctx context.Context, v Viewer) context.Context {
 	return context.WithValue(ctx, viewerKey{}, v)
 }
 
-func viewerFrom(ctx context.Context) (Viewer, bool) {
+// ViewerFrom returns the Viewer WithViewer put in ctx.
+func ViewerFrom(ctx context.Context) (Viewer, bool) {
 	v, ok := ctx.Value(viewerKey{}).(Viewer)
 	return v, ok
 }
@@ -52,7 +53,7 @@ func (ix *Indexer) Handler() http.Handler {
 }
 
 func (ix *Indexer) serve(w http.ResponseWriter, r *http.Request, query string) {
-	v, ok := viewerFrom(r.Context())
+	v, ok := ViewerFrom(r.Context())
 	if !ok || (!v.Operator && v.Account == "") {
 		writeError(w, http.StatusUnauthorized, "authentication required")
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
 )
 
 func TestAdminAPI(t *testing.T) {
@@ -31,7 +33,11 @@ func TestAdminAPI(t *testing.T) {
 	queueH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "queue "+r.URL.Path+" actor="+audit.ActorFrom(r.Context()))
 	})
-	srv := httptest.NewServer(newAdminHandler(adminHandlers{Queue: queueH, Metrics: reg, Token: tok,
+	// The messages API is given an operator Viewer behind the token.
+	msgH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "messages "+r.URL.Path+" "+fmt.Sprint(timelineViewer(r)))
+	})
+	srv := httptest.NewServer(newAdminHandler(adminHandlers{Queue: queueH, Messages: msgH, Metrics: reg, Token: tok,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}))
 	t.Cleanup(srv.Close)
 
@@ -64,6 +70,8 @@ func TestAdminAPI(t *testing.T) {
 		{"/metrics", "", 401, "admin token"},
 		{"/metrics", "Bearer " + token, 200, "nhsrelay_test_total 0"},
 		{"/v1/nothing", "Bearer " + token, 404, "no such admin API path"},
+		{"/v1/messages/Q1", "", 401, "admin token"},
+		{"/v1/messages/Q1", "Bearer " + token, 200, "messages /v1/messages/Q1 {true }"},
 	}
 	for _, tc := range tests {
 		code, body := get(tc.path, tc.auth)
@@ -86,4 +94,10 @@ func TestAdminAPI(t *testing.T) {
 	if code, _ := get("/v1/queue", "Bearer "+rotated); code != 200 {
 		t.Errorf("new token after rotation: %d, want 200", code)
 	}
+}
+
+// timelineViewer is the Viewer the timeline's handler would see.
+func timelineViewer(r *http.Request) timeline.Viewer {
+	v, _ := timeline.ViewerFrom(r.Context())
+	return v
 }
