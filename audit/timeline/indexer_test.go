@@ -55,12 +55,18 @@ func story(t *testing.T, path string) {
 	}
 }
 
-func TestTimelineFromTheAuditLog(t *testing.T) {
-	t.Parallel()
+// indexedStory writes the story to a new log and returns an Indexer over it.
+func indexedStory(t *testing.T) (*timeline.Indexer, string) {
+	t.Helper()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "audit.log")
 	story(t, logPath)
-	ix := timeline.NewIndexer(openBolt(t, filepath.Join(dir, "timeline.db")), logPath, nil)
+	return timeline.NewIndexer(openBolt(t, filepath.Join(dir, "timeline.db")), logPath, nil), logPath
+}
+
+func TestTimelineFromTheAuditLog(t *testing.T) {
+	t.Parallel()
+	ix, logPath := indexedStory(t)
 	for _, q := range []string{qid, mid, "tok1@practice.nhs.example", card} {
 		msgs, err := ix.Find(t.Context(), q, time.Time{})
 		if err != nil || len(msgs) != 1 || msgs[0].QueueID != qid {
@@ -107,10 +113,7 @@ func TestTimelineFromTheAuditLog(t *testing.T) {
 // own, and a recipient search shows it only those.
 func TestAPIViewer(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "audit.log")
-	story(t, logPath)
-	ix := timeline.NewIndexer(openBolt(t, filepath.Join(dir, "timeline.db")), logPath, nil)
+	ix, _ := indexedStory(t)
 	as := func(v *timeline.Viewer, url string) (int, []timeline.Message) {
 		req := httptest.NewRequest("GET", url, nil)
 		if v != nil {

@@ -335,13 +335,9 @@ func humanText(r Report) string {
 
 // Parse reads a DSN written by Write or by another MTA following RFC 3464.
 func Parse(rd io.Reader) (*Report, error) {
-	msg, err := mail.ReadMessage(bufio.NewReader(io.LimitReader(rd, 4<<20)))
+	msg, mr, err := readReport(rd, "delivery-status")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/report" || !strings.EqualFold(params["report-type"], "delivery-status") || params["boundary"] == "" {
-		return nil, fmt.Errorf("%w: not multipart/report; report-type=delivery-status", ErrMalformed)
+		return nil, err
 	}
 	r := &Report{
 		From:      strings.TrimSuffix(afterAngle(msg.Header.Get("From")), ">"),
@@ -353,7 +349,6 @@ func Parse(rd io.Reader) (*Report, error) {
 			return nil, fmt.Errorf("%w: Date: %v", ErrMalformed, err)
 		}
 	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
 	sawStatus := false
 	for {
 		p, err := mr.NextPart()
@@ -392,6 +387,20 @@ func Parse(rd io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("%w: no message/delivery-status part", ErrMalformed)
 	}
 	return r, nil
+}
+
+// readReport reads a multipart/report (RFC 6522) of reportType and returns
+// its header and a reader of its parts.
+func readReport(rd io.Reader, reportType string) (*mail.Message, *multipart.Reader, error) {
+	msg, err := mail.ReadMessage(bufio.NewReader(io.LimitReader(rd, 4<<20)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" || !strings.EqualFold(params["report-type"], reportType) || params["boundary"] == "" {
+		return nil, nil, fmt.Errorf("%w: not multipart/report; report-type=%s", ErrMalformed, reportType)
+	}
+	return msg, multipart.NewReader(msg.Body, params["boundary"]), nil
 }
 
 func afterAngle(s string) string {

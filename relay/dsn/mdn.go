@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
-	"net/mail"
 	"net/textproto"
 	"strings"
 )
@@ -37,15 +35,10 @@ func (m *MDN) DispositionType() string {
 // message (RFC 8098 §3) and returns its message/disposition-notification
 // part's fields.
 func ParseMDN(rd io.Reader) (*MDN, error) {
-	msg, err := mail.ReadMessage(bufio.NewReader(io.LimitReader(rd, 4<<20)))
+	_, mr, err := readReport(rd, "disposition-notification")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, err
 	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/report" || !strings.EqualFold(params["report-type"], "disposition-notification") || params["boundary"] == "" {
-		return nil, fmt.Errorf("%w: not multipart/report; report-type=disposition-notification", ErrMalformed)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
 	for {
 		p, err := mr.NextPart()
 		if err != nil {
