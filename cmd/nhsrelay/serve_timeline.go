@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"nhsrelay/audit"
@@ -59,7 +60,12 @@ type accountAuthenticator interface {
 // is, and answered after the same bcrypt work whether the user exists or
 // not (directory.Authenticate's concern).
 func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) http.Handler {
+	fails := &signInFailures{max: statusMaxFailures, window: statusFailureWindow, at: map[string][]time.Time{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fails.blocked(clientIP(r), time.Now()) {
+			writeJSONError(w, http.StatusTooManyRequests, "too many failed sign-ins from your address; try again later")
+			return
+		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
@@ -72,6 +78,7 @@ func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) h
 		}
 		switch {
 		case errors.Is(err, directory.ErrAuthFailed):
+			fails.add(clientIP(r), time.Now())
 			rec.Record(audit.Event{Actor: "client " + clientIP(r), Action: "status.auth_failed", Outcome: "refused",
 				Detail: "message status API sign-in failed"})
 			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
@@ -84,6 +91,46 @@ func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) h
 		ctx := timeline.WithViewer(audit.WithActor(r.Context(), acct.Username), timeline.Viewer{Account: acct.Username})
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// Sign-in failures allowed per client address before the status API
+// refuses it for a while, as smtpd limits failed SMTP AUTH.
+const (
+	statusMaxFailures   = 10
+	statusFailureWindow = 10 * time.Minute
+)
+
+// signInFailures counts recent failed sign-ins per client address.
+type signInFailures struct {
+	max    int
+	window time.Duration
+	mu     sync.Mutex
+	at     map[string][]time.Time
+}
+
+func (f *signInFailures) recent(ip string, now time.Time) []time.Time {
+	ts := f.at[ip]
+	for len(ts) > 0 && now.Sub(ts[0]) > f.window {
+		ts = ts[1:]
+	}
+	if len(ts) == 0 {
+		delete(f.at, ip)
+	} else {
+		f.at[ip] = ts
+	}
+	return ts
+}
+
+func (f *signInFailures) blocked(ip string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.recent(ip, now)) >= f.max
+}
+
+func (f *signInFailures) add(ip string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at[ip] = append(f.recent(ip, now), now)
 }
 
 func clientIP(r *http.Request) string {

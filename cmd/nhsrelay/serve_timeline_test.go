@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
+	"nhsrelay/directory"
+	"nhsrelay/directory/directorytest"
+)
+
+type oneAccount struct{}
+
+func (oneAccount) Authenticate(_ context.Context, user, pass string) (directory.Account, error) {
+	if user == "riverside" && pass == "right password 1234" {
+		return directory.Account{Username: "riverside"}, nil
+	}
+	return directory.Account{}, directory.ErrAuthFailed
+}
+
+// TestAccountView: HTTP Basic with the SMTP account gives an account
+// Viewer; a wrong password is refused and audited; after
+// statusMaxFailures failures the address is refused for a while, even
+// with the right password.
+func TestAccountView(t *testing.T) {
+	t.Parallel()
+	log := &directorytest.AuditLog{}
+	h := accountView(oneAccount{}, log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := timeline.ViewerFrom(r.Context())
+		io.WriteString(w, v.Account+" "+audit.ActorFrom(r.Context()))
+	}))
+	get := func(user, pass string) (int, string) {
+		req := httptest.NewRequest("GET", "/v1/messages/X", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get("riverside", "right password 1234"); code != 200 || body != "riverside riverside" {
+		t.Fatalf("right password = %d %q", code, body)
+	}
+	if code, _ := get("", ""); code != http.StatusUnauthorized {
+		t.Errorf("no credentials = %d, want 401", code)
+	}
+	for range statusMaxFailures {
+		if code, _ := get("riverside", "wrong"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong password = %d, want 401", code)
+		}
+	}
+	if code, _ := get("riverside", "right password 1234"); code != http.StatusTooManyRequests {
+		t.Errorf("after %d failures = %d, want 429", statusMaxFailures, code)
+	}
+	if n := len(log.Find("status.auth_failed")); n != statusMaxFailures {
+		t.Errorf("%d status.auth_failed events, want %d", n, statusMaxFailures)
+	}
+}
