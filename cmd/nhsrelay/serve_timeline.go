@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -26,7 +27,18 @@ const timelineInterval = 2 * time.Second
 func startTimeline(cfg *config, logger *slog.Logger) (ix *timeline.Indexer, stop func() error, err error) {
 	st, err := timeline.OpenBolt(cfg.TimelineDB())
 	if err != nil {
-		return nil, nil, err
+		// The index is derived from the audit log and must never stop
+		// the relay: a file that cannot be opened is set aside and the
+		// index rebuilt from the log.
+		aside := cfg.TimelineDB() + ".broken-" + time.Now().UTC().Format("20060102T150405Z")
+		logger.Error("timeline index unreadable; setting it aside and rebuilding it from the audit log",
+			"file", cfg.TimelineDB(), "moved_to", aside, "err", err)
+		if rerr := os.Rename(cfg.TimelineDB(), aside); rerr != nil {
+			return nil, nil, fmt.Errorf("%w (and it could not be set aside: %v)", err, rerr)
+		}
+		if st, err = timeline.OpenBolt(cfg.TimelineDB()); err != nil {
+			return nil, nil, err
+		}
 	}
 	ix = timeline.NewIndexer(st, cfg.AuditLogPath(), logger.With("component", "timeline"))
 	ctx, cancel := context.WithCancel(context.Background())

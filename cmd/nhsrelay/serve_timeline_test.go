@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"nhsrelay/audit"
 	"nhsrelay/audit/timeline"
@@ -58,5 +62,35 @@ func TestAccountView(t *testing.T) {
 	}
 	if n := len(log.Find("status.auth_failed")); n != statusMaxFailures {
 		t.Errorf("%d status.auth_failed events, want %d", n, statusMaxFailures)
+	}
+}
+
+// TestStartTimelineSetsABrokenIndexAside: an unreadable timeline.db never
+// stops the server; it is moved aside and the index rebuilt from the log.
+func TestStartTimelineSetsABrokenIndexAside(t *testing.T) {
+	t.Parallel()
+	cfg := &config{DataDir: t.TempDir()}
+	alog, err := audit.Open(cfg.AuditLogPath(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog.Record(audit.Event{Action: "accepted", QueueID: "33QHYRHBKBQHGVEZRTNA2Z3JGC", Outcome: "ok",
+		Detail: audit.WithFields("1 recipient(s)", audit.Fields{"rcpts": "a@nhs.example"})})
+	alog.Close()
+	if err := os.WriteFile(cfg.TimelineDB(), []byte("not a bbolt file, not even close"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ix, stop, err := startTimeline(cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatalf("startTimeline over a broken index: %v", err)
+	}
+	defer stop()
+	msgs, err := ix.Find(t.Context(), "a@nhs.example", time.Time{})
+	if err != nil || len(msgs) != 1 {
+		t.Errorf("Find after the rebuild = %d messages, %v; want 1", len(msgs), err)
+	}
+	aside, _ := filepath.Glob(cfg.TimelineDB() + ".broken-*")
+	if len(aside) != 1 {
+		t.Errorf("broken index not set aside: %v", aside)
 	}
 }
