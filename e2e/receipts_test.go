@@ -148,7 +148,9 @@ func TestProofOfDelivery(t *testing.T) {
 			t.Errorf("A's trace lacks %q:\n%s", want, traceA)
 		}
 	}
+	t.Logf("nhsrelay trace on A:\n%s", traceA)
 	traceB := waitTrace(t, b, mid, "HAS IT    "+recipient)
+	t.Logf("nhsrelay trace on B:\n%s", traceB)
 	for _, want := range []string{"inbound", "smime.opened", "in the mailbox on this relay", "dsn.sent", "action=delivered"} {
 		if !strings.Contains(traceB, want) {
 			t.Errorf("B's trace lacks %q:\n%s", want, traceB)
