@@ -121,11 +121,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 	if len(succeeded) > 0 {
 		r.sendDSN(ctx, m, succeeded, r.receiptText(m, succeeded, results))
 	}
-	if len(suppressed) > 0 { // RFC 3461 §4.1 NOTIFY=NEVER: the sender asked for silence; the operator still sees it
-		r.log.Warn("failure not notified: the sender asked for no DSN (NOTIFY)", "msgid", m.ID, "rcpts", strings.Join(suppressed, ","))
-		r.audit(audit.Event{Action: "dsn.suppressed", QueueID: m.ID, Outcome: "ok",
-			Detail: audit.WithFields("the sender asked for no failure notice (NOTIFY)", audit.Fields{"rcpts": strings.Join(suppressed, ",")})})
-	}
+	r.noteSuppressed(m, suppressed)
 
 	var updated queue.Message
 	err := r.store.Update(ctx, m.ID, func(cur *queue.Message) error {

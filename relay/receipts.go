@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"nhsrelay/audit"
 	"nhsrelay/relay/dsn"
 	"nhsrelay/relay/queue"
 )
@@ -150,4 +151,17 @@ func (c *attachmentCounter) endLine() {
 		}
 	}
 	c.line, c.long = c.line[:0], false
+}
+
+// noteSuppressed records failures the sender asked not to be told about
+// (RFC 3461 §4.1, NOTIFY without FAILURE, or NEVER): never silent, the
+// operator still sees them in the log and the audit log.
+func (r *Relay) noteSuppressed(m queue.Message, rcpts []string) {
+	if len(rcpts) == 0 {
+		return
+	}
+	list := strings.Join(rcpts, ",")
+	r.log.Warn("failure not notified: the sender asked for no DSN (NOTIFY)", "msgid", m.ID, "rcpts", list)
+	r.audit(audit.Event{Action: "dsn.suppressed", QueueID: m.ID, Outcome: "ok",
+		Detail: audit.WithFields("the sender asked for no failure notice (NOTIFY)", audit.Fields{"rcpts": list})})
 }
