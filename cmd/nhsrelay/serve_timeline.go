@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"nhsrelay/admin"
 	"nhsrelay/audit"
 	"nhsrelay/audit/timeline"
 	"nhsrelay/directory"
@@ -21,9 +22,20 @@ import (
 // (every query catches up too, so answers are never stale).
 const timelineInterval = 2 * time.Second
 
-// startTimeline opens the message timeline index over the audit log
-// (data_dir/timeline.db) and keeps it current until stop, which also
-// closes it.
+// openTimeline opens the message timeline index over the audit log
+// (data_dir/timeline.db) and keeps it current until the server closes.
+func (s *server) openTimeline(context.Context) error {
+	ix, stop, err := startTimeline(s.cfg, s.logger)
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	s.timelines = ix
+	s.closers = append(s.closers, stop)
+	return nil
+}
+
+// startTimeline opens the index and runs its catch-up until stop, which
+// also closes it.
 func startTimeline(cfg *config, logger *slog.Logger) (ix *timeline.Indexer, stop func() error, err error) {
 	st, err := timeline.OpenBolt(cfg.TimelineDB())
 	if err != nil {
@@ -75,13 +87,13 @@ func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) h
 	fails := &signInFailures{max: statusMaxFailures, window: statusFailureWindow, at: map[string][]time.Time{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fails.blocked(clientIP(r), time.Now()) {
-			writeJSONError(w, http.StatusTooManyRequests, "too many failed sign-ins from your address; try again later")
+			admin.WriteJSONError(w, http.StatusTooManyRequests, "too many failed sign-ins from your address; try again later")
 			return
 		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
-			writeJSONError(w, http.StatusUnauthorized, "sign in with your mail account's username and password (HTTP Basic)")
+			admin.WriteJSONError(w, http.StatusUnauthorized, "sign in with your mail account's username and password (HTTP Basic)")
 			return
 		}
 		acct, err := dir.Authenticate(r.Context(), user, pass)
@@ -94,10 +106,10 @@ func accountView(dir accountAuthenticator, rec audit.Recorder, h http.Handler) h
 			rec.Record(audit.Event{Actor: "client " + clientIP(r), Action: "status.auth_failed", Outcome: "refused",
 				Detail: "message status API sign-in failed"})
 			w.Header().Set("WWW-Authenticate", `Basic realm="nhsrelay message status", charset="UTF-8"`)
-			writeJSONError(w, http.StatusUnauthorized, "username or password not accepted; use your mail account's")
+			admin.WriteJSONError(w, http.StatusUnauthorized, "username or password not accepted; use your mail account's")
 			return
 		case err != nil:
-			writeJSONError(w, http.StatusServiceUnavailable, "sign-in is unavailable for now; try again later")
+			admin.WriteJSONError(w, http.StatusServiceUnavailable, "sign-in is unavailable for now; try again later")
 			return
 		}
 		ctx := timeline.WithViewer(audit.WithActor(r.Context(), acct.Username), timeline.Viewer{Account: acct.Username})
@@ -153,38 +165,27 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// startStatusAPI serves the senders' status API on receipts.status_listen
-// over TLS until stop; nothing when the key is empty.
-func startStatusAPI(cfg *config, ix *timeline.Indexer, dir accountAuthenticator, rec audit.Recorder,
-	tlsCfg *tls.Config, logger *slog.Logger) (stop func(), err error) {
-	if cfg.StatusListen == "" {
-		return func() {}, nil
+// openStatus binds the senders' status API (receipts.status_listen):
+// HTTPS with the SMTP certificate, HTTP Basic with the SMTP account, only
+// that account's messages. Nothing when the key is empty.
+func (s *server) openStatus(context.Context) error {
+	if s.cfg.StatusListen == "" {
+		return nil
 	}
-	ln, err := net.Listen("tcp", cfg.StatusListen)
-	if err != nil {
-		return nil, fmt.Errorf("receipts.status_listen: %w", err)
-	}
-	slog := logger.With("component", "status")
+	slog := s.component("status")
 	mux := http.NewServeMux()
-	h := accountView(dir, rec, ix.Handler())
+	h := accountView(s.dir, s.alog, s.timelines.Handler())
 	mux.Handle("/v1/messages", h)
 	mux.Handle("/v1/messages/", h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, "no such path: "+r.URL.Path+"; use /v1/messages/{queue ID, Message-ID or recipient}")
+		admin.WriteJSONError(w, http.StatusNotFound, "no such path: "+r.URL.Path+"; use /v1/messages/{queue ID, Message-ID or recipient}")
 	})
-	srv := newAdminServer(logRequests(slog, mux), slog)
-	srv.TLSConfig = tlsCfg
-	go func() {
-		if err := srv.Serve(tls.NewListener(ln, tlsCfg)); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("status API stopped", "err", err)
-		}
-	}()
-	logger.Info("listening", "mode", "status", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			slog.Warn("status API shutdown", "err", err)
-		}
-	}, nil
+	srv := admin.NewServer(mux, slog)
+	tlsCfg := s.tls.ServerConfig()
+	return s.listen(service{name: "status", key: "receipts.status_listen",
+		serve: func(ln net.Listener) error {
+			return ignoreClosed(srv.Serve(tls.NewListener(ln, tlsCfg)), http.ErrServerClosed)
+		},
+		stop: srv.Shutdown,
+	}, s.cfg.StatusListen)
 }

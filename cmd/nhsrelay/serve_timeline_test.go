@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"nhsrelay/admin"
 	"nhsrelay/audit"
 	"nhsrelay/audit/timeline"
 	"nhsrelay/directory"
@@ -92,5 +95,40 @@ func TestStartTimelineSetsABrokenIndexAside(t *testing.T) {
 	aside, _ := filepath.Glob(cfg.TimelineDB() + ".broken-*")
 	if len(aside) != 1 {
 		t.Errorf("broken index not set aside: %v", aside)
+	}
+}
+
+// TestMessagesBehindTheAdminToken: the admin API serves /v1/messages to
+// the token holder only, as an operator who sees every message.
+func TestMessagesBehindTheAdminToken(t *testing.T) {
+	t.Parallel()
+	tokFile := filepath.Join(t.TempDir(), "admin.token")
+	const token = "0123456789abcdef0123456789abcdef"
+	if err := os.WriteFile(tokFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.LoadToken(tokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := admin.New(admin.Config{Token: tok})
+	a.Mount(operatorView(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := timeline.ViewerFrom(r.Context())
+		fmt.Fprintf(w, "operator=%t", v.Operator)
+	})), "/v1/messages", "/v1/messages/")
+	for _, tc := range []struct {
+		auth string
+		code int
+		body string
+	}{{"", 401, "admin token"}, {"Bearer " + token, 200, "operator=true"}} {
+		req := httptest.NewRequest("GET", "/v1/messages/Q1", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("GET /v1/messages/Q1 (%q) = %d %q, want %d %q", tc.auth, rec.Code, rec.Body.String(), tc.code, tc.body)
+		}
 	}
 }
