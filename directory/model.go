@@ -112,7 +112,8 @@ type Account struct {
 	// Kind is "" for a clinical sender account, or AccountNotice: an
 	// appointment system that sends plain patient emails (issue 11) to
 	// addresses outside the directory only, DKIM-signed, never S/MIME.
-	Kind string `json:"kind,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	Receipts string `json:"receipts,omitempty"` // success DSNs: "always", "on-request" (default, also ""), "never" (issue 12)
 }
 
 // AccountNotice is the Kind of an SMTP notice account.

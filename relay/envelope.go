@@ -16,6 +16,21 @@ type Envelope struct {
 	System bool
 	// Kind is clinical (zero) or notice mail; see Kind.
 	Kind Kind
+
+	// DSN request (RFC 3461) from the intake's MAIL and RCPT parameters:
+	// RcptDSN[i] is Recipients[i]'s (a shorter slice, or a zero value,
+	// means none: the default, failure and delay notices). Ret is "FULL"
+	// or "HDRS" (RET), EnvID the sender's ENVID.
+	RcptDSN []RcptDSN
+	Ret     string
+	EnvID   string
+}
+
+// RcptDSN is one recipient's DSN request: NOTIFY's keywords ("SUCCESS",
+// "FAILURE", "DELAY", or "NEVER" alone) and ORCPT as "type;address".
+type RcptDSN struct {
+	Notify []string
+	ORcpt  string
 }
 
 // Kind says which rules a message travels under. The zero value is

@@ -62,7 +62,7 @@ func (ss *session) Data(r io.Reader) error {
 		hr.check = func(h textproto.Header) error { return checkFrom(h, acct) }
 	}
 	env := relay.Envelope{From: ss.from, Recipients: slices.Clone(ss.rcpts), Account: ss.user(),
-		ClientIP: ss.w.ip.String(), Inbound: ss.inbound}
+		ClientIP: ss.w.ip.String(), Inbound: ss.inbound, RcptDSN: ss.dsn.rcpts, Ret: ss.dsn.ret, EnvID: ss.dsn.envID}
 	if ss.account != nil && ss.account.Notice() {
 		env.Kind = relay.KindNotice // DKIM-signed to the patient's MX, never sealed
 	}
