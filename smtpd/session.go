@@ -112,6 +112,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := ss.gate(); err != nil {
 		return err
 	}
+	if rep := checkPath(from, true); rep != nil {
+		return ss.refuse("sender_syntax", rep, nil)
+	}
 	if ss.mode.submission() && !ss.w.trusted {
 		if !ss.tls {
 			return ss.refuse("tls_required", reply(530, 7, 0, "Must issue a STARTTLS command first"), nil) // RFC 3207 §4
@@ -141,6 +144,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if ss.mode.submission() && !ss.mayRelay() { // Mail refuses first; never rely on it alone
 		return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil)
+	}
+	if rep := checkPath(to, false); rep != nil {
+		return ss.refuse("rcpt_syntax", rep, nil)
 	}
 	if h, cur := ss.s.handlerFor(to), ss.txnHandler(); h >= 0 || cur >= 0 {
 		return ss.handlerRcpt(to, h, cur) // handler.go: not a directory endpoint

@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	alog, err := audit.Open(cfg.AuditLogPath(), time.Now)
+	alog, err := audit.OpenWith(cfg.AuditLogPath(), audit.Options{Logger: logger.With("component", "audit"), Metrics: reg})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

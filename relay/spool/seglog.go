@@ -51,7 +51,7 @@ import (
 const (
 	recMagic   = "NRS2"
 	recMagicV1 = "NRSR" // one CRC over the whole record; read, never written
-	segSuffix = ".seg"
+	segSuffix  = ".seg"
 	// segMax is the size after which a segment is closed to new records.
 	// A segment lives until its last message leaves the queue, so small
 	// segments free space sooner; each new one costs a folder fsync.
@@ -326,10 +326,6 @@ func (s *Spool) dropLocked(seg *segment) {
 func (s *Spool) writeSmall(id string, sealed []byte) error {
 	rec := appendRecord(make([]byte, 0, int(recordPrefix(id))+len(sealed)+4), id, sealed)
 	s.mu.Lock()
-	if s.logFailed != nil {
-		s.mu.Unlock()
-		return s.logFailed
-	}
 	if _, ok := s.index[id]; ok {
 		s.mu.Unlock()
 		return fmt.Errorf("spool: write %s: %w", id, ErrExists)
@@ -353,11 +349,13 @@ func (s *Spool) writeSmall(id string, sealed []byte) error {
 	s.mu.Unlock()
 	if err := seg.sync.sync(); err != nil {
 		s.mu.Lock()
-		// After a failed fsync nothing in the log can be trusted to be
-		// durable (see groupSync): refuse further small writes.
-		if s.logFailed == nil {
-			s.logFailed = fmt.Errorf("spool: segment fdatasync failed, restart needed: %w", err)
-		}
+		// After a failed fsync nothing written to this segment since its
+		// last good one can be trusted to be durable (see groupSync): it
+		// takes no more records, and every writer waiting on it fails. The
+		// records acknowledged before stay readable; the next write starts
+		// a new segment, so intake resumes by itself once the disk works
+		// again (a full disk, for one).
+		seg.full = true
 		s.removeLocked(id)
 		s.mu.Unlock()
 		return fmt.Errorf("spool: fdatasync %s: %w", id, err)
@@ -389,9 +387,6 @@ func (s *Spool) copyRecord(seg *segment, id string, l loc, dst **segment, moved 
 	rec := appendRecord(nil, id, sealed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.logFailed != nil {
-		return false
-	}
 	cur, err := s.currentLocked()
 	if err != nil || (*dst != nil && cur != *dst) {
 		return false // rotated mid-way: the copies so far are all in *dst
@@ -468,8 +463,8 @@ func (s *Spool) compact(seg *segment) {
 			seg.live--
 		}
 	}
-	if err != nil && s.logFailed == nil {
-		s.logFailed = fmt.Errorf("spool: segment fdatasync failed, restart needed: %w", err)
+	if err != nil {
+		dst.full = true // as in writeSmall: nothing more goes to a segment whose fdatasync failed
 	}
 	s.dropLocked(dst)
 }

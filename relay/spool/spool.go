@@ -46,12 +46,10 @@ type Spool struct {
 	segMax   int64     // segment size that closes it (segMax; tests lower it)
 	small    sync.Pool // *[]byte of smallMax+1 bytes, for reading a body to seal
 	mu       sync.Mutex
-	index    map[string]loc // small bodies in segments, by ID
-	cur      *segment       // takes new records; nil until the first
-	// logFailed is the first segment fdatasync error, sticky (groupSync).
-	logFailed error
-	damage    []Damage        // found at Open (Damaged)
-	bad       map[string]bool // body files Open found damaged: not listed, not opened
+	index    map[string]loc  // small bodies in segments, by ID
+	cur      *segment        // takes new records; nil until the first
+	damage   []Damage        // found at Open (Damaged)
+	bad      map[string]bool // body files Open found damaged: not listed, not opened
 }
 
 // Options tunes a spool.
