@@ -38,6 +38,9 @@ func HashPasswordCost(pw string, cost int) (string, error) {
 // PutAccount adds or replaces a sender account (username case folded).
 // Invalid input gives a *ValidationError and writes nothing.
 func (d *Directory) PutAccount(ctx context.Context, a Account) error {
+	if err := d.auditGate(); err != nil { // auditgate.go
+		return err
+	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	n, err := d.checkAccount(a)

@@ -332,7 +332,16 @@ func (rc *rawConn) want(line, prefix string) {
 // startTLS upgrades a raw connection after EHLO.
 func (rc *rawConn) startTLS(ts *testServer) {
 	rc.t.Helper()
-	rc.want("STARTTLS", "220 ")
+	rc.send("STARTTLS\r\n")
+	rc.startTLSAnswered(ts)
+}
+
+// startTLSAnswered reads the 220 to a STARTTLS already sent and does the handshake.
+func (rc *rawConn) startTLSAnswered(ts *testServer) {
+	rc.t.Helper()
+	if got := rc.reply(); !strings.HasPrefix(got, "220 2.0.0 ") {
+		rc.t.Fatalf("STARTTLS → %q, want 220 2.0.0", got)
+	}
 	tc := tls.Client(rc.c, ts.tlsConfig())
 	if err := tc.Handshake(); err != nil {
 		rc.t.Fatalf("handshake: %v", err)
