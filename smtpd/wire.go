@@ -62,7 +62,7 @@ type wireConn struct {
 	held     []byte // read from the socket, not yet passed up: a STARTTLS line, or what may become one
 	pending  []byte // to pass up before reading again
 	rbuf     []byte
-	tlsHelos int // sc.helos when STARTTLS was done here; -1 before (needEHLO)
+	tlsHelos int          // sc.helos when STARTTLS was done here; -1 before (needEHLO)
 	dataSeq  atomic.Int64 // DATA streams started (354 sent) while scanning
 
 	mu        sync.Mutex
@@ -298,14 +298,14 @@ func (w *wireConn) rawBare() bool { return w.scanning && w.sc.bare }
 // scanner follows the client's plaintext byte stream: command lines (and
 // where the synchronising ones end), BDAT chunks, and DATA streams.
 type scanner struct {
-	line                          [32]byte // start of the current command line
-	lineLen                       int
+	line             [32]byte // start of the current command line
+	lineLen          int
 	ehloEnd, dataEnd int64 // stream offset just past the latest such line
-	skip                          int64 // BDAT chunk bytes still to pass over
-	data                          bool
-	st                            int // go-smtp's dot-unstuffing state, mirrored
-	prevCR, bare                  bool
-	helos                         int // EHLO and HELO lines seen
+	skip             int64 // BDAT chunk bytes still to pass over
+	data             bool
+	st               int // go-smtp's dot-unstuffing state, mirrored
+	prevCR, bare     bool
+	helos            int // EHLO and HELO lines seen
 }
 
 // The states of go-smtp's dataReader (data.go), which decides where DATA
