@@ -5,7 +5,6 @@ package audit
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,20 +32,6 @@ func (c *manualClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
 // A full disk stops the log; it says so (Err, metrics, an error log line)
 // and takes records again by itself once there is space, with a record
 // saying how long it was down; the file verifies whole.
@@ -55,10 +40,10 @@ func TestRecoversAfterDiskFull(t *testing.T) {
 	disk := audittest.SmallDisk(t, 256<<10)
 	path := filepath.Join(disk, "audit.log")
 	clock := &manualClock{t: time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)}
-	var logs lockedBuffer
+	var logs audittest.Logs
 	reg := prometheus.NewRegistry()
 	l, err := OpenWith(path, Options{Now: clock.Now, Metrics: reg,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +125,9 @@ func TestBrokenChainStartsLinkedSegment(t *testing.T) {
 			t.Parallel()
 			path := writeLog(t, 5)
 			writeLines(t, path, edit(lines(t, path)))
-			var logs lockedBuffer
+			var logs audittest.Logs
 			reg := prometheus.NewRegistry()
-			l, err := OpenWith(path, Options{Now: fixedClock(), Metrics: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			l, err := OpenWith(path, Options{Now: fixedClock(), Metrics: reg, Logger: logs.Logger()})
 			if err != nil {
 				t.Fatalf("Open of a broken log = %v, want a new segment", err)
 			}
@@ -167,8 +152,8 @@ func TestBrokenChainStartsLinkedSegment(t *testing.T) {
 			}
 			// Opening again finds the break already followed by a segment:
 			// it warns, and continues that segment.
-			logs = lockedBuffer{}
-			l2, err := OpenWith(path, Options{Now: fixedClock(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			logs = audittest.Logs{}
+			l2, err := OpenWith(path, Options{Now: fixedClock(), Logger: logs.Logger()})
 			if err != nil {
 				t.Fatal(err)
 			}

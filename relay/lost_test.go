@@ -4,33 +4,18 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"nhsrelay/audit/audittest"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 	"nhsrelay/relay"
 	"nhsrelay/relay/queue"
 )
-
-// logBuffer collects a relay's log lines for a test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // queueThenStop queues bodies on a relay that never delivers, closes its
 // store as a stopped relay would, and returns the queue IDs.
@@ -53,15 +38,15 @@ func queueThenStop(t *testing.T, spoolDir, storePath string, key []byte, bodies 
 
 // restart runs a relay on the folder and store a stopped relay left,
 // with an audit recorder and its log kept for the test.
-func restart(t *testing.T, spoolDir, storePath string, key []byte) (*env, *directorytest.AuditLog, *logBuffer) {
+func restart(t *testing.T, spoolDir, storePath string, key []byte) (*env, *directorytest.AuditLog, *audittest.Logs) {
 	t.Helper()
-	alog, logs := &directorytest.AuditLog{}, &logBuffer{}
+	alog, logs := &directorytest.AuditLog{}, &audittest.Logs{}
 	d := newDir()
 	d.add("ward7@hosted.nhs.example", directory.NextHop{Kind: directory.HopHosted})
 	e := start(t, d, func(cfg *relay.Config) {
 		cfg.SpoolDir, cfg.SpoolKey, cfg.Store = spoolDir, key, openStore(t, storePath)
 		cfg.Audit = alog
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		cfg.Logger = logs.Logger()
 	})
 	return e, alog, logs
 }
@@ -86,7 +71,7 @@ func recordOffsets(t *testing.T, raw []byte) []int {
 // leaves the queue after one attempt (no retry for days), its sender gets
 // one failure DSN naming it and when it was accepted, the operator an
 // error log line, the metric and an audit event.
-func wantLost(t *testing.T, e *env, alog *directorytest.AuditLog, logs *logBuffer, id, logWords string) string {
+func wantLost(t *testing.T, e *env, alog *directorytest.AuditLog, logs *audittest.Logs, id, logWords string) string {
 	t.Helper()
 	e.waitGone(t, id)
 	dsns := e.waitMailbox(t, sender, 1)
