@@ -21,6 +21,14 @@ import (
 func SmallDisk(t testing.TB, size int) string {
 	t.Helper()
 	dir := t.TempDir()
+	MountSmall(t, dir, size)
+	return dir
+}
+
+// MountSmall mounts a tmpfs of size bytes on the existing folder dir
+// (hiding what it held) until the test ends.
+func MountSmall(t testing.TB, dir string, size int) {
+	t.Helper()
 	// The system call, not mount(8): a fork would hold copies of the
 	// test process's descriptors, and with them its file locks, until exec.
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.Itoa(size)+",mode=0700"); err != nil {
@@ -31,7 +39,6 @@ func SmallDisk(t testing.TB, size int) string {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
-	return dir
 }
 
 // Fill writes a filler file in dir until the filesystem is full and
