@@ -147,6 +147,8 @@ func toAPIError(err error, notFound string) *apiError {
 		return errorf(http.StatusConflict, "no outstanding challenge for this endpoint (none sent, expired, or too many wrong codes): send a new one")
 	case errors.Is(err, directory.ErrConflict):
 		return errorf(http.StatusConflict, "%s", cleanDirectoryError(err))
+	case errors.Is(err, directory.ErrAuditUnavailable):
+		return errorf(http.StatusServiceUnavailable, "the audit log cannot be written now, so nothing was changed; try again when it has recovered (see nhsrelay_audit_up)")
 	case errors.Is(err, directory.ErrNoMailer):
 		return errorf(http.StatusServiceUnavailable, "this relay has no mailer configured for verification challenges; attest instead")
 	}
