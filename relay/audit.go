@@ -46,15 +46,20 @@ func (r *Relay) audit(ev audit.Event) {
 	if ev.Actor == "" {
 		ev.Actor = "system"
 	}
+	// Records run concurrently (the log's group commit shares their
+	// fsyncs); only a refused one takes the lock, to queue behind others.
 	r.auditMu.Lock()
-	defer r.auditMu.Unlock()
-	if len(r.auditBacklog) == 0 {
+	waiting := len(r.auditBacklog) > 0
+	r.auditMu.Unlock()
+	if !waiting {
 		err := r.cfg.Audit.Record(ev)
 		if err == nil {
 			return
 		}
 		r.log.Error("audit record failed; kept to write again when the log recovers", "msgid", ev.QueueID, "action", ev.Action, "err", err)
 	}
+	r.auditMu.Lock()
+	defer r.auditMu.Unlock()
 	if len(r.auditBacklog) >= maxAuditBacklog {
 		r.log.Error("audit record dropped: too many events waiting for the audit log", "msgid", ev.QueueID, "action", ev.Action)
 		return
