@@ -217,6 +217,10 @@ func TestVerifyNamesFirstBrokenLine(t *testing.T) {
 			if !errors.As(err, &be) {
 				t.Fatalf("Verify = %d, %v; want a *BrokenError", n, err)
 			}
+			raw, _ := os.ReadFile(path)
+			if f, _ := verify(bytes.NewReader(raw), true); f.records != n || f.err().Error() != err.Error() {
+				t.Errorf("Open's fast verify = %d, %v; Verify = %d, %v", f.records, f.err(), n, err)
+			}
 			if be.Line != tc.line || be.Seq != tc.seq || n != tc.line-1 {
 				t.Fatalf("Verify = %d, line %d seq %d (%s); want %d, line %d seq %d",
 					n, be.Line, be.Seq, be.Reason, tc.line-1, tc.line, tc.seq)
@@ -329,9 +333,15 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(`{"seq":1}` + "\n"))
 	f.Add(buf.Bytes()[:buf.Len()-5])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := verify(bytes.NewReader(data))
+		c, err := verify(bytes.NewReader(data), false)
 		if err == nil {
 			err = c.err()
+		}
+		// Open's fast check finds the same records and breaks.
+		f, ferr := verify(bytes.NewReader(data), true)
+		if (ferr == nil) != (err == nil || errors.As(err, new(*BrokenError))) ||
+			f.records != c.records || fmt.Sprint(f.err()) != fmt.Sprint(c.err()) || f.broken != c.broken || f.lastLine != c.lastLine {
+			t.Fatalf("fast verify: %d records, %v; full: %d records, %v", f.records, f.err(), c.records, c.err())
 		}
 		n := c.records
 		lineCount := bytes.Count(data, []byte("\n"))
