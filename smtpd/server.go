@@ -62,6 +62,7 @@ func (s *Server) Serve(ln net.Listener, mode Mode) error {
 	// as we do implicit TLS on 465, so go-smtp never sees TLS and we refuse
 	// AUTH without it ourselves (session.Auth).
 	gs.AllowInsecureAuth = true
+	gs.EnableDSN = true // RFC 3461 on every listener: NOTIFY, ORCPT, RET, ENVID (dsn.go)
 	gs.MaxMessageBytes = s.cfg.MaxMessageBytes
 	gs.MaxRecipients = s.cfg.MaxRecipients
 	gs.MaxLineLength = 2000 // go-smtp's default: twice RFC 5321 §4.5.3.1.6's 1000
