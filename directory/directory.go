@@ -271,6 +271,11 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 	for _, id := range b.DeleteChallenges {
 		delete(d.chals, id)
 	}
+	for _, u := range b.DeleteAccounts {
+		u = strings.ToLower(u)
+		delete(d.accts, u)
+		d.logins.drop(u)
+	}
 	return nil
 }
 
