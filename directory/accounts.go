@@ -38,6 +38,10 @@ func HashPasswordCost(pw string, cost int) (string, error) {
 	return string(h), nil
 }
 
+// HashPassword is the package's HashPassword at Config.HashCost, for
+// passwords set through the directory's admin API.
+func (d *Directory) HashPassword(pw string) (string, error) { return HashPasswordCost(pw, d.cfg.HashCost) }
+
 // NewPassword returns a random password for a new account or a reset: 26
 // base32 characters, 130 bits from crypto/rand, easy to paste into a mail
 // client's settings.
@@ -90,6 +94,16 @@ func (d *Directory) AddAccount(ctx context.Context, a Account) (Account, error) 
 	now := d.cfg.Now()
 	a.Created, a.PasswordSet = now, now
 	return d.writeAccount(ctx, nil, a, "account.add", "")
+}
+
+// ValidateAccount checks a as AddAccount would, without writing: a
+// *ValidationError naming every bad field, or nil. An API that found
+// problems of its own calls it so that one answer names them all.
+func (d *Directory) ValidateAccount(ctx context.Context, a Account) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	_, err := d.checkAccount(a, nil)
+	return err
 }
 
 // AccountUpdate holds the fields of an account an administrator replaces

@@ -61,7 +61,7 @@ func (t *adminToken) check(presented string) bool {
 type adminHandlers struct {
 	Queue      http.Handler // relay.AdminHandler: /v1/queue...
 	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
-	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Directory  http.Handler // directory/api: /v1/directory/..., /v1/accounts... and /fhir/...
 	Metrics    prometheus.Gatherer
 	Token      *adminToken
 	Logger     *slog.Logger
@@ -83,6 +83,8 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	}
 	if h.Directory != nil {
 		api.Handle("/v1/directory/", h.Directory)
+		api.Handle("/v1/accounts", h.Directory)
+		api.Handle("/v1/accounts/", h.Directory)
 		api.Handle("/fhir/", h.Directory)
 	}
 	if h.Metrics != nil {
