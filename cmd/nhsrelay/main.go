@@ -16,6 +16,8 @@ commands:
   quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
   directory ...             manage the directory of NHS endpoints
+  account add|list|show|passwd|disable|enable|delete|owns
+                            manage sender accounts (SMTP AUTH logins)
   certs ...                 development CA, certificate issue and status
 `
 
@@ -31,6 +33,7 @@ func commands() map[string]command {
 		"quarantine":   runQuarantine,
 		"audit":        runAudit,
 		"directory":    runDirectory,
+		"account":      runAccount,
 		"certs":        runCerts,
 	}
 }
