@@ -23,16 +23,7 @@ func TestAccountsEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	runBin(t, bin, "init", dir)
 	cfgPath := filepath.Join(dir, "nhsrelay.toml")
-	text := readFile(t, cfgPath)
-	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
-		var ok bool
-		if text, ok = setKey(text, key, `"127.0.0.1:0"`); !ok {
-			t.Fatalf("config has no %s", key)
-		}
-	}
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	useFreePorts(t, cfgPath)
 	srv := startServe(t, bin, cfgPath)
 	bound := srv.listeners(t, filepath.Join(dir, "data", "listeners.json"))
 	srv.waitReady(t, "http://"+bound.Admin+"/healthz")
