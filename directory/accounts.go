@@ -40,7 +40,9 @@ func HashPasswordCost(pw string, cost int) (string, error) {
 
 // HashPassword is the package's HashPassword at Config.HashCost, for
 // passwords set through the directory's admin API.
-func (d *Directory) HashPassword(pw string) (string, error) { return HashPasswordCost(pw, d.cfg.HashCost) }
+func (d *Directory) HashPassword(pw string) (string, error) {
+	return HashPasswordCost(pw, d.cfg.HashCost)
+}
 
 // NewPassword returns a random password for a new account or a reset: 26
 // base32 characters, 130 bits from crypto/rand, easy to paste into a mail
@@ -144,12 +146,10 @@ func (d *Directory) ChangeAddresses(ctx context.Context, user string, add, remov
 				a.Addresses = slices.DeleteFunc(a.Addresses, func(x string) bool { return strings.EqualFold(x, n) })
 			}
 		}
-		if err := f.err(); err != nil {
-			return "", err
-		}
-		// Added ones keep their position in the error ("add[i]" → addresses[len+i]).
+		// The added ones are checked with the rest, as addresses[n] after
+		// those kept; problems with both are named in one error.
 		a.Addresses = append(a.Addresses, add...)
-		return "", nil
+		return "", f.err()
 	})
 }
 
@@ -220,11 +220,17 @@ func (d *Directory) changeAccount(ctx context.Context, user, action string, edit
 	a := old
 	a.Addresses = slices.Clone(old.Addresses)
 	detail, err := edit(&a)
-	if err != nil {
-		d.record(ctx, action, "", outcomeRefused, "account "+old.Username+": "+err.Error())
-		return Account{}, err
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve): // name the result's problems too, in one error
+		_, cerr := d.checkAccount(a, &old)
+		err = mergeFields(ve.Fields, cerr)
+	case err != nil:
+	default:
+		return d.writeAccount(ctx, &old, a, action, detail)
 	}
-	return d.writeAccount(ctx, &old, a, action, detail)
+	d.record(ctx, action, "", outcomeRefused, "account "+old.Username+": "+err.Error())
+	return Account{}, err
 }
 
 // writeAccount checks a (against prev, the stored account, nil for a new
