@@ -190,7 +190,11 @@ func (d *Directory) EnableAccount(ctx context.Context, user string) error {
 	return err
 }
 
-// DeleteAccount removes user for good; mail it queued is still delivered.
+// DeleteAccount removes user for good. Its queued mail for other relays
+// is signed for its organisation at delivery, looked up by account, so
+// that mail waits (and in the end fails to its sender with a DSN) until an
+// account of that name exists again: disable an account first, and delete
+// it once its queue is empty.
 func (d *Directory) DeleteAccount(ctx context.Context, user string) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()

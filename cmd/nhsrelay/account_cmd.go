@@ -35,7 +35,9 @@ commands:
   disable -reason WHY USER   refuse its logins and mail at once; AUTH, MAIL and
                              RCPT replies quote WHY
   enable USER                let it log in again
-  delete USER                remove it (mail it queued is still delivered)
+  delete USER                remove it; first disable it and let its queued
+                             mail go (queued mail is signed for the account's
+                             organisation at delivery)
   owns USER +ADDR|-ADDR...   add or remove addresses it may send from
 
 Flags may come before or after the arguments.
