@@ -44,6 +44,7 @@ const (
 // fakeDir is a consumer-side Directory: a few endpoints and one account.
 type fakeDir struct {
 	authErr  error         // when set, Authenticate fails with it
+	receipts string        // the account's Receipts default
 	disabled *atomic.Value // of string: a reason once the account is disabled (nil: never)
 }
 
@@ -93,7 +94,7 @@ func (d fakeDir) ActiveAccount(ctx context.Context, u string) (directory.Account
 	if r := d.disabledReason(); r != "" {
 		return directory.Account{}, &directory.AccountDisabledError{Username: user, Reason: r}
 	}
-	return directory.Account{Username: user, Addresses: []string{own}}, nil
+	return directory.Account{Username: user, Addresses: []string{own}, Receipts: d.receipts}, nil
 }
 
 // recQueue records what it is given, as the relay would store it.

@@ -15,6 +15,8 @@ commands:
                             inspect and act on the running server's queue
   quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
+  trace ID|MESSAGE-ID|RCPT [-since T]
+                            a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
   account add|list|show|passwd|disable|enable|delete|owns
                             manage sender accounts (SMTP AUTH logins)
@@ -35,6 +37,7 @@ func commands() map[string]command {
 		"directory":    runDirectory,
 		"account":      runAccount,
 		"certs":        runCerts,
+		"trace":        runTrace,
 	}
 }
 
