@@ -28,6 +28,8 @@ commands:
                              create an account; prints its generated password
                              once. Each ADDR must be an endpoint of the
                              organisation (default: the first ADDR's)
+  set USER [-receipts always|on-request|never] [-note TEXT]
+                             change its receipts setting or note
   list [-json]               accounts, one a line
   show [-json] USER          one account
   passwd [-stdin] USER       set a new generated password and print it once;
@@ -78,7 +80,7 @@ type accountCmd struct {
 	user, org, note, receipts, reason string
 	owns                              multiFlag
 	add, remove                       []string
-	json, stdin                       bool
+	json, stdin, setNote              bool
 }
 
 // parse reads the subcommand's flags and arguments and returns what runs it.
@@ -94,6 +96,10 @@ func (a *accountCmd) parse(cmd string, args []string) (func(context.Context) err
 		fs.StringVar(&a.note, "note", "", "a `note` for administrators")
 		fs.StringVar(&a.receipts, "receipts", "", "success DSNs: always, on-request (default) or never")
 		want, run = -1, a.addAccount
+	case "set":
+		fs.Func("note", "a `note` for administrators (\"\" clears it)", func(s string) error { a.note, a.setNote = s, true; return nil })
+		fs.StringVar(&a.receipts, "receipts", "", "success DSNs: always, on-request or never")
+		run = a.set
 	case "list":
 		fs.BoolVar(&a.json, "json", false, "print the server's JSON")
 		want, run = 0, a.list
@@ -186,6 +192,31 @@ func (a *accountCmd) addAccount(ctx context.Context) error {
 func writeNewPassword(w io.Writer, pw string) {
 	fmt.Fprintf(w, "password: %s\n", pw)
 	fmt.Fprintln(w, "The password is shown only now; the relay keeps only a bcrypt hash of it.")
+}
+
+// set changes the receipts setting or note: the account as it is, with
+// those replaced, PUT back (organisation and addresses unchanged).
+func (a *accountCmd) set(ctx context.Context) error {
+	if a.receipts == "" && !a.setNote {
+		return errors.New("account set: give -receipts or -note")
+	}
+	var cur api.Account
+	if err := a.c.do(ctx, http.MethodGet, a.userPath(""), nil, &cur); err != nil {
+		return err
+	}
+	in := map[string]any{"ods": cur.ODS, "addresses": cur.Addresses, "note": cur.Note, "receipts": cur.Receipts}
+	if a.receipts != "" {
+		in["receipts"] = a.receipts
+	}
+	if a.setNote {
+		in["note"] = a.note
+	}
+	var out api.Account
+	if err := a.c.do(ctx, http.MethodPut, a.userPath(""), in, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.out, "account %s: receipts %s, note %s\n", out.Username, receiptsText(out.Receipts), dirDash(out.Note))
+	return nil
 }
 
 func (a *accountCmd) list(ctx context.Context) error {

@@ -111,6 +111,11 @@ func TestAccountsEndToEnd(t *testing.T) {
 		t.Fatalf("account passwd -stdin (too short): %v\n%s", err, out)
 	}
 
+	if out := mustAccount("set", "ward7", "-receipts", "always"); !strings.Contains(out, "receipts always, note ward 7 PAS") {
+		t.Fatalf("account set:\n%s", out)
+	}
+	mustAccount("set", "ward7", "-receipts", "never")
+
 	// owns, list, export, delete.
 	if out, err := account("", "owns", "ward7", "+"+sampleRecipient); err == nil || !strings.Contains(out, "RX9") {
 		t.Fatalf("owns +other organisation's address: %v\n%s", err, out)

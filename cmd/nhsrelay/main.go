@@ -18,7 +18,7 @@ commands:
   trace ID|MESSAGE-ID|RCPT [-since T]
                             a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
-  account add|list|show|passwd|disable|enable|delete|owns
+  account add|set|list|show|passwd|disable|enable|delete|owns
                             manage sender accounts (SMTP AUTH logins)
   certs ...                 development CA, certificate issue and status
 `
