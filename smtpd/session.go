@@ -131,6 +131,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 			return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil) // RFC 4954 §6
 		}
 	}
+	if err := ss.refreshAccount(); err != nil { // account.go: disabled or changed since AUTH
+		return err
+	}
 	if ss.account != nil && (from == "" || !ss.account.Owns(from)) {
 		ss.s.record(audit.Event{Actor: ss.account.Username, Action: "smtp.sender_refused",
 			Outcome: "refused", Detail: "MAIL FROM not owned by the account"})
@@ -156,6 +159,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if rep := checkPath(to, false); rep != nil {
 		return ss.refuse("rcpt_syntax", rep, nil)
+	}
+	if err := ss.refreshAccount(); err != nil {
+		return err
 	}
 	if h, cur := ss.s.handlerFor(to), ss.txnHandler(); h >= 0 || cur >= 0 {
 		return ss.handlerRcpt(to, h, cur) // handler.go: not a directory endpoint
@@ -248,9 +254,17 @@ func (ss *session) authenticate(identity, user, pass string) error {
 	acct, err := ss.s.cfg.Directory.Authenticate(ctx, user, pass)
 	cancel()
 	if err == nil && acct.Disabled {
-		err = directory.ErrAuthFailed
+		err = &directory.AccountDisabledError{Username: acct.Username, Reason: acct.DisabledReason}
 	}
+	var dis *directory.AccountDisabledError
 	switch {
+	case errors.As(err, &dis):
+		// The right password: not a guess, so not counted towards the
+		// failure limit (a disabled user's client retrying must not lock
+		// out the rest of the practice behind the same address).
+		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",
+			Detail: "account " + dis.Username + " disabled, AUTH on " + ss.mode.String()})
+		return ss.refuse("auth_disabled", disabledReply(535, dis), nil)
 	case errors.Is(err, directory.ErrAuthFailed):
 		ss.s.authFail.add(ss.w.ip)
 		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",

@@ -238,7 +238,7 @@ func (s *server) openAdmin(context.Context) error {
 	a := admin.New(admin.Config{Token: token, Metrics: s.reg, Logger: alogger})
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
-	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/fhir/")
+	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/v1/accounts", "/v1/accounts/", "/fhir/")
 	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,

@@ -65,6 +65,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 	mux.HandleFunc("GET "+v1+"/check", s.admin(s.check))
 	mux.HandleFunc("GET "+v1+"/export", s.admin(s.export))
 	mux.HandleFunc(v1+"/", s.admin(s.adminNotFound))
+	s.mountAccounts() // accounts.go: /v1/accounts...
 
 	mux.HandleFunc("GET /fhir/Endpoint", s.fhir(s.fhirSearchEndpoints))
 	mux.HandleFunc("GET /fhir/Endpoint/{id}", s.fhir(s.fhirReadEndpoint))
@@ -79,7 +80,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 func (s *server) allowed(r *http.Request) []string {
 	_, catchAll := s.mux.Handler(r)
 	var out []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		r2 := r.Clone(r.Context())
 		r2.Method = m
 		if _, p := s.mux.Handler(r2); p != catchAll {
