@@ -70,9 +70,6 @@ func (e *AccountDisabledError) Unwrap() error { return ErrAuthFailed }
 // PutAccount adds or replaces a sender account (username case folded).
 // Invalid input gives a *ValidationError and writes nothing.
 func (d *Directory) PutAccount(ctx context.Context, a Account) error {
-	if err := d.auditGate(); err != nil { // auditgate.go
-		return err
-	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	var prev *Account
@@ -205,6 +202,9 @@ func (d *Directory) DeleteAccount(ctx context.Context, user string) error {
 	if !ok {
 		return fmt.Errorf("directory: delete account %q: %w", clip(user), ErrNotFound)
 	}
+	if err := d.auditGate(); err != nil { // auditgate.go
+		return err
+	}
 	if err := d.commit(ctx, "delete account "+a.Username, Batch{DeleteAccounts: []string{a.Username}}); err != nil {
 		d.record(ctx, "account.deleted", "", outcomeFailed, "account "+a.Username+": "+err.Error())
 		return err
@@ -243,6 +243,9 @@ func (d *Directory) changeAccount(ctx context.Context, user, action string, edit
 // writeAccount checks a (against prev, the stored account, nil for a new
 // one), commits it and audits action. The caller holds wmu.
 func (d *Directory) writeAccount(ctx context.Context, prev *Account, a Account, action, detail string) (Account, error) {
+	if err := d.auditGate(); err != nil { // auditgate.go: every account change passes here
+		return Account{}, err
+	}
 	n, err := d.checkAccount(a, prev)
 	if err != nil {
 		d.record(ctx, action, "", outcomeRefused, "account "+clip(a.Username)+": "+err.Error())

@@ -39,6 +39,16 @@ func TestNoDirectoryChangeWhileAuditLogDown(t *testing.T) {
 	}
 	org := directory.Organisation{ODS: "A81001", Name: "Riverside", Status: directory.OrgActive}
 	mustOrg(t, d, org)
+	desk := directory.Endpoint{Address: "desk.a81001@nhs.example", ODS: "A81001",
+		NextHop: directory.NextHop{Kind: directory.HopHosted}}
+	if _, err := d.AddEndpoint(admin(t), desk); err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if _, err := d.AddAccount(admin(t), directory.Account{Username: "riverside", PasswordHash: string(hash),
+		ODS: "A81001", Addresses: []string{desk.Address}}); err != nil {
+		t.Fatal(err)
+	}
 
 	free := audittest.Fill(t, disk)
 	for i := 0; alog.Err() == nil; i++ {
@@ -54,6 +64,16 @@ func TestNoDirectoryChangeWhileAuditLogDown(t *testing.T) {
 	}
 	if _, err := d.Lookup(t.Context(), ep.Address); !errors.Is(err, directory.ErrNotFound) {
 		t.Fatalf("the refused endpoint is in the directory: %v", err)
+	}
+	// Account changes (issue 8) pass the same gate.
+	if err := d.DisableAccount(admin(t), "riverside", "left the practice"); !errors.Is(err, directory.ErrAuditUnavailable) {
+		t.Fatalf("DisableAccount with the audit log down = %v, want ErrAuditUnavailable", err)
+	}
+	if err := d.DeleteAccount(admin(t), "riverside"); !errors.Is(err, directory.ErrAuditUnavailable) {
+		t.Fatalf("DeleteAccount with the audit log down = %v, want ErrAuditUnavailable", err)
+	}
+	if a, err := d.Account(t.Context(), "riverside"); err != nil || a.Disabled {
+		t.Fatalf("the refused changes reached the account: %+v, %v", a, err)
 	}
 
 	free()
