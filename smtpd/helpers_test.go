@@ -85,7 +85,7 @@ func (d fakeDir) Authenticate(ctx context.Context, u, p string) (directory.Accou
 		return directory.Account{}, d.authErr
 	}
 	if u == noticeUser && p == pass {
-		return directory.Account{Username: noticeUser, Addresses: []string{noticeFrom}, Kind: directory.AccountNotice}, nil
+		return d.ActiveAccount(ctx, u)
 	}
 	if u != user || p != pass {
 		return directory.Account{}, directory.ErrAuthFailed
@@ -94,6 +94,9 @@ func (d fakeDir) Authenticate(ctx context.Context, u, p string) (directory.Accou
 }
 
 func (d fakeDir) ActiveAccount(ctx context.Context, u string) (directory.Account, error) {
+	if u == noticeUser {
+		return directory.Account{Username: noticeUser, Addresses: []string{noticeFrom}, Kind: directory.AccountNotice}, nil
+	}
 	if u != user {
 		return directory.Account{}, directory.ErrNotFound
 	}
