@@ -102,6 +102,12 @@ func (f *fixture) do(t *testing.T, method, path string, body any, hdr ...string)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
+	return readResponse(t, resp)
+}
+
+// readResponse reads and closes resp.
+func readResponse(t *testing.T, resp *http.Response) response {
+	t.Helper()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
