@@ -208,6 +208,13 @@ func toPeerEndpoint(e endpoint, p Peer, roots *x509.CertPool, now time.Time) (pe
 	if pe.NextHop.Host == "" {
 		return pe, false, "" // not hosted at the peer: another relay's, not passed on
 	}
+	switch e.Status {
+	case "off", "entered-in-error":
+		// Retired or not yet verified at the peer: as if not published,
+		// so a sync retires a copy made earlier (and brings it back if
+		// the peer verifies it again).
+		return pe, false, ""
+	}
 	addr, err := mailtoAddress(e.Address)
 	if err != nil {
 		return pe, false, "Endpoint/" + e.ID + ": " + err.Error()
