@@ -93,9 +93,14 @@ type fetched struct {
 	pages     int
 }
 
+// knownCerts returns the certificates stored here for the peer's endpoint
+// remoteID (nil if none): they verified against the peer's CA when they
+// were imported, so the same bytes need only their dates checked again.
+type knownCerts func(remoteID string) [][]byte
+
 // fetch reads every page of the peer's Endpoint search. Any failure fails
 // the whole fetch: a partial list must never retire what it missed.
-func fetch(ctx context.Context, hc *http.Client, p Peer, cas []*x509.Certificate, now time.Time) (fetched, error) {
+func fetch(ctx context.Context, hc *http.Client, p Peer, cas []*x509.Certificate, known knownCerts, now time.Time) (fetched, error) {
 	var out fetched
 	base, _ := url.Parse(p.URL) // checked by Peer.check
 	next := p.URL + "/Endpoint?_count=" + fmt.Sprint(pageSize)
@@ -121,7 +126,7 @@ func fetch(ctx context.Context, hc *http.Client, p Peer, cas []*x509.Certificate
 			return out, fmt.Errorf("%s: resourceType %q, want Bundle", next, b.ResourceType)
 		}
 		for _, e := range b.Entry {
-			pe, ok, problem := toPeerEndpoint(e.Resource, p, roots, now)
+			pe, ok, problem := toPeerEndpoint(e.Resource, p, roots, known, now)
 			if problem != "" {
 				out.problems = append(out.problems, problem)
 			}
@@ -191,7 +196,7 @@ func redact(u string) string {
 // toPeerEndpoint converts one published Endpoint. ok is false for an
 // entry not to import (not hosted at the peer, or unreadable); problem
 // says what was wrong, if anything.
-func toPeerEndpoint(e endpoint, p Peer, roots *x509.CertPool, now time.Time) (pe directory.PeerEndpoint, ok bool, problem string) {
+func toPeerEndpoint(e endpoint, p Peer, roots *x509.CertPool, known knownCerts, now time.Time) (pe directory.PeerEndpoint, ok bool, problem string) {
 	var ders [][]byte
 	for _, x := range e.Extension {
 		switch x.URL {
@@ -238,7 +243,13 @@ func toPeerEndpoint(e endpoint, p Peer, roots *x509.CertPool, now time.Time) (pe
 	if !pe.Active {
 		pe.Reason = "its FHIR status is " + e.Status
 	}
-	leaf, why := checkCertificates(ders, addr, roots, now)
+	var leaf *x509.Certificate
+	var why string
+	if known != nil && sameDER(known(e.ID), ders) {
+		leaf, why = knownLeaf(ders, addr, now)
+	} else {
+		leaf, why = checkCertificates(ders, addr, roots, now)
+	}
 	pe.Evidence = "federation peer " + p.Name + " at " + p.URL
 	if leaf != nil {
 		pe.Certificates = ders
@@ -279,6 +290,34 @@ func checkCertificates(ders [][]byte, addr string, roots *x509.CertPool, now tim
 		why = "the certificate for " + addr + " does not verify against the peer's CA: " + err.Error()
 	}
 	return nil, why
+}
+
+func sameDER(a, b [][]byte) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for i := range a {
+		if string(a[i]) != string(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// knownLeaf is checkCertificates for certificates that verified when they
+// were imported: the one naming addr, if it is still within its dates.
+func knownLeaf(ders [][]byte, addr string, now time.Time) (*x509.Certificate, string) {
+	for _, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil || !directory.NamesEndpoint(c, directory.Endpoint{Address: addr}) {
+			continue
+		}
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			return nil, "the certificate for " + addr + " is outside its validity dates"
+		}
+		return c, ""
+	}
+	return nil, "none names " + addr
 }
 
 // mailtoAddress reads Endpoint.address as api writes it: a mailto: URI,

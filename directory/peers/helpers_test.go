@@ -35,11 +35,17 @@ type remote struct {
 // publish peerMX as their next hop); add endpoints with add.
 func startRemote(t testing.TB) *remote {
 	t.Helper()
-	r := &remote{ca: certstest.NewCA(t)}
-	r.d = directorytest.New(t)
-	if err := r.d.PutOrganisation(t.Context(), directory.Organisation{ODS: "RX9", Name: "Northfield Trust"}); err != nil {
+	d := directorytest.New(t)
+	if err := d.PutOrganisation(t.Context(), directory.Organisation{ODS: "RX9", Name: "Northfield Trust"}); err != nil {
 		t.Fatal(err)
 	}
+	return serveRemote(t, certstest.NewCA(t), d)
+}
+
+// serveRemote serves d's FHIR API as a peer whose CA is ca.
+func serveRemote(t testing.TB, ca *certstest.CA, d *directory.Directory) *remote {
+	t.Helper()
+	r := &remote{ca: ca, d: d}
 	h := api.FHIRAuth(func(tok string) bool { return tok == peerToken },
 		api.New(r.d, slog.New(slog.DiscardHandler), api.PublishNextHop(peerMX)))
 	r.srv = httptest.NewUnstartedServer(h)

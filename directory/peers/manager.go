@@ -300,7 +300,14 @@ func (m *Manager) Sync(ctx context.Context, name string) (Info, error) {
 func (m *Manager) fetch(ctx context.Context, p Peer, cas []*x509.Certificate) (fetched, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
-	return fetch(ctx, client(cas, m.cfg.Timeout), p, cas, m.cfg.Now())
+	known := func(remoteID string) [][]byte {
+		e, err := m.cfg.Directory.Endpoint(ctx, directory.PeerEndpointID(p.Name, remoteID))
+		if err != nil || e.Peer != p.Name || e.Status == directory.StatusRetired {
+			return nil
+		}
+		return e.Certificates
+	}
+	return fetch(ctx, client(cas, m.cfg.Timeout), p, cas, known, m.cfg.Now())
 }
 
 // apply writes a fetched list to the directory and records the outcome.
