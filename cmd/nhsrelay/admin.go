@@ -62,6 +62,10 @@ type adminHandlers struct {
 	Queue      http.Handler // relay.AdminHandler: /v1/queue...
 	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
 	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Peers      http.Handler // directory/peers: /v1/directory/peers...
+	// FHIRToken accepts a token for /fhir/ (the admin token and the FHIR
+	// read token, serve_federation.go); nil: the admin token only.
+	FHIRToken func(string) bool
 	Metrics    prometheus.Gatherer
 	Token      *adminToken
 	Logger     *slog.Logger
@@ -83,7 +87,10 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	}
 	if h.Directory != nil {
 		api.Handle("/v1/directory/", h.Directory)
-		api.Handle("/fhir/", h.Directory)
+	}
+	if h.Peers != nil {
+		api.Handle("/v1/directory/peers", h.Peers)
+		api.Handle("/v1/directory/peers/", h.Peers)
 	}
 	if h.Metrics != nil {
 		api.Handle("GET /metrics", promhttp.HandlerFor(h.Metrics, promhttp.HandlerOpts{
@@ -99,6 +106,9 @@ func newAdminHandler(h adminHandlers) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	root.Handle("/", requireToken(h.Token, api))
+	if h.Directory != nil { // FHIR's own 401 (an OperationOutcome), serve_federation.go
+		root.Handle("/fhir/", fhirAuthed(h.FHIRToken, h.Token, h.Directory))
+	}
 	return logRequests(h.Logger, root)
 }
 

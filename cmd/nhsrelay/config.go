@@ -31,6 +31,8 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
+	// Federation is federation_config.go's [federation] table.
+	Federation fileFederation `toml:"federation"`
 }
 
 type fileServer struct {
@@ -147,7 +149,8 @@ func defaultFileConfig() fileConfig {
 			ExpiryCheck:   "24h",
 			AuthCacheTTL:  "5m",
 		},
-		SMIME: fileSMIME{KeysDir: "keys"},
+		SMIME:      fileSMIME{KeysDir: "keys"},
+		Federation: fileFederation{PeerSyncInterval: "15m"},
 	}
 }
 
@@ -211,6 +214,8 @@ type config struct {
 	SMIMECRLs          []string `key:"smime.crls"`
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
+
+	federationConfig // [federation], federation_config.go
 }
 
 // Files that live in data_dir; not configurable, so that a backup of
@@ -221,6 +226,7 @@ func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "dire
 func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quarantine") }
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
+func (c *config) PeersFile() string      { return filepath.Join(c.DataDir, "peers.json") }
 
 // loadConfig reads and checks the file at path. The error from a file that
 // decodes but does not validate is an errors.Join of one error per problem,

@@ -142,6 +142,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
+	var reloadTrust func() // set once the policy exists
+	peerMgr, err := openPeers(cfg, dir, trust, alog, reg, logger, &reloadTrust) // serve_federation.go
+	if err != nil {
+		return fmt.Errorf("federation: %w", err)
+	}
 
 	key, err := spool.LoadKey(cfg.SpoolKeyFile)
 	if err != nil {
@@ -168,10 +173,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("smime: %w", err)
 	}
+	reloadTrust = func() { policy.Reload() } // logs its own problems
 	rel, err := relay.New(relay.Config{
 		Hostname: cfg.Hostname, SpoolDir: cfg.SpoolDir(), SpoolKey: key, Store: qstore, Directory: dir,
 		MaildirRoot: cfg.MaildirRoot, Logger: logger.With("component", "relay"), Audit: alog, Metrics: reg,
-		RootCAs: roots, HopConcurrency: cfg.HopConcurrency, Concurrency: cfg.Concurrency,
+		RootCAs: roots, ExtraRootCAs: peerMgr.TLSCAs, HopConcurrency: cfg.HopConcurrency, Concurrency: cfg.Concurrency,
 		AttemptTimeout: cfg.AttemptTimeout, IdleTimeout: cfg.ConnIdle, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
 		DelayWarnAfter: cfg.DelayWarnAfter, GiveUpAfter: cfg.GiveUpAfter,
 		Sealer: policy.Sealer(), Opener: policy.Opener(),
@@ -242,6 +248,17 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	var adminSrv *http.Server
 	var adminLn net.Listener
 	var token *adminToken
+	fhirTok, err := loadFHIRToken(cfg)
+	if err != nil {
+		return err
+	}
+	mxBound := ""
+	for _, l := range lns {
+		if l.mode == smtpd.MX {
+			mxBound = l.ln.Addr().String()
+		}
+	}
+	fhirAPI := api.New(dir, logger.With("component", "fhir"), api.PublishNextHop(publishedMX(cfg, mxBound)))
 	if cfg.AdminListen != "" {
 		if token, err = loadAdminToken(cfg.AdminTokenFile); err != nil {
 			return err
@@ -251,9 +268,18 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		}
 		alogger := logger.With("component", "admin")
 		adminSrv = newAdminServer(newAdminHandler(adminHandlers{
-			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger),
+			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: fhirAPI,
+			Peers: peerMgr.Handler(), FHIRToken: fhirTokenCheck(token, fhirTok),
 			Metrics: reg, Token: token, Logger: alogger,
 		}), alogger)
+	}
+	var fhirSrv *http.Server // [federation] fhir_listen, serve_federation.go
+	var fhirLn net.Listener
+	if cfg.FHIRListen != "" {
+		if fhirLn, err = net.Listen("tcp", cfg.FHIRListen); err != nil {
+			return fmt.Errorf("federation.fhir_listen: %w", err)
+		}
+		fhirSrv = fhirServer(fhirAPI, fhirTokenCheck(nil, fhirTok), reloader, logger.With("component", "fhir"))
 	}
 
 	// Start: relay first, so mail accepted by the listeners is delivered.
@@ -262,7 +288,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- rel.Run(runCtx) }()
 
-	fatal := make(chan error, len(lns)+1) // a listener that stops by itself
+	fatal := make(chan error, len(lns)+2) // a listener that stops by itself
 	var serving sync.WaitGroup
 	for _, l := range lns {
 		serving.Add(1)
@@ -284,6 +310,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		}()
 		logger.Info("listening", "mode", "admin", "addr", adminLn.Addr().String())
 	}
+	if fhirSrv != nil {
+		serving.Add(1)
+		go func() { defer serving.Done(); serveFHIR(fhirSrv, fhirLn, fatal) }()
+		logger.Info("listening", "mode", "fhir", "addr", fhirLn.Addr().String())
+	}
 	// Port 0 in a listen address lets the kernel choose; the file says
 	// what was bound (tests and scripts read it, never guess free ports).
 	bound := boundListeners{PID: os.Getpid()}
@@ -292,6 +323,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	}
 	if adminLn != nil {
 		bound.set("admin", adminLn.Addr().String())
+	}
+	if fhirLn != nil {
+		bound.set("fhir", fhirLn.Addr().String())
 	}
 	if err := writeListeners(cfg.ListenersFile(), bound); err != nil {
 		logger.Error("listeners file not written", "file", cfg.ListenersFile(), "err", err)
@@ -316,6 +350,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 			return certsInUse(reloader.Certificate, certFile, keysDir)
 		}}
 	go expiry.loop(bgCtx)
+	go peerMgr.Run(bgCtx)
 	if cfg.SummaryTo != "" {
 		if _, err := dir.CheckRecipient(ctx, cfg.SummaryTo); err != nil {
 			logger.Warn("directory.summary_to is not a verified endpoint; summary mail will not be delivered", "rcpt", cfg.SummaryTo, "err", err)
@@ -364,6 +399,11 @@ loop:
 	if adminSrv != nil {
 		if err := adminSrv.Shutdown(shCtx); err != nil {
 			logger.Warn("admin shutdown", "err", err)
+		}
+	}
+	if fhirSrv != nil {
+		if err := fhirSrv.Shutdown(shCtx); err != nil {
+			logger.Warn("fhir shutdown", "err", err)
 		}
 	}
 	serving.Wait()

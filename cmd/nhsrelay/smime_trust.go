@@ -146,6 +146,9 @@ func readCertificates(file string) ([]*x509.Certificate, error) {
 type smimeTrust struct {
 	anchors, orgCAs, crls []string // fixed at start; changing the lists needs a restart
 	cur                   atomic.Pointer[certs.Trust]
+	// addPeers adds the federation peers' CAs to a freshly loaded trust
+	// (serve_federation.go); nil before the peers are loaded.
+	addPeers func(*certs.Trust)
 }
 
 // newSMIMETrust loads the trust from cfg's [smime] files.
@@ -163,6 +166,9 @@ func (st *smimeTrust) load() (*certs.Trust, error) {
 	t, problems := loadSMIMETrust(st.anchors, st.orgCAs, st.crls)
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
+	}
+	if st.addPeers != nil {
+		st.addPeers(t)
 	}
 	st.cur.Store(t)
 	return t, nil
