@@ -31,6 +31,13 @@
 // delivery path. The TLS-only exception (no S/MIME) needs evidence and is
 // audited as endpoint.tls_only.
 //
+// Federation (peersync.go): SyncPeer makes the endpoints imported from one
+// peer relay (Endpoint.Peer, directory/peers fetches them) equal to what
+// it publishes, in one atomic write, verified by MethodFederation; it never
+// overwrites an endpoint of this relay or of another peer, and keeps a
+// suspension or retirement made here. Endpoint.StatusAt says since when an
+// endpoint is out of service (FHIR period.end).
+//
 // Authenticate (SMTP AUTH) runs bcrypt; with Config.AuthCacheTTL it
 // remembers successes for a while (authcache.go, as Dovecot's auth_cache):
 // an HMAC under a per-process key, tied to the account's current hash, so
