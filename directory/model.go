@@ -101,9 +101,9 @@ type Endpoint struct {
 	// Peer names the federation peer this endpoint was imported from
 	// (directory/peers); empty for an endpoint of this relay. Only that
 	// peer's sync changes it.
-	Peer string `json:"peer,omitempty"`
-	Redirect        string         `json:"redirect,omitempty"` // explicit admin redirect (audited)
-	Verification    Verification   `json:"verification,omitzero"`
+	Peer         string       `json:"peer,omitempty"`
+	Redirect     string       `json:"redirect,omitempty"` // explicit admin redirect (audited)
+	Verification Verification `json:"verification,omitzero"`
 }
 
 // Hosted reports whether mail for the endpoint is delivered on this relay.

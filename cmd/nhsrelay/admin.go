@@ -66,9 +66,9 @@ type adminHandlers struct {
 	// FHIRToken accepts a token for /fhir/ (the admin token and the FHIR
 	// read token, serve_federation.go); nil: the admin token only.
 	FHIRToken func(string) bool
-	Metrics    prometheus.Gatherer
-	Token      *adminToken
-	Logger     *slog.Logger
+	Metrics   prometheus.Gatherer
+	Token     *adminToken
+	Logger    *slog.Logger
 }
 
 // newAdminHandler builds the admin API. /healthz answers without a token

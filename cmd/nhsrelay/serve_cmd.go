@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
-	var reloadTrust func() // set once the policy exists
+	var reloadTrust func()                                                      // set once the policy exists
 	peerMgr, err := openPeers(cfg, dir, trust, alog, reg, logger, &reloadTrust) // serve_federation.go
 	if err != nil {
 		return fmt.Errorf("federation: %w", err)

@@ -28,7 +28,7 @@ type server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	maxJSON, maxCSV int64 // body limits
+	maxJSON, maxCSV int64  // body limits
 	nextHop         string // published MX for hosted endpoints (PublishNextHop)
 }
 

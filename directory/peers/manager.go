@@ -38,10 +38,10 @@ type Config struct {
 	Interval time.Duration
 	// Timeout bounds one sync (default DefaultTimeout).
 	Timeout time.Duration
-	Logger  *slog.Logger         // nil: discard
-	Audit   audit.Recorder       // nil: no audit events
+	Logger  *slog.Logger          // nil: discard
+	Audit   audit.Recorder        // nil: no audit events
 	Metrics prometheus.Registerer // nil: not registered
-	Now     func() time.Time     // nil: time.Now
+	Now     func() time.Time      // nil: time.Now
 	// OnTrustChange is called after a peer is added or removed, so that
 	// cmd reloads the S/MIME trust (SMIMECAs, ScopedOrgCAs) at once.
 	OnTrustChange func()
