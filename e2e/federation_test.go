@@ -103,6 +103,18 @@ func TestFederation(t *testing.T) {
 	}
 	assertAudit(t, a, "endpoint.certificates", bSender)
 	assertAudit(t, a, "peer.certificates_changed", "")
+
+	// The other peer commands: list, sync now, remove (B's endpoints retired on A).
+	cfgA := a.path("nhsrelay.toml")
+	if out := a.run(t, "directory", "-c", cfgA, "peer", "list"); !strings.Contains(out, "b ") || strings.Contains(out, "FAILING") {
+		t.Errorf("peer list:\n%s", out)
+	}
+	a.run(t, "directory", "-c", cfgA, "peer", "sync", "b")
+	a.run(t, "directory", "-c", cfgA, "peer", "remove", "b")
+	if out := a.run(t, "directory", "-c", cfgA, "list", "-address", bSender); !strings.Contains(out, "retired") {
+		t.Errorf("after peer remove, A lists %s as:\n%s", bSender, out)
+	}
+	assertAudit(t, a, "peer.removed", "")
 }
 
 // makePractice turns the instance (server stopped) into practice ods's
