@@ -71,6 +71,7 @@ func peerMain(ctx context.Context, configPath string, args []string, stdout io.W
 	if err != nil {
 		return err
 	}
+	c.http.Timeout = peers.DefaultTimeout + time.Minute // add and sync read the peer's whole directory
 	path := "/v1/directory/peers"
 	if want == 1 {
 		path += "/" + url.PathEscape(pos[0])

@@ -1,6 +1,7 @@
 package peers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,7 +18,8 @@ import (
 //	POST   /v1/directory/peers/{name}/sync   sync now
 //
 // Errors are {"error": "words"}: 400 for a bad request, 404 for an unknown
-// peer, 409 for a name in use, 502 when the peer could not be read.
+// peer, 409 for a name in use; a peer that cannot be read is a 400 on add
+// (nothing stored) and a 502 on sync.
 func (m *Manager) Handler() http.Handler {
 	mux := http.NewServeMux()
 	const base = "/v1/directory/peers"
@@ -32,7 +34,9 @@ func (m *Manager) Handler() http.Handler {
 			writeError(w, http.StatusBadRequest, "body: not a peer as JSON {name, url, token, ca}: "+err.Error())
 			return
 		}
-		in, err := m.Add(r.Context(), Peer{Name: p.Name, URL: p.URL, Token: p.Token, CA: p.CA})
+		// A national directory takes a while: a client that stops waiting
+		// does not cut the add short (Config.Timeout bounds it).
+		in, err := m.Add(context.WithoutCancel(r.Context()), Peer{Name: p.Name, URL: p.URL, Token: p.Token, CA: p.CA})
 		if err != nil {
 			writeError(w, statusOf(err), err.Error())
 			return
@@ -55,7 +59,7 @@ func (m *Manager) Handler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST "+base+"/{name}/sync", func(w http.ResponseWriter, r *http.Request) {
-		in, err := m.Sync(r.Context(), r.PathValue("name"))
+		in, err := m.Sync(context.WithoutCancel(r.Context()), r.PathValue("name"))
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
 				writeError(w, http.StatusNotFound, err.Error())
