@@ -285,6 +285,9 @@ func (m *Manager) Sync(ctx context.Context, name string) (Info, error) {
 	}
 	start := time.Now()
 	f, err := m.fetch(ctx, p, cas)
+	if err != nil && ctx.Err() != nil {
+		return Info{}, fmt.Errorf("peers: sync %s: %w", name, ctx.Err()) // shutting down: not the peer's failure
+	}
 	if err != nil {
 		m.failed(ctx, p, err, start)
 		in, _ := m.Show(name)
