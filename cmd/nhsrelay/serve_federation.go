@@ -1,54 +1,86 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"nhsrelay/audit"
+	"nhsrelay/admin"
 	"nhsrelay/certs"
-	"nhsrelay/directory"
 	"nhsrelay/directory/api"
 	"nhsrelay/directory/peers"
+	"nhsrelay/smtpd"
 )
 
-// openPeers loads the federation peers and makes their CAs part of the
-// S/MIME trust in force: each peer's CA as an anchor, and as an
-// organisation CA for that peer's organisations only. The relay's policy
-// is reloaded when a peer is added or removed (reload is set by serve once
-// the policy exists).
-func openPeers(cfg *config, dir *directory.Directory, trust *smimeTrust, alog audit.Recorder, reg prometheus.Registerer,
-	logger *slog.Logger, reload *func()) (*peers.Manager, error) {
-	m, err := peers.New(peers.Config{Directory: dir, Store: peers.FileStore{Path: cfg.PeersFile()},
-		Interval: cfg.PeerSyncInterval, Logger: logger.With("component", "peers"), Audit: alog, Metrics: reg,
+// openPeers loads the federation peers (directory/peers) and makes their
+// CAs part of the S/MIME trust in force: each peer's CA as an anchor, and
+// as an organisation CA for that peer's organisations only. A peer added
+// or removed reloads the relay's policy at once; the relay trusts a
+// peer's CA for the TLS of that peer's MX host only (openRelay passes
+// TLSCAs); the sync loop runs with the other jobs.
+func (s *server) openPeers(context.Context) error {
+	m, err := peers.New(peers.Config{Directory: s.dir, Store: peers.FileStore{Path: s.cfg.PeersFile()},
+		Interval: s.cfg.PeerSyncInterval, Logger: s.component("peers"), Audit: s.alog, Metrics: s.reg,
 		OnTrustChange: func() {
-			if *reload != nil {
-				(*reload)()
+			if s.policy != nil {
+				s.policy.Reload() // logs its own problems
 			}
 		}})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("federation: %w", err)
 	}
-	trust.addPeers = func(t *certs.Trust) {
-		for _, s := range m.Scopes() {
+	s.peers = m
+	s.trust.Extend = func(t *certs.Trust) {
+		for _, sc := range m.Scopes() {
 			pool := x509.NewCertPool()
-			for _, c := range s.CAs {
+			for _, c := range sc.CAs {
 				t.Roots.AddCert(c)
 				pool.AddCert(c)
 			}
-			t.ScopedOrgCAs = append(t.ScopedOrgCAs, certs.ScopedOrgCA{Name: "federation peer " + s.Peer, Pool: pool, Allows: s.AllowsODS})
+			t.ScopedOrgCAs = append(t.ScopedOrgCAs, certs.ScopedOrgCA{Name: "federation peer " + sc.Peer, Pool: pool, Allows: sc.AllowsODS})
 		}
 	}
-	if _, err := trust.load(); err != nil {
-		return nil, fmt.Errorf("smime: with federation peers: %w", err)
+	if _, err := s.trust.Load(); err != nil {
+		return fmt.Errorf("smime: with federation peers: %w", err)
 	}
-	return m, nil
+	s.jobs = append(s.jobs, m.Run)
+	return nil
+}
+
+// openFHIR binds the [federation] FHIR listener: HTTPS only (the server
+// certificate), the read-only FHIR API behind the FHIR read token.
+func (s *server) openFHIR(context.Context) error {
+	if s.cfg.FHIRListen == "" {
+		return nil
+	}
+	logger := s.component("fhir")
+	mux := http.NewServeMux()
+	mux.Handle("/fhir/", api.FHIRAuth(fhirTokenCheck(nil, s.fhirToken), s.fhirAPI()))
+	srv := admin.NewServer(admin.LogRequests(logger, mux), logger)
+	srv.TLSConfig = s.tls.ServerConfig()
+	return s.listen(service{name: "fhir", key: "federation.fhir_listen", afterRelay: true,
+		serve: func(ln net.Listener) error { return ignoreClosed(srv.ServeTLS(ln, "", ""), http.ErrServerClosed) },
+		stop:  srv.Shutdown,
+	}, s.cfg.FHIRListen)
+}
+
+// fhirAPI is the directory API (admin and FHIR) publishing this relay's MX
+// as the next hop of its hosted endpoints; made once, after the SMTP
+// listeners are bound.
+func (s *server) fhirAPI() http.Handler {
+	if s.dirAPI == nil {
+		bound := ""
+		for _, sv := range s.services {
+			if sv.name == smtpd.MX.String() {
+				bound = sv.ln.Addr().String()
+			}
+		}
+		s.dirAPI = api.New(s.dir, s.component("directory-api"), api.PublishNextHop(publishedMX(s.cfg, bound)))
+	}
+	return s.dirAPI
 }
 
 // publishedMX is the next hop the FHIR API publishes on hosted endpoints:
@@ -70,47 +102,22 @@ func publishedMX(cfg *config, boundMX string) string {
 }
 
 // fhirTokenCheck accepts the admin token and, if configured, the FHIR read
-// token (re-read like the admin token: see adminToken).
-func fhirTokenCheck(admin, fhir *adminToken) func(string) bool {
+// token.
+func fhirTokenCheck(adminTok, fhir *admin.Token) func(string) bool {
 	return func(tok string) bool {
-		return admin != nil && admin.check(tok) || fhir != nil && fhir.check(tok)
+		return adminTok != nil && adminTok.Check(tok) || fhir != nil && fhir.Check(tok)
 	}
 }
 
 // loadFHIRToken reads federation.fhir_token_file; nil if not configured.
-func loadFHIRToken(cfg *config) (*adminToken, error) {
-	if cfg.FHIRTokenFile == "" {
-		return nil, nil
+func (s *server) loadFHIRToken(context.Context) error {
+	if s.cfg.FHIRTokenFile == "" {
+		return nil
 	}
-	t, err := loadAdminToken(cfg.FHIRTokenFile)
+	t, err := admin.LoadToken(s.cfg.FHIRTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("federation.fhir_token_file: %s", strings.TrimPrefix(err.Error(), "admin token: "))
+		return fmt.Errorf("federation.fhir_token_file: %s", strings.TrimPrefix(err.Error(), "admin token "))
 	}
-	return t, nil
-}
-
-// fhirAuthed guards the admin listener's /fhir/: check if set, else the
-// admin token; a refusal is a FHIR OperationOutcome.
-func fhirAuthed(check func(string) bool, admin *adminToken, h http.Handler) http.Handler {
-	if check == nil {
-		check = admin.check
-	}
-	return api.FHIRAuth(check, h)
-}
-
-// fhirServer is the [federation] FHIR listener: HTTPS only, the read-only
-// FHIR API behind the FHIR token, nothing else.
-func fhirServer(h http.Handler, check func(string) bool, tlsCfg *certs.Reloader, logger *slog.Logger) *http.Server {
-	mux := http.NewServeMux()
-	mux.Handle("/fhir/", api.FHIRAuth(check, h))
-	srv := newAdminServer(logRequests(logger, mux), logger)
-	srv.TLSConfig = tlsCfg.ServerConfig()
-	return srv
-}
-
-// serveFHIR runs srv on ln until it is shut down.
-func serveFHIR(srv *http.Server, ln net.Listener, fatal chan<- error) {
-	if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fatal <- fmt.Errorf("federation.fhir_listen: %w", err)
-	}
+	s.fhirToken = t
+	return nil
 }
