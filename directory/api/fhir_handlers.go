@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"nhsrelay/audit"
@@ -200,15 +201,11 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 	}
 	var matched []directory.Endpoint
 	if !none {
-		for _, e := range s.d.Endpoints(r.Context(), f) {
-			if id != "" && e.ID != id {
-				continue
-			}
-			if statuses != nil && !statuses[s.fhirStatus(e)] {
-				continue
-			}
-			matched = append(matched, e)
-		}
+		// Filtered in place: a page of a national directory must not copy
+		// every endpoint twice.
+		matched = slices.DeleteFunc(s.d.Endpoints(r.Context(), f), func(e directory.Endpoint) bool {
+			return id != "" && e.ID != id || statuses != nil && !statuses[s.fhirStatus(e)]
+		})
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
