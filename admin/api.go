@@ -26,7 +26,7 @@ type Config struct {
 
 // API is the admin HTTP API. Mount handlers on it, then serve Handler.
 type API struct {
-	mux    *http.ServeMux // behind the token
+	mux    *http.ServeMux          // behind the token
 	open   map[string]http.Handler // pattern → handler that checks credentials itself (MountOpen)
 	token  *Token
 	logger *slog.Logger
@@ -74,7 +74,9 @@ func (a *API) MountOpen(h http.Handler, patterns ...string) {
 }
 
 // LogRequests is the API's access log, for another listener (the FHIR one).
-func LogRequests(logger *slog.Logger, next http.Handler) http.Handler { return logRequests(logger, next) }
+func LogRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return logRequests(logger, next)
+}
 
 // Handler is the whole API. /healthz answers without a token (it says
 // nothing but "ok"); every other path needs "Authorization: Bearer
