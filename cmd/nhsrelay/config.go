@@ -36,6 +36,7 @@ type fileConfig struct {
 	SMIME     fileSMIME     `toml:"smime"`
 	// Federation is federation_config.go's [federation] table.
 	Federation fileFederation `toml:"federation"`
+	Receipts   fileReceipts   `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
 type fileServer struct {
@@ -220,16 +221,16 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	federationConfig // [federation], federation_config.go
+	federationConfig        // [federation], federation_config.go
+	StatusListen     string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
 func configFieldKeys() map[string]string {
 	m := map[string]string{}
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		if k := t.Field(i).Tag.Get("key"); k != "" {
-			m[t.Field(i).Name] = k
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) { // embedded tables' fields too
+		if k := f.Tag.Get("key"); k != "" {
+			m[f.Name] = k
 		}
 	}
 	return m
@@ -242,6 +243,7 @@ func (c *config) QueueDB() string        { return filepath.Join(c.DataDir, "queu
 func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "directory.db") }
 func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quarantine") }
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
+func (c *config) TimelineDB() string     { return filepath.Join(c.DataDir, "timeline.db") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
 func (c *config) PeersFile() string      { return filepath.Join(c.DataDir, "peers.json") }
 

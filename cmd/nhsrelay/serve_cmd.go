@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	for _, open := range []func(context.Context) error{
 		s.makeFolders,     // data_dir, spool, quarantine, maildir: durable
 		s.openAudit,       // audit log: everyone writes to it
+		s.openTimeline,    // message timelines, an index over the audit log (serve_timeline.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
 		s.openPeers,       // federation peers: their CAs in the trust, the sync job (serve_federation.go)
 		s.loadFHIRToken,   // federation.fhir_token_file
@@ -107,6 +108,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener
 		s.openFHIR,        // [federation] FHIR listener for peers (serve_federation.go)
+		s.openStatus,      // senders' status API (serve_timeline.go)
 		s.openExpiry,      // expiry job (started with the other jobs)
 	} {
 		if err := open(ctx); err != nil {

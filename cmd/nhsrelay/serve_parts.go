@@ -14,6 +14,7 @@ import (
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
@@ -49,8 +50,9 @@ type server struct {
 
 	// Federation (serve_federation.go).
 	peers     *peers.Manager
-	fhirToken *admin.Token // nil without federation.fhir_token_file
-	dirAPI    http.Handler // directory/api, made once by fhirAPI
+	fhirToken *admin.Token      // nil without federation.fhir_token_file
+	dirAPI    http.Handler      // directory/api, made once by fhirAPI
+	timelines *timeline.Indexer // serve_timeline.go (issue 12)
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -246,6 +248,7 @@ func (s *server) openAdmin(context.Context) error {
 	a.Mount(s.peers.Handler(), "/v1/directory/peers", "/v1/directory/peers/")
 	// FHIR answers a wrong token with its own 401, an OperationOutcome.
 	a.MountOpen(api.FHIRAuth(fhirTokenCheck(token, s.fhirToken), s.fhirAPI()), "/fhir/")
+	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,
 		serve: func(ln net.Listener) error { return ignoreClosed(srv.Serve(ln), http.ErrServerClosed) },
