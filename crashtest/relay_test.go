@@ -127,7 +127,6 @@ func newRelay(t *testing.T, bin string, edit func(cfg map[string]any)) *relayPro
 	smtp["mx_listen"] = ""
 	smtp["trusted_networks"] = []string{"127.0.0.0/8"}
 	table(cfg, "admin")["listen"] = r.adminAddr
-	table(cfg, "federation")["fhir_listen"] = "" // init's fixed development port: off here
 	if edit != nil {
 		edit(cfg)
 	}

@@ -54,7 +54,7 @@ func TestSMIMEBetweenTwoRelays(t *testing.T) {
 	for _, in := range []*instance{a, b} {
 		in.setKeys(t, map[string]string{
 			"submission_listen": strconv.Quote("127.0.0.1:0"), "submissions_listen": `""`,
-			"mx_listen": strconv.Quote("127.0.0.1:0"), "listen": `""`, "fhir_listen": `""`,
+			"mx_listen": strconv.Quote("127.0.0.1:0"), "listen": `""`,
 			"ca_files": anchors, "trust_anchors": anchors, "org_cas": anchors, "retry_min": `"1s"`, "retry_max": `"2s"`,
 		})
 	}

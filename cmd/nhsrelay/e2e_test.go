@@ -52,7 +52,7 @@ func TestEndToEnd(t *testing.T) {
 	// serve says which in listeners.json (tests never guess free ports).
 	cfgPath := filepath.Join(dir, "nhsrelay.toml")
 	text := readFile(t, cfgPath)
-	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen", "fhir_listen"} {
+	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
 		var ok bool
 		if text, ok = setKey(text, key, `"127.0.0.1:0"`); !ok {
 			t.Fatalf("config has no %s", key)
