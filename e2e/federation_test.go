@@ -29,7 +29,8 @@ const (
 // TestFederation is README's "Federation between relays over FHIR", run
 // as written: two instances from `nhsrelay init`, each trusting only its
 // own CA, become peers with one command each (`directory peer add`, after
-// `serve`), then exchange S/MIME mail both ways through their MX
+// `serve`; A reads B's FHIR listener over HTTPS, B reads A's admin
+// listener on loopback), then exchange S/MIME mail both ways through their MX
 // listeners; a certificate renewed on B reaches A within a sync interval.
 func TestFederation(t *testing.T) {
 	t.Parallel()
@@ -41,14 +42,18 @@ func TestFederation(t *testing.T) {
 	// branch): loopback ports chosen by the kernel, a short sync interval,
 	// and on B its own practice instead of the sample A81001/RX9 ones.
 	// The trust settings are left as init wrote them: each instance
-	// trusts its own CA only.
+	// trusts its own CA only. B also serves FHIR over HTTPS on its own
+	// listener, as between machines; A only on its admin listener.
 	for _, in := range []*instance{a, b} {
-		in.setKeys(t, map[string]string{
+		keys := map[string]string{
 			"submission_listen": strconv.Quote("127.0.0.1:0"), "submissions_listen": `""`,
 			"mx_listen": strconv.Quote("127.0.0.1:0"), "listen": strconv.Quote("127.0.0.1:0"),
-			"fhir_listen": strconv.Quote("127.0.0.1:0"), "peer_sync_interval": strconv.Quote(syncEvery.String()),
-			"retry_min": `"1s"`, "retry_max": `"2s"`,
-		})
+			"peer_sync_interval": strconv.Quote(syncEvery.String()), "retry_min": `"1s"`, "retry_max": `"2s"`,
+		}
+		if in == b {
+			keys["fhir_listen"] = strconv.Quote("127.0.0.1:0")
+		}
+		in.setKeys(t, keys)
 	}
 	makePractice(t, b, bODS, bSender)
 
@@ -58,7 +63,7 @@ func TestFederation(t *testing.T) {
 	a.run(t, "directory", "-c", a.path("nhsrelay.toml"), "peer", "add", "b",
 		"-url", "https://"+srvB.addr(t, "fhir")+"/fhir", "-token-file", b.path("fhir.token"), "-ca", b.path("ca", "ca.crt"))
 	b.run(t, "directory", "-c", b.path("nhsrelay.toml"), "peer", "add", "a",
-		"-url", "https://"+srvA.addr(t, "fhir")+"/fhir", "-token-file", a.path("fhir.token"), "-ca", a.path("ca", "ca.crt"))
+		"-url", "http://"+srvA.addr(t, "admin")+"/fhir", "-token-file", a.path("fhir.token"), "-ca", a.path("ca", "ca.crt"))
 	if out := a.run(t, "directory", "-c", a.path("nhsrelay.toml"), "peer", "show", "b"); !strings.Contains(out, "endpoints     1 live") {
 		t.Errorf("A's peer b:\n%s", out)
 	}

@@ -31,7 +31,6 @@ const (
 	devSubmissions = "127.0.0.1:2465"
 	devMX          = "127.0.0.1:2525"
 	devAdmin       = "127.0.0.1:8025"
-	devFHIR        = "127.0.0.1:2443" // [federation] fhir_listen
 )
 
 // initLayout names what init writes inside DIR.
@@ -200,8 +199,9 @@ func devConfig(hostname string) (string, error) {
 		// The sample relay is run by the practice, so its own mail (DSNs,
 		// trusted networks) is signed with the practice's key rather than held.
 		{"relay_ods", strconv.Quote(sampleRelayODS)},
-		// Federation: the FHIR API for peers, over TLS, behind its own token.
-		{"fhir_listen", strconv.Quote(devFHIR)},
+		// Federation: the FHIR read token peers present. The FHIR API is
+		// on the admin listener (loopback); federation.fhir_listen serves
+		// it over HTTPS to other machines.
 		{"fhir_token_file", `"fhir.token"`},
 	} {
 		var ok bool
