@@ -34,6 +34,7 @@ type server struct {
 
 	maxJSON, maxCSV int64  // body limits
 	nextHop         string // published MX for hosted endpoints (PublishNextHop)
+	pages           pageCache
 }
 
 // New returns the handler for the admin API (/v1/directory/...) and the FHIR

@@ -203,9 +203,12 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 	if !none {
 		// Filtered in place: a page of a national directory must not copy
 		// every endpoint twice.
-		matched = slices.DeleteFunc(s.d.Endpoints(r.Context(), f), func(e directory.Endpoint) bool {
-			return id != "" && e.ID != id || statuses != nil && !statuses[s.fhirStatus(e)]
-		})
+		matched = s.pages.endpoints(s.d, r.Context(), f, statuses == nil)
+		if id != "" || statuses != nil {
+			matched = slices.DeleteFunc(slices.Clone(matched), func(e directory.Endpoint) bool {
+				return id != "" && e.ID != id || statuses != nil && !statuses[s.fhirStatus(e)]
+			})
+		}
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),

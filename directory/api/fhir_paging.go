@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+
+	"nhsrelay/directory"
 )
 
 // Paging of FHIR searches (R4 §3.1.1.5.7 _count, §3.1.1.3.5 paging links).
@@ -119,4 +123,39 @@ func FHIRAuth(check func(token string) bool, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// pageCache keeps the last endpoint search's sorted list while the
+// directory is at the same revision, so that reading every page of a
+// national directory (a federation peer's sync: 50 pages of 50,000) lists
+// and sorts it once, not once a page. Only searches without a status
+// filter are kept: status depends on the clock too.
+type pageCache struct {
+	mu   sync.Mutex
+	rev  uint64
+	f    directory.Filter
+	list []directory.Endpoint // read-only once stored
+}
+
+// endpoints is d.Endpoints(ctx, f), from the cache when it may be.
+// The result must not be modified.
+func (c *pageCache) endpoints(d *directory.Directory, ctx context.Context, f directory.Filter, cacheable bool) []directory.Endpoint {
+	if !cacheable {
+		return d.Endpoints(ctx, f)
+	}
+	rev := d.Revision()
+	c.mu.Lock()
+	if c.list != nil && c.rev == rev && c.f == f {
+		list := c.list
+		c.mu.Unlock()
+		return list
+	}
+	c.mu.Unlock()
+	list := d.Endpoints(ctx, f)
+	if d.Revision() == rev { // nothing written while listing
+		c.mu.Lock()
+		c.rev, c.f, c.list = rev, f, list
+		c.mu.Unlock()
+	}
+	return list
 }

@@ -218,3 +218,22 @@ func TestFHIRAuthOutcome(t *testing.T) {
 		t.Errorf("right token: %d %s", r.status, r.body)
 	}
 }
+
+// TestFHIRPagingSeesWrites: the list kept for paging is dropped by any
+// write, so a page read after a change shows it.
+func TestFHIRPagingSeesWrites(t *testing.T) {
+	t.Parallel()
+	f, _ := federationFixture(t)
+	count := func() int {
+		var b struct{ Total int }
+		f.do(t, "GET", "/fhir/Endpoint?_count=1", nil).wantFHIR(t, http.StatusOK, &b)
+		return b.Total
+	}
+	before := count()
+	if _, err := f.d.AddEndpoint(t.Context(), directory.Endpoint{Address: "new@a81001.nhs.example", ODS: "A81001"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := count(); after != before+1 {
+		t.Errorf("total after adding an endpoint = %d, want %d", after, before+1)
+	}
+}
