@@ -112,7 +112,7 @@ func (s *server) makeFolders(context.Context) error {
 }
 
 func (s *server) openAudit(context.Context) error {
-	alog, err := audit.Open(s.cfg.AuditLogPath(), time.Now)
+	alog, err := audit.OpenWith(s.cfg.AuditLogPath(), audit.Options{Logger: s.component("audit"), Metrics: s.reg})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -244,7 +244,7 @@ func (s *server) openAdmin(context.Context) error {
 	a := admin.New(admin.Config{Token: token, Metrics: s.reg, Logger: alogger})
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
-	a.Mount(s.fhirAPI(), "/v1/directory/")
+	a.Mount(s.fhirAPI(), "/v1/directory/", "/v1/accounts", "/v1/accounts/")
 	a.Mount(s.peers.Handler(), "/v1/directory/peers", "/v1/directory/peers/")
 	// FHIR answers a wrong token with its own 401, an OperationOutcome.
 	a.MountOpen(api.FHIRAuth(fhirTokenCheck(token, s.fhirToken), s.fhirAPI()), "/fhir/")
