@@ -145,7 +145,7 @@ func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.
 	}
 	tc := tls.Client(conn, &tls.Config{
 		ServerName: host,
-		RootCAs:    r.cfg.RootCAs,
+		RootCAs:    r.rootsFor(host),
 		MinVersion: tls.VersionTLS12,
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -158,6 +158,29 @@ func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string) (*tls.
 	}
 	conn.SetDeadline(time.Time{})
 	return tc, nil
+}
+
+// rootsFor is RootCAs plus Config.ExtraRootCAs for host, if any.
+func (r *Relay) rootsFor(host string) *x509.CertPool {
+	if r.cfg.ExtraRootCAs == nil {
+		return r.cfg.RootCAs
+	}
+	extra := r.cfg.ExtraRootCAs(host)
+	if len(extra) == 0 {
+		return r.cfg.RootCAs
+	}
+	var pool *x509.CertPool
+	if r.cfg.RootCAs != nil {
+		pool = r.cfg.RootCAs.Clone()
+	} else if sys, err := x509.SystemCertPool(); err == nil {
+		pool = sys
+	} else {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range extra {
+		pool.AddCert(c)
+	}
+	return pool
 }
 
 func shortTLSError(e *tls.CertificateVerificationError) string {

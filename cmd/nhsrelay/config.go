@@ -34,7 +34,9 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
-	Receipts  fileReceipts  `toml:"receipts"` // config_receipts.go (issue 12)
+	// Federation is federation_config.go's [federation] table.
+	Federation fileFederation `toml:"federation"`
+	Receipts   fileReceipts   `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
 type fileServer struct {
@@ -153,7 +155,8 @@ func defaultFileConfig() fileConfig {
 			ExpiryCheck:   "24h",
 			AuthCacheTTL:  durationDefault(directory.DefaultAuthCacheTTL),
 		},
-		SMIME: fileSMIME{KeysDir: "keys"},
+		SMIME:      fileSMIME{KeysDir: "keys"},
+		Federation: fileFederation{PeerSyncInterval: "15m"},
 	}
 }
 
@@ -218,16 +221,16 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	StatusListen string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
+	federationConfig        // [federation], federation_config.go
+	StatusListen     string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
 func configFieldKeys() map[string]string {
 	m := map[string]string{}
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		if k := t.Field(i).Tag.Get("key"); k != "" {
-			m[t.Field(i).Name] = k
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) { // embedded tables' fields too
+		if k := f.Tag.Get("key"); k != "" {
+			m[f.Name] = k
 		}
 	}
 	return m
@@ -242,6 +245,7 @@ func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quar
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
 func (c *config) TimelineDB() string     { return filepath.Join(c.DataDir, "timeline.db") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
+func (c *config) PeersFile() string      { return filepath.Join(c.DataDir, "peers.json") }
 
 // loadConfig reads and checks the file at path. The error from a file that
 // decodes but does not validate is an errors.Join of one error per problem,
