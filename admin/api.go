@@ -26,7 +26,8 @@ type Config struct {
 
 // API is the admin HTTP API. Mount handlers on it, then serve Handler.
 type API struct {
-	mux    *http.ServeMux // behind the token
+	mux    *http.ServeMux          // behind the token
+	open   map[string]http.Handler // pattern → handler that checks credentials itself (MountOpen)
 	token  *Token
 	logger *slog.Logger
 }
@@ -37,7 +38,7 @@ func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{mux: http.NewServeMux(), token: cfg.Token, logger: cfg.Logger}
+	a := &API{mux: http.NewServeMux(), open: map[string]http.Handler{}, token: cfg.Token, logger: cfg.Logger}
 	if cfg.Metrics != nil {
 		a.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{
 			ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
@@ -60,6 +61,23 @@ func (a *API) Mount(h http.Handler, patterns ...string) {
 	}
 }
 
+// MountOpen serves h at the patterns without the admin token check: h
+// checks credentials itself (the FHIR API, whose 401 is a FHIR
+// OperationOutcome and which also takes the FHIR read token).
+func (a *API) MountOpen(h http.Handler, patterns ...string) {
+	if h == nil {
+		return
+	}
+	for _, p := range patterns {
+		a.open[p] = h
+	}
+}
+
+// LogRequests is the API's access log, for another listener (the FHIR one).
+func LogRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return logRequests(logger, next)
+}
+
 // Handler is the whole API. /healthz answers without a token (it says
 // nothing but "ok"); every other path needs "Authorization: Bearer
 // <token>", and the request context carries the "admin" actor for the
@@ -71,6 +89,9 @@ func (a *API) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	root.Handle("/", requireToken(a.token, a.mux))
+	for p, h := range a.open {
+		root.Handle(p, h)
+	}
 	return logRequests(a.logger, root)
 }
 

@@ -27,6 +27,10 @@ type Trust struct {
 	// CRLs are checked for every certificate of a chain (see CRLSet for
 	// the policy). nil: revocation is not checked.
 	CRLs *CRLSet
+	// ScopedOrgCAs are organisation CAs trusted for some organisations
+	// only: a federation peer's CA speaks for the organisations whose
+	// endpoints that peer publishes, never for others (directory/peers).
+	ScopedOrgCAs []ScopedOrgCA
 
 	// verified caches chain building (see chainCache); the zero value is
 	// ready. A Trust is used by pointer and never copied.
@@ -53,13 +57,32 @@ func (t *Trust) ValidateSMIME(cert *x509.Certificate, intermediates []*x509.Cert
 // certificate speaks for no organisation (its addresses still name it).
 func (t *Trust) Organisation(cert *x509.Certificate, intermediates []*x509.Certificate, now time.Time) (ods string, ok bool) {
 	code, claimed := ODSCode(cert)
-	if !claimed || t == nil || t.OrgCAs == nil {
+	if !claimed || t == nil {
 		return "", false
 	}
-	if _, err := t.validate(cert, intermediates, t.OrgCAs, now, Sign); err != nil {
-		return "", false
+	if t.OrgCAs != nil {
+		if _, err := t.validate(cert, intermediates, t.OrgCAs, now, Sign); err == nil {
+			return code, true
+		}
 	}
-	return code, true
+	for _, s := range t.ScopedOrgCAs {
+		if s.Pool == nil || s.Allows == nil || !s.Allows(strings.ToUpper(code)) {
+			continue
+		}
+		if _, err := t.validate(cert, intermediates, s.Pool, now, Sign); err == nil {
+			return code, true
+		}
+	}
+	return "", false
+}
+
+// ScopedOrgCA is an organisation CA whose word on an ODS code counts only
+// for the codes Allows accepts (upper case), asked at each check so that
+// the scope follows the directory.
+type ScopedOrgCA struct {
+	Name   string // for logs: "federation peer relay-b"
+	Pool   *x509.CertPool
+	Allows func(ods string) bool
 }
 
 func (t *Trust) roots() *x509.CertPool {

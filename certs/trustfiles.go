@@ -132,6 +132,10 @@ func readCertificates(file string) ([]*x509.Certificate, error) {
 type LiveTrust struct {
 	files TrustFiles // fixed at start; changing the lists needs a restart
 	cur   atomic.Pointer[Trust]
+	// Extend, if set, adds to each freshly loaded Trust what the files do
+	// not hold (federation peers' CAs, scoped: cmd sets it from
+	// directory/peers before the next Load).
+	Extend func(*Trust)
 }
 
 // NewLiveTrust loads the trust from files.
@@ -149,6 +153,9 @@ func (lt *LiveTrust) Load() (*Trust, error) {
 	t, problems := lt.files.Load()
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
+	}
+	if lt.Extend != nil {
+		lt.Extend(t)
 	}
 	lt.cur.Store(t)
 	return t, nil

@@ -200,6 +200,15 @@ func (d *Directory) Stats() Stats {
 	return s
 }
 
+// Revision is the store revision the directory's memory is at: it changes
+// with every write (and every Refresh that loads another node's), so a
+// reader can keep something derived from it while it stays the same.
+func (d *Directory) Revision() uint64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.rev
+}
+
 // Refresh reloads from the Store if another writer (another node in a
 // cluster) has changed it since the last load. cmd calls it periodically.
 func (d *Directory) Refresh(ctx context.Context) error {

@@ -31,6 +31,13 @@
 // delivery path. The TLS-only exception (no S/MIME) needs evidence and is
 // audited as endpoint.tls_only.
 //
+// Federation (peersync.go): SyncPeer makes the endpoints imported from one
+// peer relay (Endpoint.Peer, directory/peers fetches them) equal to what
+// it publishes, in one atomic write, verified by MethodFederation; it never
+// overwrites an endpoint of this relay or of another peer, and keeps a
+// suspension or retirement made here. Endpoint.StatusAt says since when an
+// endpoint is out of service (FHIR period.end).
+//
 // The life of an account (accounts.go): AddAccount (each address an
 // endpoint of its organisation, named when it is not) → SetPassword,
 // ChangeAddresses, UpdateAccount, DisableAccount with a reason (AUTH after

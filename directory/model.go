@@ -95,8 +95,15 @@ type Endpoint struct {
 	Contacts        []string       `json:"contacts,omitempty"`
 	Status          EndpointStatus `json:"status"`
 	StatusReason    string         `json:"status_reason,omitempty"`
-	Redirect        string         `json:"redirect,omitempty"` // explicit admin redirect (audited)
-	Verification    Verification   `json:"verification,omitzero"`
+	// StatusAt is when the endpoint was last suspended or retired (zero
+	// for an endpoint never taken out of service, or verified since).
+	StatusAt time.Time `json:"status_at,omitzero"`
+	// Peer names the federation peer this endpoint was imported from
+	// (directory/peers); empty for an endpoint of this relay. Only that
+	// peer's sync changes it.
+	Peer         string       `json:"peer,omitempty"`
+	Redirect     string       `json:"redirect,omitempty"` // explicit admin redirect (audited)
+	Verification Verification `json:"verification,omitzero"`
 }
 
 // Hosted reports whether mail for the endpoint is delivered on this relay.

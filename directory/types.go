@@ -22,12 +22,19 @@ func Purposes() []string {
 const (
 	MethodChallenge   = "challenge"
 	MethodAttestation = "attestation"
+	// MethodFederation: published by a federation peer that this relay's
+	// administrator added (directory/peers); the evidence names the
+	// peer's URL and the certificate fingerprint.
+	MethodFederation = "federation"
 )
 
 // Organisation sources (Organisation.Source).
 const (
 	SourceODS   = "ods"
 	SourceAdmin = "admin"
+	// SourcePeer: learnt from a federation peer's FHIR directory, for an
+	// organisation this relay had not heard of.
+	SourcePeer = "peer"
 )
 
 // Filter selects endpoints; empty fields match everything. Address matches

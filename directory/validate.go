@@ -123,9 +123,9 @@ func NormaliseOrganisation(o Organisation) (Organisation, error) {
 		f.add("kind", "%q must be lower-case letters, digits and hyphens (like gp-practice)", clip(o.Kind))
 	}
 	switch o.Source {
-	case "", SourceODS, SourceAdmin:
+	case "", SourceODS, SourceAdmin, SourcePeer:
 	default:
-		f.add("source", "must be ods or admin, not %q", clip(o.Source))
+		f.add("source", "must be ods, admin or peer, not %q", clip(o.Source))
 	}
 	return o, f.err()
 }

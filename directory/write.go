@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"nhsrelay/audit"
 )
@@ -67,7 +68,7 @@ func (d *Directory) suspendForClosure(b *Batch, o Organisation) []Endpoint {
 		if e.ODS != o.ODS || (e.Status != StatusPending && e.Status != StatusVerified) {
 			continue
 		}
-		e.Status, e.StatusReason = StatusSuspended, reason
+		e.Status, e.StatusReason, e.StatusAt = StatusSuspended, reason, d.cfg.Now()
 		b.Endpoints = append(b.Endpoints, e)
 		if _, ok := d.chals[e.ID]; ok {
 			b.DeleteChallenges = append(b.DeleteChallenges, e.ID)
@@ -105,6 +106,7 @@ func (d *Directory) AddEndpoint(ctx context.Context, e Endpoint) (Endpoint, erro
 	defer d.wmu.Unlock()
 	e.ID = newID()
 	e.Status, e.StatusReason, e.Verification, e.Redirect = StatusPending, "", Verification{}, ""
+	e.StatusAt, e.Peer = time.Time{}, ""
 	n, err := d.checkEndpoint(e)
 	if err != nil || len(pre) > 0 {
 		err = mergeFields(pre, err)
@@ -201,11 +203,16 @@ func (d *Directory) updateLocked(ctx context.Context, e Endpoint) error {
 	if old.Status == StatusRetired {
 		return fmt.Errorf("directory: update endpoint %s: it is retired; add a new endpoint instead: %w", old.Address, ErrConflict)
 	}
+	if old.Peer != "" {
+		return fmt.Errorf("directory: update endpoint %s: it is published by federation peer %s, whose sync keeps it; change it there (suspend or retire work here): %w",
+			old.Address, old.Peer, ErrConflict)
+	}
 	pre := fieldErrors{}
 	if e.Status != "" && e.Status != old.Status {
 		pre.add("status", "changes through verify, suspend and retire, not update")
 	}
 	e.Status, e.StatusReason, e.Verification, e.Redirect = old.Status, old.StatusReason, old.Verification, old.Redirect
+	e.StatusAt, e.Peer = old.StatusAt, old.Peer
 	n, err := d.checkEndpoint(e)
 	if err != nil || len(pre) > 0 {
 		err = mergeFields(pre, err)
@@ -317,7 +324,7 @@ func (d *Directory) setStatus(ctx context.Context, id string, st EndpointStatus,
 	case e.Status == StatusRetired:
 		return fmt.Errorf("directory: %s %s: it is retired: %w", st, e.Address, ErrConflict)
 	}
-	e.Status, e.StatusReason = st, reason
+	e.Status, e.StatusReason, e.StatusAt = st, reason, d.cfg.Now()
 	b := Batch{Endpoints: []Endpoint{e}}
 	if _, ok := d.chals[id]; ok {
 		b.DeleteChallenges = []string{id}
@@ -357,7 +364,7 @@ func (d *Directory) verify(ctx context.Context, id, method, evidence string) err
 		return err
 	}
 	now := d.cfg.Now()
-	e.Status, e.StatusReason = StatusVerified, ""
+	e.Status, e.StatusReason, e.StatusAt = StatusVerified, "", time.Time{}
 	e.Verification = Verification{By: audit.ActorFrom(ctx), At: now, Method: method, Evidence: evidence, Expires: now.Add(d.cfg.ReverifyAfter)}
 	b := Batch{Endpoints: []Endpoint{e}}
 	if _, ok := d.chals[id]; ok {

@@ -149,7 +149,7 @@ func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string, verify
 	}
 	tc := tls.Client(conn, &tls.Config{
 		ServerName: host,
-		RootCAs:    r.cfg.RootCAs,
+		RootCAs:    r.rootsFor(host),
 		MinVersion: tls.VersionTLS12,
 		// The open internet without MTA-STS: encrypted, not authenticated.
 		InsecureSkipVerify: !verify,
@@ -164,6 +164,29 @@ func (r *Relay) startTLS(ctx context.Context, conn net.Conn, host string, verify
 	}
 	conn.SetDeadline(time.Time{})
 	return tc, nil
+}
+
+// rootsFor is RootCAs plus Config.ExtraRootCAs for host, if any.
+func (r *Relay) rootsFor(host string) *x509.CertPool {
+	if r.cfg.ExtraRootCAs == nil {
+		return r.cfg.RootCAs
+	}
+	extra := r.cfg.ExtraRootCAs(host)
+	if len(extra) == 0 {
+		return r.cfg.RootCAs
+	}
+	var pool *x509.CertPool
+	if r.cfg.RootCAs != nil {
+		pool = r.cfg.RootCAs.Clone()
+	} else if sys, err := x509.SystemCertPool(); err == nil {
+		pool = sys
+	} else {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range extra {
+		pool.AddCert(c)
+	}
+	return pool
 }
 
 func shortTLSError(e *tls.CertificateVerificationError) string {

@@ -80,6 +80,9 @@ type Config struct {
 	Audit       audit.Recorder        // nil → no audit events
 	Metrics     prometheus.Registerer // nil → no metrics
 	RootCAs     *x509.CertPool        // nil → system roots
+	// ExtraRootCAs returns CAs trusted for one next-hop host's TLS on top
+	// of RootCAs (a federation peer's CA for its MX only). nil → none.
+	ExtraRootCAs func(host string) []*x509.Certificate
 
 	HopConcurrency int           // deliveries at once per next hop, default 10
 	Concurrency    int           // messages in delivery at once, default 100

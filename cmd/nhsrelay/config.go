@@ -34,8 +34,10 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
-	Notices   fileNotices   `toml:"notices"`  // notices_config.go
-	Receipts  fileReceipts  `toml:"receipts"` // config_receipts.go (issue 12)
+	Notices   fileNotices   `toml:"notices"` // notices_config.go
+	// Federation is federation_config.go's [federation] table.
+	Federation fileFederation `toml:"federation"`
+	Receipts   fileReceipts   `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
 type fileServer struct {
@@ -154,8 +156,9 @@ func defaultFileConfig() fileConfig {
 			ExpiryCheck:   "24h",
 			AuthCacheTTL:  durationDefault(directory.DefaultAuthCacheTTL),
 		},
-		SMIME:   fileSMIME{KeysDir: "keys"},
-		Notices: defaultNotices(),
+		SMIME:      fileSMIME{KeysDir: "keys"},
+		Federation: fileFederation{PeerSyncInterval: "15m"},
+		Notices:    defaultNotices(),
 	}
 }
 
@@ -220,17 +223,17 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	Notices      noticesConfig `key:"notices.http_listen"`    // the [notices] table, notices_config.go
-	StatusListen string        `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
+	Notices          noticesConfig `key:"notices.http_listen"` // the [notices] table, notices_config.go
+	federationConfig               // [federation], federation_config.go
+	StatusListen     string        `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
 func configFieldKeys() map[string]string {
 	m := map[string]string{}
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		if k := t.Field(i).Tag.Get("key"); k != "" {
-			m[t.Field(i).Name] = k
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) { // embedded tables' fields too
+		if k := f.Tag.Get("key"); k != "" {
+			m[f.Name] = k
 		}
 	}
 	return m
@@ -245,6 +248,7 @@ func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quar
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
 func (c *config) TimelineDB() string     { return filepath.Join(c.DataDir, "timeline.db") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
+func (c *config) PeersFile() string      { return filepath.Join(c.DataDir, "peers.json") }
 
 // loadConfig reads and checks the file at path. The error from a file that
 // decodes but does not validate is an errors.Join of one error per problem,

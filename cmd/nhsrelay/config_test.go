@@ -183,6 +183,12 @@ func TestBadConfigs(t *testing.T) {
 		{"bad relay ods", set("relay_ods", `"a@b"`), []string{"smime.relay_ods:"}},
 		{"login cache too long", set("auth_cache_ttl", `"2h"`), []string{"directory.auth_cache_ttl: 2h is above the maximum 1h"}},
 		{"login cache off", set("auth_cache_ttl", `"0s"`), nil},
+		// [federation], federation_config.go
+		{"FHIR listener with its token", chain(set("fhir_listen", `"127.0.0.1:2443"`), set("fhir_token_file", `"admin.token"`)), nil},
+		{"FHIR listener without a token", set("fhir_listen", `"127.0.0.1:2443"`), []string{"federation.fhir_token_file: must be set with federation.fhir_listen"}},
+		{"missing FHIR token file", set("fhir_token_file", `"nope.token"`), []string{"federation.fhir_token_file: no such file"}},
+		{"bad published MX", set("publish_mx", `"mx.example"`), []string{"federation.publish_mx:", "not host:port"}},
+		{"peer sync too often", set("peer_sync_interval", `"10ms"`), []string{"federation.peer_sync_interval: 10ms is below the minimum"}},
 		{"several problems joined", chain(set("log_level", `"loud"`), set("retry_min", `"x"`), set("cert_file", `""`)),
 			[]string{"server.log_level:", "relay.retry_min:", "tls.cert_file: must be set"}},
 	}
@@ -278,11 +284,9 @@ func FuzzParseConfig(f *testing.F) {
 // config shows every key.
 func TestEveryKeyDocumented(t *testing.T) {
 	t.Parallel()
-	ct := reflect.TypeFor[config]()
-	for i := range ct.NumField() {
-		f := ct.Field(i)
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) {
 		key := f.Tag.Get("key")
-		if f.Name == "Path" {
+		if f.Name == "Path" || f.Anonymous { // an embedded table's fields are visited themselves
 			continue
 		}
 		if key == "" {
@@ -305,9 +309,8 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := reflect.TypeFor[config]()
-	for i := range ct.NumField() {
-		key := ct.Field(i).Tag.Get("key")
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) {
+		key := f.Tag.Get("key")
 		if key == "" {
 			continue
 		}

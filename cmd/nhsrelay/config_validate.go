@@ -291,6 +291,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		c.SMIMETrustAnchors = append(c.SMIMETrustAnchors, v.file(fmt.Sprintf("smime.trust_anchors[%d]", i), f, false))
 	}
 	v.smimeTrust(c, m)
+	v.federation(c, fc.Federation) // federation_config.go
 	c.RelayODS = strings.ToUpper(strings.TrimSpace(m.RelayODS))
 	if c.RelayODS != "" && !certs.IsODSCode(c.RelayODS) {
 		v.addf("smime.relay_ods", "%q is not an ODS code", m.RelayODS)

@@ -55,6 +55,9 @@ commands:
   check [-json] ADDRESS      can I send to this? exit status 1 if not
   export [-format json|csv] [-what endpoints|organisations|accounts] [-o FILE]
                              everything, for backup or a spreadsheet
+  peer add|list|show|sync|remove
+                             federation with other relays over FHIR
+                             (nhsrelay directory peer -h)
 
 Flags may come before or after the arguments.
 `
@@ -71,6 +74,9 @@ func directoryMain(ctx context.Context, args []string, stdout io.Writer, stdin i
 	cmd, rest, err := parseCommand(fs, directoryUsage, args)
 	if err != nil {
 		return err
+	}
+	if cmd == "peer" {
+		return peerMain(ctx, *path, rest, stdout) // peer_cmd.go
 	}
 	sub, ok := directoryCommands[cmd]
 	if !ok {

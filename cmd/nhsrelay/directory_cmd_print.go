@@ -137,6 +137,9 @@ func writeEndpoint(w io.Writer, e directory.Endpoint, o directory.Organisation) 
 	if e.Redirect != "" {
 		k.line("redirect", "%s", e.Redirect)
 	}
+	if e.Peer != "" {
+		k.line("from peer", "%s (kept in sync by federation; change it at the peer)", e.Peer)
+	}
 	if v := e.Verification; !v.At.IsZero() {
 		how := v.Method
 		if v.Evidence != "" {

@@ -19,7 +19,11 @@
 //     (package admin; relay's queue handler, the quarantine, directory/api
 //     and Prometheus /metrics are mounted on it by path) and the expiry job
 //     (directory/expiry, with certs.InUse for the server's own
-//     certificates). serve_run.go binds every listener before serving any,
+//     certificates); with federation (serve_federation.go) the peers
+//     (directory/peers: their CAs added to the trust, certs.ScopedOrgCA,
+//     and to the relay's TLS roots for their MX only; the sync job) and
+//     the [federation] FHIR listener (HTTPS, directory/api behind the FHIR
+//     read token). serve_run.go binds every listener before serving any,
 //     writes <data_dir>/listeners.json (serve_listeners.go, so listen
 //     addresses may use port 0), runs the background jobs, and on SIGTERM
 //     stops the parts in order; SIGHUP reloads (serve_reload.go: config
@@ -42,7 +46,8 @@
 //     receipts.status_listen: TLS, HTTP Basic with the SMTP account, only
 //     that account's messages).
 //   - directory ... (directory_cmd*.go): manages the directory of NHS
-//     endpoints through the admin API (directory, directory/ods).
+//     endpoints through the admin API (directory, directory/ods);
+//     directory peer ... (peer_cmd.go) federation peers (directory/peers).
 //   - account ... (account_cmd.go): sender accounts through the admin API
 //     (directory/api's /v1/accounts types).
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and

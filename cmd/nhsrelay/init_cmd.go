@@ -41,6 +41,7 @@ type initLayout struct {
 	tlsPrefix  string // tls/server.crt, tls/server.key
 	spoolKey   string
 	adminToken string
+	fhirToken  string // FHIR read token for federation peers
 	keysDir    string // S/MIME keys of the sample organisation and endpoints
 	dataDir    string
 }
@@ -53,6 +54,7 @@ func newInitLayout(dir string) initLayout {
 		tlsPrefix:  filepath.Join(dir, "tls", "server"),
 		spoolKey:   filepath.Join(dir, "spool.key"),
 		adminToken: filepath.Join(dir, "admin.token"),
+		fhirToken:  filepath.Join(dir, "fhir.token"),
 		keysDir:    filepath.Join(dir, "keys"),
 		dataDir:    filepath.Join(dir, "data"),
 	}
@@ -61,7 +63,7 @@ func newInitLayout(dir string) initLayout {
 // created lists what init would create, for the "exists" check and the
 // clean-up after a failure.
 func (l initLayout) created() []string {
-	return []string{l.config, l.caDir, filepath.Dir(l.tlsPrefix), l.spoolKey, l.adminToken, l.keysDir, l.dataDir}
+	return []string{l.config, l.caDir, filepath.Dir(l.tlsPrefix), l.spoolKey, l.adminToken, l.fhirToken, l.keysDir, l.dataDir}
 }
 
 // runInit writes a development instance into DIR: config, CA, TLS
@@ -141,6 +143,9 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 	if err := writeSecret(l.adminToken, randomHex(32)+"\n"); err != nil {
 		return s, fmt.Errorf("admin token: %w", err)
 	}
+	if err := writeSecret(l.fhirToken, randomHex(32)+"\n"); err != nil {
+		return s, fmt.Errorf("FHIR token: %w", err)
+	}
 
 	if err := os.MkdirAll(l.keysDir, 0o700); err != nil {
 		return s, err
@@ -194,6 +199,10 @@ func devConfig(hostname string) (string, error) {
 		// The sample relay is run by the practice, so its own mail (DSNs,
 		// trusted networks) is signed with the practice's key rather than held.
 		{"relay_ods", strconv.Quote(sampleRelayODS)},
+		// Federation: the FHIR read token peers present. The FHIR API is
+		// on the admin listener (loopback); federation.fhir_listen serves
+		// it over HTTPS to other machines.
+		{"fhir_token_file", `"fhir.token"`},
 	} {
 		var ok bool
 		if text, ok = setKey(text, kv[0], kv[1]); !ok {
@@ -345,6 +354,7 @@ func printInitSummary(w io.Writer, l initLayout, s initSummary) {
   TLS certificate  %s.crt for %s
   spool key        %s  (encrypts queued mail; back it up)
   admin token      %s
+  FHIR token       %s  (give it to a federation peer, with the CA)
   S/MIME keys      %s
   directory        %d organisations, %d endpoints: %s and %s hosted here
                    and verified, one remote pending, one remote suspended
@@ -359,7 +369,7 @@ Start the server:
   nhsrelay serve -c %s
 Send a first message (from another terminal):
   %s
-`, l.dir, l.config, ca, l.tlsPrefix, strings.Join(s.hosts, ", "), l.spoolKey, l.adminToken, l.keysDir,
+`, l.dir, l.config, ca, l.tlsPrefix, strings.Join(s.hosts, ", "), l.spoolKey, l.adminToken, l.fhirToken, l.keysDir,
 		s.orgs, s.endpoints, s.from, s.to, s.user, s.password, s.from, l.config,
 		swaksLine(strings.TrimPrefix(devSubmission, "127.0.0.1:"), ca, s))
 }

@@ -101,12 +101,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.openAudit,       // audit log: everyone writes to it
 		s.openTimeline,    // message timelines, an index over the audit log (serve_timeline.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
+		s.openPeers,       // federation peers: their CAs in the trust, the sync job (serve_federation.go)
+		s.loadFHIRToken,   // federation.fhir_token_file
 		s.openNoticeParts, // DKIM signer and MTA-STS the relay uses for notice mail
 		s.openRelay,       // spool key, queue store, S/MIME policy, relay
 		s.openNotices,     // notices store, service, its HTTPS API (notices_serve.go)
 		s.forgetListeners, // the listeners file of a previous run
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener
+		s.openFHIR,        // [federation] FHIR listener for peers (serve_federation.go)
 		s.openStatus,      // senders' status API (serve_timeline.go)
 		s.openExpiry,      // expiry job (started with the other jobs)
 	} {

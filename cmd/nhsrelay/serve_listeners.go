@@ -21,6 +21,7 @@ type boundListeners struct {
 	MX          string `json:"mx,omitempty"`
 	Admin       string `json:"admin,omitempty"`
 	Notices     string `json:"notices,omitempty"`
+	FHIR        string `json:"fhir,omitempty"` // [federation] fhir_listen
 }
 
 // ListenersFile is where serve records its bound addresses.
@@ -40,6 +41,8 @@ func (b *boundListeners) set(mode, addr string) {
 		b.Admin = addr
 	case "notices":
 		b.Notices = addr
+	case "fhir":
+		b.FHIR = addr
 	}
 }
 

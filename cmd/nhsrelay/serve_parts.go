@@ -20,6 +20,7 @@ import (
 	"nhsrelay/directory/api"
 	"nhsrelay/directory/boltstore"
 	"nhsrelay/directory/expiry"
+	"nhsrelay/directory/peers"
 	"nhsrelay/internal/durable"
 	"nhsrelay/relay"
 	"nhsrelay/relay/queue"
@@ -48,6 +49,10 @@ type server struct {
 	token    *admin.Token // nil when the admin API is off
 	notice   *noticeParts // notices_serve.go
 
+	// Federation (serve_federation.go).
+	peers     *peers.Manager
+	fhirToken *admin.Token      // nil without federation.fhir_token_file
+	dirAPI    http.Handler      // directory/api, made once by fhirAPI
 	timelines *timeline.Indexer // serve_timeline.go (issue 12)
 
 	// services are what run serves on listeners: the SMTP listeners,
@@ -169,6 +174,7 @@ func (s *server) openRelay(context.Context) error {
 	}
 	rcfg := relayConfig(s.cfg)
 	rcfg.SpoolKey, rcfg.Store, rcfg.Directory, rcfg.RootCAs = key, qstore, s.dir, roots
+	rcfg.ExtraRootCAs = s.peers.TLSCAs // a federation peer's CA, for its MX only
 	rcfg.Logger, rcfg.Audit, rcfg.Metrics = s.component("relay"), s.alog, s.reg
 	rcfg.Sealer, rcfg.Opener = s.policy.Sealer(), s.policy.Opener()
 	s.notice.relayConfig(&rcfg)
@@ -241,7 +247,10 @@ func (s *server) openAdmin(context.Context) error {
 	a := admin.New(admin.Config{Token: token, Metrics: s.reg, Logger: alogger})
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
-	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/v1/accounts", "/v1/accounts/", "/fhir/")
+	a.Mount(s.fhirAPI(), "/v1/directory/", "/v1/accounts", "/v1/accounts/")
+	a.Mount(s.peers.Handler(), "/v1/directory/peers", "/v1/directory/peers/")
+	// FHIR answers a wrong token with its own 401, an OperationOutcome.
+	a.MountOpen(api.FHIRAuth(fhirTokenCheck(token, s.fhirToken), s.fhirAPI()), "/fhir/")
 	s.notice.mount(a)
 	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)

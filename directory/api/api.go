@@ -32,14 +32,20 @@ type server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	maxJSON, maxCSV int64 // body limits
+	maxJSON, maxCSV int64  // body limits
+	nextHop         string // published MX for hosted endpoints (PublishNextHop)
+	pages           pageCache
 }
 
 // New returns the handler for the admin API (/v1/directory/...) and the FHIR
 // read API (/fhir/...). It does not authenticate: mount it behind the admin
 // listener's bearer-token check, which sets the actor with audit.WithActor.
-func New(d *directory.Directory, logger *slog.Logger) http.Handler {
-	return newServer(d, logger, maxJSONBody, maxCSVBody).mux
+func New(d *directory.Directory, logger *slog.Logger, opts ...Option) http.Handler {
+	s := newServer(d, logger, maxJSONBody, maxCSVBody)
+	for _, o := range opts {
+		o(s)
+	}
+	return s.mux
 }
 
 func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int64) *server {

@@ -61,8 +61,17 @@
 //	GET /fhir/Organization?identifier=&name=                        Bundle (searchset)
 //	GET /fhir/Organization/{ods}
 //
-// Errors are OperationOutcome resources. Unsupported search parameters are
-// ignored unless the client sends "Prefer: handling=strict" (R4 §3.1.1.5).
+// Errors are OperationOutcome resources, and FHIRAuth makes a refused
+// token one too (401). Searches page: _count (default 100, at most 1000)
+// and Bundle next/previous links carrying _offset; status takes every R4
+// Endpoint status code, comma-separated for several. Unsupported search
+// parameters are ignored unless the client sends "Prefer: handling=strict"
+// (R4 §3.1.1.5). Our extensions (fhir_ext.go): an Endpoint's S/MIME
+// certificates (base64 DER) and, for one hosted here, this relay's MX as
+// next hop (PublishNextHop), which directory/peers reads to federate; an
+// Organization's closure date and successor. A suspended endpoint's period
+// ends at the suspension; one without a certificate is not advertised as
+// taking application/pkcs7-mime.
 // How directory values map onto FHIR (status follows what RCPT would
 // answer now, directory.(*Directory).Usable: accepted → active, refused
 // verified or suspended → suspended, pending and retired → off; connectionType direct-project, or

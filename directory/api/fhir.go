@@ -48,6 +48,16 @@ type fhirReference struct {
 	Display    string          `json:"display,omitempty"`
 }
 
+// fhirExtension is an R4 Extension (R4 §2.21.0.2) with the value types we
+// use; exactly one value is set.
+type fhirExtension struct {
+	URL               string         `json:"url"`
+	ValueBase64Binary string         `json:"valueBase64Binary,omitempty"`
+	ValueString       string         `json:"valueString,omitempty"`
+	ValueDate         string         `json:"valueDate,omitempty"`
+	ValueReference    *fhirReference `json:"valueReference,omitempty"`
+}
+
 type fhirPeriod struct {
 	Start string `json:"start,omitempty"`
 	End   string `json:"end,omitempty"`
@@ -69,6 +79,7 @@ type fhirAddress struct {
 type FHIREndpoint struct {
 	ResourceType         string                `json:"resourceType"` // "Endpoint"
 	ID                   string                `json:"id"`
+	Extension            []fhirExtension       `json:"extension,omitempty"`
 	Identifier           []fhirIdentifier      `json:"identifier"`
 	Status               string                `json:"status"`
 	ConnectionType       fhirCoding            `json:"connectionType"`
@@ -85,6 +96,7 @@ type FHIREndpoint struct {
 type FHIROrganization struct {
 	ResourceType string                `json:"resourceType"` // "Organization"
 	ID           string                `json:"id"`
+	Extension    []fhirExtension       `json:"extension,omitempty"`
 	Identifier   []fhirIdentifier      `json:"identifier"`
 	Active       bool                  `json:"active"`
 	Type         []fhirCodeableConcept `json:"type,omitempty"`
@@ -183,8 +195,9 @@ func contactPoints(cs []string) []fhirContactPoint {
 }
 
 // toFHIREndpoint renders e with its FHIR status; org is its organisation
-// if known (zero if not).
-func toFHIREndpoint(e directory.Endpoint, org directory.Organisation, status string) FHIREndpoint {
+// if known (zero if not); nextHop is this relay's published MX
+// ("host:port", "" for none), advertised on hosted endpoints.
+func toFHIREndpoint(e directory.Endpoint, org directory.Organisation, status, nextHop string) FHIREndpoint {
 	purpose := e.Purpose
 	if purpose == "" {
 		purpose = directory.PurposeGeneral
@@ -211,13 +224,38 @@ func toFHIREndpoint(e directory.Endpoint, org directory.Organisation, status str
 	if org.Name != "" {
 		fe.Name = org.Name + " – " + purpose
 	}
-	if e.TLSOnly {
+	// Without a certificate nobody can encrypt to it: an exempted endpoint,
+	// or a hosted one whose mail is delivered here as it arrives.
+	if e.TLSOnly || len(e.Certificates) == 0 {
 		fe.PayloadMimeType = []string{"message/rfc822"}
 	}
-	if v := e.Verification; !v.At.IsZero() {
-		fe.Period = &fhirPeriod{Start: fhirTime(v.At), End: fhirTime(v.Expires)}
-	}
+	fe.Period = endpointPeriod(e, org, status)
+	fe.Extension = endpointExtensions(e, nextHop)
 	return fe
+}
+
+// endpointPeriod is Endpoint.period: from the verification to its expiry
+// while the endpoint is in service; a suspended endpoint's period ends
+// when it was taken out of service (the suspension, the verification's
+// expiry, or its organisation's closure), so a reader sees since when.
+func endpointPeriod(e directory.Endpoint, org directory.Organisation, status string) *fhirPeriod {
+	v := e.Verification
+	p := &fhirPeriod{Start: fhirTime(v.At), End: fhirTime(v.Expires)}
+	if status == "suspended" || status == "off" && e.Status == directory.StatusRetired {
+		switch {
+		case !e.StatusAt.IsZero():
+			p.End = fhirTime(e.StatusAt)
+		case !org.ClosedOn.IsZero() && (org.Status == directory.OrgClosed || org.Status == directory.OrgDormant):
+			p.End = fhirTime(org.ClosedOn)
+		}
+	}
+	if p.Start != "" && p.End != "" && p.End < p.Start { // RFC 3339 UTC strings order as times
+		p.End = p.Start
+	}
+	if *p == (fhirPeriod{}) {
+		return nil
+	}
+	return p
 }
 
 // toFHIROrganization renders o and references its endpoints that are not
@@ -245,6 +283,7 @@ func toFHIROrganization(o directory.Organisation, eps []directory.Endpoint) FHIR
 			fo.Endpoint = append(fo.Endpoint, fhirReference{Reference: "Endpoint/" + e.ID, Display: e.Address})
 		}
 	}
+	fo.Extension = organisationExtensions(o)
 	return fo
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"nhsrelay/audit"
@@ -154,15 +155,14 @@ func baseURL(r *http.Request) string {
 }
 
 func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) error {
-	q, err := fhirQuery(r, "identifier", "organization", "address", "status", "_format")
+	q, err := fhirQuery(r, "identifier", "organization", "address", "status", "_count", "_offset", "_format")
 	if err != nil {
 		return err
 	}
 	var (
-		f      directory.Filter
-		id     string
-		none   bool   // the parameters can match nothing
-		status string // FHIR status asked for
+		f    directory.Filter
+		id   string
+		none bool // the parameters can match nothing
 	)
 	if v := q.Get("identifier"); v != "" {
 		switch sys, code, _ := splitToken(v); sys {
@@ -191,35 +191,37 @@ func (s *server) fhirSearchEndpoints(w http.ResponseWriter, r *http.Request) err
 		}
 		f.Address = addr
 	}
-	switch status = q.Get("status"); status {
-	case "", "active", "suspended", "off":
-	default:
-		return fieldError("status", "must be active, suspended or off")
+	statuses, err := statusParam(q.Get("status"))
+	if err != nil {
+		return err
+	}
+	pg, err := pageParams(q)
+	if err != nil {
+		return err
 	}
 	var matched []directory.Endpoint
 	if !none {
-		for _, e := range s.d.Endpoints(r.Context(), f) {
-			if id != "" && e.ID != id {
-				continue
-			}
-			if status != "" && s.fhirStatus(e) != status {
-				continue
-			}
-			matched = append(matched, e)
+		// Filtered in place: a page of a national directory must not copy
+		// every endpoint twice.
+		matched = s.pages.endpoints(s.d, r.Context(), f, statuses == nil)
+		if id != "" || statuses != nil {
+			matched = slices.DeleteFunc(slices.Clone(matched), func(e directory.Endpoint) bool {
+				return id != "" && e.ID != id || statuses != nil && !statuses[s.fhirStatus(e)]
+			})
 		}
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
-		Link: []bundleLink{{Relation: "self", URL: base + "Endpoint?" + q.Encode()}}}
+		Link: pg.links(base+"Endpoint", q, len(matched))}
 	orgs := map[string]directory.Organisation{}
-	for _, e := range matched {
+	for _, e := range pageOf(pg, matched) {
 		o, seen := orgs[e.ODS]
 		if !seen {
 			o, _ = s.d.Organisation(r.Context(), e.ODS) // unknown: no display name
 			orgs[e.ODS] = o
 		}
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Endpoint/" + e.ID,
-			Resource: toFHIREndpoint(e, o, s.fhirStatus(e)), Search: bundleSearch{Mode: "match"}})
+			Resource: toFHIREndpoint(e, o, s.fhirStatus(e), s.nextHop), Search: bundleSearch{Mode: "match"}})
 	}
 	writeFHIR(w, http.StatusOK, b)
 	return nil
@@ -241,12 +243,16 @@ func (s *server) fhirReadEndpoint(w http.ResponseWriter, r *http.Request) error 
 	if err != nil && !errors.Is(err, directory.ErrNotFound) {
 		return err
 	}
-	writeFHIR(w, http.StatusOK, toFHIREndpoint(e, o, s.fhirStatus(e)))
+	writeFHIR(w, http.StatusOK, toFHIREndpoint(e, o, s.fhirStatus(e), s.nextHop))
 	return nil
 }
 
 func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request) error {
-	q, err := fhirQuery(r, "identifier", "name", "_format")
+	q, err := fhirQuery(r, "identifier", "name", "_count", "_offset", "_format")
+	if err != nil {
+		return err
+	}
+	pg, err := pageParams(q)
 	if err != nil {
 		return err
 	}
@@ -268,8 +274,8 @@ func (s *server) fhirSearchOrganisations(w http.ResponseWriter, r *http.Request)
 	}
 	base := baseURL(r)
 	b := Bundle{ResourceType: "Bundle", Type: "searchset", Total: len(matched),
-		Link: []bundleLink{{Relation: "self", URL: base + "Organization?" + q.Encode()}}}
-	for _, o := range matched {
+		Link: pg.links(base+"Organization", q, len(matched))}
+	for _, o := range pageOf(pg, matched) {
 		eps := s.d.Endpoints(r.Context(), directory.Filter{ODS: o.ODS})
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "Organization/" + o.ODS,
 			Resource: toFHIROrganization(o, eps), Search: bundleSearch{Mode: "match"}})

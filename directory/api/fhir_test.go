@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 )
@@ -15,6 +16,8 @@ import (
 func fhirFixture(t *testing.T) *fixture {
 	gp := directorytest.Verified("gp@a81001.nhs.example", directory.NextHop{Kind: directory.HopMX})
 	gp.Purpose, gp.Contacts = directory.PurposeReferrals, []string{"pm@a81001.nhs.example", "01632 960000"}
+	cert, _ := certstest.NewCA(t).SMIMECertificate(t, gp.Address)
+	gp.Certificates = [][]byte{cert.Raw}
 	tlsOnly := verified("results@a81001.nhs.example")
 	other := directorytest.Verified("gp@b82002.nhs.example", directory.NextHop{Kind: directory.HopMX})
 	other.ODS = "B82002"
@@ -108,7 +111,11 @@ func TestFHIREndpointSearch(t *testing.T) {
 		{"status=suspended", "ep-test-2"},
 		{"organization=A81001&identifier=" + url.QueryEscape(ODSSystem+"|B82002"), ""},
 		{"_format=json&identifier=ep-test-1", "ep-test-1"},
-		{"_count=10&identifier=ep-test-1", "ep-test-1"}, // unsupported, ignored (not strict)
+		{"_count=10&identifier=ep-test-1", "ep-test-1"},
+		{"status=active,suspended&organization=A81001", "ep-test-2 ep-test-1 ep-test-5"},
+		{"status=entered-in-error", ""}, // an R4 code this server never gives
+		{"status=test,error", ""},
+		{"unknown=1&identifier=ep-test-1", "ep-test-1"}, // unsupported, ignored (not strict)
 	}
 	for _, tc := range tests {
 		var b struct {
@@ -132,7 +139,8 @@ func TestFHIREndpointSearch(t *testing.T) {
 		if got := strings.Join(ids, " "); got != tc.ids || b.Total != len(ids) || b.ResourceType != "Bundle" || b.Type != "searchset" {
 			t.Errorf("?%s = %s %s total %d [%s], want [%s]", tc.query, b.ResourceType, b.Type, b.Total, got, tc.ids)
 		}
-		if len(b.Link) != 1 || b.Link[0].Relation != "self" || strings.Contains(b.Link[0].URL, "_count") {
+		// One page: self and first, no next; an ignored parameter is not in them.
+		if len(b.Link) != 2 || b.Link[0].Relation != "self" || b.Link[1].Relation != "first" || strings.Contains(b.Link[0].URL, "unknown") {
 			t.Errorf("?%s: link = %+v", tc.query, b.Link)
 		}
 	}
@@ -183,7 +191,9 @@ func TestFHIRErrors(t *testing.T) {
 		{"id too long", "GET", "/fhir/Endpoint/" + strings.Repeat("a", 65), 400, "invalid"},
 		{"unknown parameter, strict", "GET", "/fhir/Endpoint?name=x", 400, "invalid"},
 		{"repeated parameter", "GET", "/fhir/Endpoint?address=a@b.example&address=c@d.example", 400, "invalid"},
-		{"bad status", "GET", "/fhir/Endpoint?status=entered-in-error", 400, "invalid"},
+		{"bad status", "GET", "/fhir/Endpoint?status=closed", 400, "invalid"},
+		{"bad _count", "GET", "/fhir/Endpoint?_count=-1", 400, "invalid"},
+		{"bad _offset", "GET", "/fhir/Organization?_offset=x", 400, "invalid"},
 		{"bad organization", "GET", "/fhir/Endpoint?organization=" + url.QueryEscape("Organization/A 1"), 400, "invalid"},
 		{"bad organization system", "GET", "/fhir/Endpoint?organization=" + url.QueryEscape("urn:x|A81001"), 400, "invalid"},
 		{"bad address", "GET", "/fhir/Endpoint?address=" + url.QueryEscape("mailto:%zz"), 400, "invalid"},

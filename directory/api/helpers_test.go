@@ -26,6 +26,7 @@ type fixture struct {
 type options struct {
 	noMailer        bool
 	maxJSON, maxCSV int64
+	nextHop         string // PublishNextHop
 }
 
 // start serves the API for a directory holding eps, wrapped as cmd's admin
@@ -47,7 +48,9 @@ func start(t *testing.T, opt options, eps ...directory.Endpoint) *fixture {
 		opt.maxCSV = maxCSVBody
 	}
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	h := newServer(f.d, logger, opt.maxJSON, opt.maxCSV).mux
+	s := newServer(f.d, logger, opt.maxJSON, opt.maxCSV)
+	s.nextHop = opt.nextHop
+	h := s.mux
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor := r.Header.Get("X-Test-Actor")
 		if actor == "" {
@@ -99,6 +102,12 @@ func (f *fixture) do(t *testing.T, method, path string, body any, hdr ...string)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
+	return readResponse(t, resp)
+}
+
+// readResponse reads and closes resp.
+func readResponse(t *testing.T, resp *http.Response) response {
+	t.Helper()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
