@@ -281,6 +281,9 @@ func (d *Directory) checkAccount(a Account, prev *Account) (Account, error) {
 	if a.Kind != "" && a.Kind != AccountNotice {
 		f.add("kind", "must be empty (a clinical sender) or %q", AccountNotice)
 	}
+	if a.Kind != "" && a.Kind != AccountNotice {
+		f.add("kind", "must be empty (a clinical sender) or %q (an appointment system sending patient emails), not %q", AccountNotice, clip(a.Kind))
+	}
 	if a.Receipts != "" && !slices.Contains(receiptsValues, a.Receipts) {
 		f.add("receipts", "must be always, on-request or never, not %q", clip(a.Receipts))
 	}

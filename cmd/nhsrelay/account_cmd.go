@@ -24,10 +24,12 @@ server holds the store, keeps the login cache right and audits each change).
 
 commands:
   add USER -owns ADDR [ADDR...] [-org ODS] [-note TEXT]
-      [-receipts always|on-request|never]
+      [-receipts always|on-request|never] [-kind notice]
                              create an account; prints its generated password
                              once. Each ADDR must be an endpoint of the
-                             organisation (default: the first ADDR's)
+                             organisation (default: the first ADDR's).
+                             -kind notice: an appointment system's account,
+                             sending plain patient emails (issue 11)
   set USER [-receipts always|on-request|never] [-note TEXT]
                              change its receipts setting or note
   list [-json]               accounts, one a line
@@ -77,7 +79,7 @@ type accountCmd struct {
 	out io.Writer
 	in  io.Reader
 
-	user, org, note, receipts, reason string
+	user, org, note, receipts, reason, kind string
 	owns                              multiFlag
 	add, remove                       []string
 	json, stdin, setNote              bool
@@ -95,6 +97,7 @@ func (a *accountCmd) parse(cmd string, args []string) (func(context.Context) err
 		fs.StringVar(&a.org, "org", "", "ODS `code` of the organisation (default: the first address's)")
 		fs.StringVar(&a.note, "note", "", "a `note` for administrators")
 		fs.StringVar(&a.receipts, "receipts", "", "success DSNs: always, on-request (default) or never")
+		fs.StringVar(&a.kind, "kind", "", "`notice` for an appointment system that sends plain patient emails (DKIM, never S/MIME); default: a clinical sender")
 		want, run = -1, a.addAccount
 	case "set":
 		fs.Func("note", "a `note` for administrators (\"\" clears it)", func(s string) error { a.note, a.setNote = s, true; return nil })
@@ -178,7 +181,7 @@ func (a *accountCmd) addAccount(ctx context.Context) error {
 			}
 		}
 	}
-	in := map[string]any{"username": a.user, "addresses": owns, "ods": a.org, "note": a.note, "receipts": a.receipts}
+	in := map[string]any{"username": a.user, "addresses": owns, "ods": a.org, "note": a.note, "receipts": a.receipts, "kind": a.kind}
 	var out api.AccountPassword
 	if err := a.c.do(ctx, http.MethodPost, accountsAPI, in, &out); err != nil {
 		return err
@@ -307,6 +310,7 @@ func writeAccount(w io.Writer, a api.Account) {
 	fmt.Fprintf(w, "username: %s\n", a.Username)
 	fmt.Fprintf(w, "organisation: %s\n", dirDash(a.ODS))
 	fmt.Fprintf(w, "addresses: %s\n", strings.Join(a.Addresses, ", "))
+	fmt.Fprintf(w, "kind: %s\n", accountKindText(a.Kind))
 	fmt.Fprintf(w, "state: %s\n", accountState(a))
 	if a.Disabled {
 		fmt.Fprintf(w, "disabled because: %s\n", dirDash(a.DisabledReason))
@@ -315,6 +319,13 @@ func writeAccount(w io.Writer, a api.Account) {
 	fmt.Fprintf(w, "note: %s\n", dirDash(a.Note))
 	fmt.Fprintf(w, "created: %s\n", dirDay(a.Created))
 	fmt.Fprintf(w, "password set: %s\n", dirDay(a.PasswordSet))
+}
+
+func accountKindText(k string) string {
+	if k == "" {
+		return "clinical sender (S/MIME, directory endpoints only)"
+	}
+	return k + " (patient emails, DKIM-signed, addresses outside the directory only)"
 }
 
 func accountState(a api.Account) string {

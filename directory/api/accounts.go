@@ -16,6 +16,7 @@ type Account struct {
 	Username       string    `json:"username"`
 	ODS            string    `json:"ods,omitempty"`
 	Addresses      []string  `json:"addresses"`
+	Kind           string    `json:"kind,omitempty"` // "" clinical sender, "notice" appointment system (issue 11)
 	Disabled       bool      `json:"disabled,omitempty"`
 	DisabledReason string    `json:"disabled_reason,omitempty"`
 	Receipts       string    `json:"receipts,omitempty"`
@@ -26,7 +27,7 @@ type Account struct {
 
 // AccountView drops the hash from a directory account.
 func AccountView(a directory.Account) Account {
-	return Account{Username: a.Username, ODS: a.ODS, Addresses: a.Addresses, Disabled: a.Disabled,
+	return Account{Username: a.Username, ODS: a.ODS, Addresses: a.Addresses, Kind: a.Kind, Disabled: a.Disabled,
 		DisabledReason: a.DisabledReason, Receipts: a.Receipts, Note: a.Note, Created: a.Created, PasswordSet: a.PasswordSet}
 }
 
@@ -60,6 +61,9 @@ type accountInput struct {
 	Addresses []string `json:"addresses"`
 	Note      string   `json:"note"`
 	Receipts  string   `json:"receipts"`
+	// Kind (POST only) is "" for a clinical sender or "notice" for an
+	// appointment system's SMTP account; it cannot change afterwards.
+	Kind string `json:"kind"`
 	// Password (POST only) sets the first password; without it the server
 	// generates one and answers with it.
 	Password *string `json:"password"`
@@ -147,7 +151,7 @@ func (s *server) addAccount(w http.ResponseWriter, r *http.Request) error {
 	in.readOnly(f)
 	pw, hash, generated := s.password(f, in.Password)
 	a := directory.Account{Username: in.Username, ODS: in.ODS, Addresses: in.Addresses,
-		Note: in.Note, Receipts: in.Receipts, PasswordHash: hash}
+		Note: in.Note, Receipts: in.Receipts, Kind: in.Kind, PasswordHash: hash}
 	if len(f) > 0 { // refused: check the rest without writing
 		return toAPIError(withFields(s.d.ValidateAccount(r.Context(), a), f), "")
 	}

@@ -41,8 +41,8 @@ func TestAccountsAPI(t *testing.T) {
 	before := len(f.d.Accounts(t.Context()))
 	e := f.do(t, "POST", base, map[string]any{"username": "bad user", "ods": "A81001", "password": "short",
 		"addresses": []string{"gp.b82002@nhs.example", "nobody@nowhere.example"}, "receipts": "sometimes",
-		"disabled": true}).wantError(t, http.StatusBadRequest, "")
-	for _, k := range []string{"username", "password", "addresses[0]", "addresses[1]", "receipts", "disabled"} {
+		"disabled": true, "kind": "robot"}).wantError(t, http.StatusBadRequest, "")
+	for _, k := range []string{"username", "password", "addresses[0]", "addresses[1]", "receipts", "disabled", "kind"} {
 		if e.Fields[k] == "" {
 			t.Errorf("fields = %v, missing %s", e.Fields, k)
 		}
@@ -60,9 +60,16 @@ func TestAccountsAPI(t *testing.T) {
 	// A chosen password.
 	created = AccountPassword{}
 	f.do(t, "POST", base, map[string]any{"username": "pas", "addresses": []string{"reception.a81001@nhs.example"},
-		"password": "a chosen long password"}).want(t, http.StatusCreated, &created)
+		"password": "a chosen long password", "kind": "notice"}).want(t, http.StatusCreated, &created)
 	if created.Password != "" {
 		t.Fatalf("a chosen password was echoed: %+v", created)
+	}
+	// An appointment system's SMTP account (issue 11): the kind is kept and shown.
+	if created.Account.Kind != "notice" {
+		t.Fatalf("kind = %q, want notice", created.Account.Kind)
+	}
+	if a, err := f.d.Account(t.Context(), "pas"); err != nil || !a.Notice() {
+		t.Fatalf("stored account %+v (%v) is not a notice account", a, err)
 	}
 
 	var list AccountList
