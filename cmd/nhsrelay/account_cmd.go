@@ -80,9 +80,9 @@ type accountCmd struct {
 	in  io.Reader
 
 	user, org, note, receipts, reason, kind string
-	owns                              multiFlag
-	add, remove                       []string
-	json, stdin, setNote              bool
+	owns                                    multiFlag
+	add, remove                             []string
+	json, stdin, setNote                    bool
 }
 
 // parse reads the subcommand's flags and arguments and returns what runs it.
