@@ -39,7 +39,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 	}
 	now := r.cfg.Now()
 	giveUp := m.Received.Add(r.cfg.GiveUpAfter)
-	var failed, delayed []dsn.Recipient
+	var failed, delayed, heldDSN []dsn.Recipient
 	var holdWords []string
 	final := map[string]result{} // address → result after policy
 	delayNotice := map[string]bool{}
@@ -71,9 +71,11 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		case held:
 			// Told once per reason: a retry or a re-evaluation that holds
 			// it again for the same reason sends nothing new.
+			// RFC 3464 §2.3.3: "delayed" — not delivered yet, and the relay
+			// will keep trying; "failed" comes only when it gives up.
 			if rc.HoldNotified != res.text {
-				d.Action, d.HeldUntil = dsn.Failed, giveUp
-				failed = append(failed, d)
+				d.Action, d.WillRetryUntil, d.HeldUntil = dsn.Delayed, giveUp, giveUp
+				heldDSN = append(heldDSN, d)
 				holdWords = append(holdWords, rc.Address+": "+res.text)
 				newHold[rc.Address] = true
 			}
@@ -87,6 +89,9 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		final[rc.Address] = res
 	}
 	if len(failed) > 0 {
+		r.sendDSN(ctx, m, failed, "")
+	}
+	if len(heldDSN) > 0 {
 		expl := ""
 		if len(holdWords) > 0 {
 			expl = "The message is held on this relay and has not been sent to " + plural(len(holdWords), "this recipient", "these recipients") +
@@ -96,7 +101,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 				"cannot by " + giveUp.UTC().Format(time.RFC1123) + ", it gives up and you will be told. " +
 				"An administrator can have it looked at again at once, or delete it (queue ID " + m.ID + ")."
 		}
-		r.sendDSN(ctx, m, failed, expl)
+		r.sendDSN(ctx, m, heldDSN, expl)
 	}
 	if len(delayed) > 0 {
 		r.sendDSN(ctx, m, delayed, "")

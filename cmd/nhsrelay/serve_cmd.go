@@ -138,6 +138,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		Store: dstore, Logger: logger.With("component", "directory"), Audit: alog, Mailer: mailer,
 		ChallengeFrom: cfg.ChallengeFrom, ReverifyAfter: cfg.ReverifyAfter, WarnBefore: cfg.WarnBefore,
 		CertCheck: directoryCertCheck(trust.current), AuthCacheTTL: cfg.AuthCacheTTL,
+		RequireSMIME: true, // the relay below seals all mail leaving it: one recipient decision for RCPT, check, API, FHIR
 	})
 	if err != nil {
 		return fmt.Errorf("directory: %w", err)
