@@ -53,7 +53,7 @@ func (d *Directory) CheckExpiry(ctx context.Context) (ExpiryReport, error) {
 			for _, n := range expired {
 				why = append(why, n.Text)
 			}
-			e.Status, e.StatusReason = StatusSuspended, strings.Join(why, "; ")
+			e.Status, e.StatusReason, e.SuspendedBy, e.SuspendedFrom = StatusSuspended, strings.Join(why, "; "), SuspendedByExpiry, ""
 			b.Endpoints = append(b.Endpoints, e)
 			suspended = append(suspended, e)
 			rep.Suspended = append(rep.Suspended, expired...)
