@@ -127,4 +127,3 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	defer d.Close()
 	return d.Sync()
 }
-

@@ -196,7 +196,7 @@ var directoryCommands = map[string]dirSubcommand{
 	"set-contact": {"ENDPOINT and CONTACTs", 1, 1 + 20, func(fs *flag.FlagSet, o *dirOptions) {
 		fs.BoolVar(&o.none, "none", false, "remove all its contacts")
 	}, (*dirCmd).setContact},
-	"check":    {"one ADDRESS", 1, 1, jsonFlag, (*dirCmd).check},
+	"check": {"one ADDRESS", 1, 1, jsonFlag, (*dirCmd).check},
 	"export": {"no arguments", 0, 0, func(fs *flag.FlagSet, o *dirOptions) {
 		fs.StringVar(&o.format, "format", "json", "json or csv")
 		fs.StringVar(&o.what, "what", "endpoints", "for csv: endpoints or organisations")
