@@ -165,6 +165,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		RelayODS: cfg.RelayODS, LegacyKeyTransport: cfg.LegacyKeyTransport,
 		QuarantineDir: cfg.QuarantineDir(), QuarantineKey: key, MaildirRoot: cfg.MaildirRoot,
 		Logger: logger.With("component", "smime"), Audit: alog,
+		Publisher: dir, // key rollover: the newest valid pair's certificate is published
 	})
 	if err != nil {
 		return fmt.Errorf("smime: %w", err)

@@ -17,6 +17,7 @@ import (
 	"nhsrelay/audit"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
+	"nhsrelay/relay/smimepolicy"
 )
 
 // Roles of the certificates the server itself uses, as the expiry check
@@ -24,7 +25,10 @@ import (
 const (
 	roleTLSServer = "tls-server"         // tls.cert_file, as loaded (SIGHUP reloads it)
 	roleSMIMEOrg  = "smime-organisation" // smime.keys_dir/<ODS>.crt: signs outbound mail
-	roleSMIMEHost = "smime-endpoint"     // smime.keys_dir/<address>.crt: decrypts for a hosted endpoint
+	roleSMIMEHost = "smime-endpoint"     // smime.keys_dir/<address>.crt or <address>/*.crt, the current pair: published, decrypts
+	// roleSMIMEOlder is an endpoint's older pair after a key rollover: no
+	// longer published, still decrypts mail sent to it until removed.
+	roleSMIMEOlder = "smime-endpoint-older"
 	chainSuffix   = "-chain"             // an intermediate sent with one of the above
 )
 
@@ -57,9 +61,18 @@ func certsInUse(tlsCert func() *tls.Certificate, certFile, keysDir string) ([]ce
 	if err != nil {
 		return out, append(errs, fmt.Errorf("smime.keys_dir: %w", err))
 	}
+	// Hosted endpoints' pairs, several per address after a rollover: the
+	// current one as the policy picks it now (smimepolicy.ListEndpointKeys).
+	for _, k := range smimepolicy.ListEndpointKeys(keysDir, time.Now()) {
+		role := roleSMIMEOlder
+		if k.Current {
+			role = roleSMIMEHost
+		}
+		out = append(out, certInUse{role: role, file: k.File, cert: k.Cert})
+	}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".crt")
-		if !ok || !e.Type().IsRegular() {
+		if !ok || !e.Type().IsRegular() || strings.Contains(name, "@") {
 			continue
 		}
 		role := roleSMIMEHost
