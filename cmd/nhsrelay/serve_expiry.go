@@ -29,7 +29,7 @@ const (
 	// roleSMIMEOlder is an endpoint's older pair after a key rollover: no
 	// longer published, still decrypts mail sent to it until removed.
 	roleSMIMEOlder = "smime-endpoint-older"
-	chainSuffix   = "-chain"             // an intermediate sent with one of the above
+	chainSuffix    = "-chain" // an intermediate sent with one of the above
 )
 
 // certInUse is one certificate the server presents or signs or decrypts
