@@ -64,7 +64,7 @@ func TestQuarantineCommand(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	policy, err := smimepolicy.New(smimepolicy.Config{Hostname: "relay.rx9.nhs.test", KeysDir: keys,
 		Trust: &certs.Trust{Roots: ca.Pool}, Directory: quarDir{}, QuarantineDir: filepath.Join(tmp, "quarantine"),
-		MaildirRoot: filepath.Join(tmp, "mail"),
+		MaildirRoot:   filepath.Join(tmp, "mail"),
 		QuarantineKey: []byte("0123456789abcdef0123456789abcdef"), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
