@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -117,7 +118,7 @@ func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
 	var parsed []*x509.Certificate
 	out := make([]certVerdict, 0, len(e.Certificates))
 	for _, der := range e.Certificates {
-		c, err := x509.ParseCertificate(der)
+		c, err := d.parsed.parse(der)
 		if err != nil {
 			out = append(out, certVerdict{info: CertInfo{Problem: "cannot be parsed: " + err.Error()}})
 			continue
@@ -248,4 +249,37 @@ func (d *Directory) vetNewCertificates(f fieldErrors, e Endpoint, old [][]byte) 
 			f.add(field, "is for %s, not this endpoint (RFC 8550 §3)", name)
 		}
 	}
+}
+
+// maxParsedCerts bounds certCache; when full it starts again (a national
+// directory holds some 50,000 certificates).
+const maxParsedCerts = 200_000
+
+// certCache keeps parsed certificates by their DER, so the recipient
+// decision (every RCPT) does not parse an endpoint's certificates again.
+// Parsed certificates are not modified by their users. Safe for
+// concurrent use; the zero value is ready.
+type certCache struct {
+	mu sync.RWMutex
+	m  map[string]*x509.Certificate
+}
+
+func (c *certCache) parse(der []byte) (*x509.Certificate, error) {
+	c.mu.RLock()
+	cert, ok := c.m[string(der)]
+	c.mu.RUnlock()
+	if ok {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxParsedCerts {
+		c.m = make(map[string]*x509.Certificate)
+	}
+	c.m[string(der)] = cert
+	c.mu.Unlock()
+	return cert, nil
 }

@@ -99,6 +99,8 @@ type Directory struct {
 	byAddr map[string][]string
 	byFax  map[string][]string
 
+	parsed certCache // DER → parsed certificate, for the recipient decision
+
 	dummyOnce sync.Once
 	dummyHash []byte // compared against when an account is unknown
 
