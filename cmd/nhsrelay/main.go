@@ -13,7 +13,8 @@ commands:
   check-config -c FILE      validate a config file and print every problem
   queue list|show|retry|delete
                             inspect and act on the running server's queue
-  quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
+  quarantine list|show|release|delete
+                            refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
