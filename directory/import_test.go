@@ -163,7 +163,7 @@ func TestImportReopensPractice(t *testing.T) {
 	byAdmin.ODS = "A81002"
 	fx := newFixture(t, verified, pending, byAdmin)
 	ctx := admin(t)
-	if err := fx.d.Suspend(ctx, endpointByAddr(t, fx.d, "lab.a81002@nhs.example").ID, "lab system replaced"); err != nil {
+	if err := fx.d.Suspend(ctx, mustLookup(t, fx.d, "lab.a81002@nhs.example").ID, "lab system replaced"); err != nil {
 		t.Fatal(err)
 	}
 	extract := odsExtract()
@@ -180,7 +180,7 @@ func TestImportReopensPractice(t *testing.T) {
 	if _, err := fx.d.CheckRecipient(ctx, "gp.a81002@nhs.example"); !errors.As(err, &nv) || !strings.Contains(nv.Reason, "practice closed") {
 		t.Fatalf("RCPT while closed = %v, want refused as closed", err)
 	}
-	if e := endpointByAddr(t, fx.d, "gp.a81002@nhs.example"); e.SuspendedBy != directory.SuspendedByClosure || e.SuspendedFrom != directory.StatusVerified {
+	if e := mustLookup(t, fx.d, "gp.a81002@nhs.example"); e.SuspendedBy != directory.SuspendedByClosure || e.SuspendedFrom != directory.StatusVerified {
 		t.Errorf("closure suspension recorded as %q from %q", e.SuspendedBy, e.SuspendedFrom)
 	}
 
@@ -194,11 +194,11 @@ func TestImportReopensPractice(t *testing.T) {
 	}
 	for addr, want := range map[string]directory.EndpointStatus{"gp.a81002@nhs.example": directory.StatusVerified,
 		"new.a81002@nhs.example": directory.StatusPending, "lab.a81002@nhs.example": directory.StatusSuspended} {
-		if e := endpointByAddr(t, fx.d, addr); e.Status != want {
+		if e := mustLookup(t, fx.d, addr); e.Status != want {
 			t.Errorf("%s after reopening = %s %q, want %s", addr, e.Status, e.StatusReason, want)
 		}
 	}
-	if e := endpointByAddr(t, fx.d, "lab.a81002@nhs.example"); e.StatusReason != "lab system replaced" || e.SuspendedBy != directory.SuspendedByAdmin {
+	if e := mustLookup(t, fx.d, "lab.a81002@nhs.example"); e.StatusReason != "lab system replaced" || e.SuspendedBy != directory.SuspendedByAdmin {
 		t.Errorf("administrator's suspension = %q by %q, want kept", e.StatusReason, e.SuspendedBy)
 	}
 	if o, _ := fx.d.Organisation(ctx, "A81002"); o.Successor != "" || o.Status != directory.OrgActive {
@@ -209,13 +209,4 @@ func TestImportReopensPractice(t *testing.T) {
 	}
 	hasEvent(t, fx.audit, "organisation.reopened", "", "ok")
 	hasEvent(t, fx.audit, "endpoint.restored", "gp.a81002@nhs.example", "ok")
-}
-
-func endpointByAddr(t *testing.T, d *directory.Directory, addr string) directory.Endpoint {
-	t.Helper()
-	e, err := d.Lookup(t.Context(), addr)
-	if err != nil {
-		t.Fatalf("Lookup(%s): %v", addr, err)
-	}
-	return e
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"nhsrelay/certs"
@@ -84,46 +83,11 @@ func certsCRL(args []string, stdout io.Writer, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := replaceFile(*out, pemCRL, 0o644); err != nil {
+	if err := certs.ReplaceFile(*out, pemCRL, 0o644); err != nil {
 		return fmt.Errorf("crl: %w", err)
 	}
 	list, _ := ca.Revocations()
 	fmt.Fprintf(stdout, "wrote %s: CRL of %q, %d revoked, current until %s\n", *out, ca.Cert.Subject.CommonName,
 		len(list), now.Add(certs.CRLValidity).UTC().Format(time.DateOnly))
 	return nil
-}
-
-// replaceFile writes data to path through a synced temporary file and a
-// rename, so a reader (serve's CRL watcher) sees the old or the new file,
-// never half of one.
-func replaceFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

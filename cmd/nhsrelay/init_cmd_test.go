@@ -40,15 +40,7 @@ func TestInit(t *testing.T) {
 		t.Errorf("TLS pair: %v", err)
 	}
 
-	store, err := boltstore.Open(cfg.DirectoryDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	d, err := directory.Open(t.Context(), directory.Config{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openInitDirectory(t, cfg)
 	for _, addr := range []string{sampleSender, sampleRecipient} {
 		e, err := d.CheckRecipient(t.Context(), addr)
 		if err != nil {
@@ -160,15 +152,7 @@ func TestInitTwoInstances(t *testing.T) {
 		t.Errorf("-ports 0: listeners %s %s, want kernel-chosen", c.cfg.MXListen, c.cfg.AdminListen)
 	}
 	// The second instance's directory hosts only its own addresses.
-	store, err := boltstore.Open(b.cfg.DirectoryDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	d, err := directory.Open(t.Context(), directory.Config{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openInitDirectory(t, b.cfg)
 	for _, addr := range []string{sampleSender, sampleRecipient} {
 		if _, err := d.CheckRecipient(t.Context(), addr); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("second instance CheckRecipient(%s) = %v, want not found", addr, err)
@@ -183,4 +167,20 @@ func TestInitTwoInstances(t *testing.T) {
 			t.Errorf("check(%+v) = nil, want a refusal", bad)
 		}
 	}
+}
+
+// openInitDirectory opens the directory init wrote for cfg, closed when
+// the test ends.
+func openInitDirectory(t *testing.T, cfg *config) *directory.Directory {
+	t.Helper()
+	store, err := boltstore.Open(cfg.DirectoryDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	d, err := directory.Open(t.Context(), directory.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

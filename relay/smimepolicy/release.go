@@ -25,30 +25,27 @@ var ErrNotQuarantined = errors.New("smimepolicy: no quarantined message has this
 // maxReleaseReason bounds the reason an administrator gives.
 const maxReleaseReason = 300
 
-// record returns the quarantine record with id, looked up among those
-// listed: an ID from a request never names a file by itself.
-func (p *Policy) quarantineRecord(id string) (Record, error) {
+// quarantineAction checks what an administrator's release or delete
+// needs: a reason in words, and the record of id — looked up among those
+// listed, so an ID from a request never names a file by itself.
+func (p *Policy) quarantineAction(id, why string) (Record, string, error) {
+	why = oneLine(why)
+	switch {
+	case strings.TrimSpace(why) == "":
+		return Record{}, "", errors.New("smimepolicy: a reason is required (it is audited, and a released message carries it)")
+	case len(why) > maxReleaseReason:
+		return Record{}, "", fmt.Errorf("smimepolicy: reason longer than %d characters", maxReleaseReason)
+	}
 	recs, err := p.Quarantined()
 	if err != nil {
-		return Record{}, err
+		return Record{}, "", err
 	}
 	for _, rec := range recs {
 		if rec.ID == id && rec.Endpoint != "" {
-			return rec, nil
+			return rec, why, nil
 		}
 	}
-	return Record{}, fmt.Errorf("%w: %q", ErrNotQuarantined, oneLine(id))
-}
-
-func releaseReason(why string) (string, error) {
-	why = oneLine(why)
-	if strings.TrimSpace(why) == "" {
-		return "", errors.New("smimepolicy: a reason is required (it is audited, and a released message carries it)")
-	}
-	if len(why) > maxReleaseReason {
-		return "", fmt.Errorf("smimepolicy: reason longer than %d characters", maxReleaseReason)
-	}
-	return why, nil
+	return Record{}, "", fmt.Errorf("%w: %q", ErrNotQuarantined, oneLine(id))
 }
 
 // Release delivers quarantined message id to its endpoint's mailbox as it
@@ -60,13 +57,9 @@ func releaseReason(why string) (string, error) {
 // duplicate it) before the quarantine entry is removed; audited as
 // smime.quarantine_released.
 func (p *Policy) Release(ctx context.Context, id, why string) (Record, error) {
-	why, err := releaseReason(why)
+	rec, why, err := p.quarantineAction(id, why)
 	if err != nil {
-		return Record{}, err
-	}
-	rec, err := p.quarantineRecord(id)
-	if err != nil {
-		return Record{}, err
+		return rec, err
 	}
 	box := strings.ToLower(rec.Endpoint)
 	if p.cfg.MaildirRoot == "" || strings.ContainsAny(box, "/\\\x00") || strings.HasPrefix(box, ".") {
@@ -97,13 +90,9 @@ func (p *Policy) Release(ctx context.Context, id, why string) (Record, error) {
 // DeleteQuarantined removes quarantined message id for good, audited as
 // smime.quarantine_deleted with the administrator and why.
 func (p *Policy) DeleteQuarantined(ctx context.Context, id, why string) (Record, error) {
-	why, err := releaseReason(why)
+	rec, why, err := p.quarantineAction(id, why)
 	if err != nil {
-		return Record{}, err
-	}
-	rec, err := p.quarantineRecord(id)
-	if err != nil {
-		return Record{}, err
+		return rec, err
 	}
 	if err := p.dropQuarantined(rec.ID); err != nil {
 		return rec, err
