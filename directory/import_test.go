@@ -210,3 +210,25 @@ func TestImportReopensPractice(t *testing.T) {
 	hasEvent(t, fx.audit, "organisation.reopened", "", "ok")
 	hasEvent(t, fx.audit, "endpoint.restored", "gp.a81002@nhs.example", "ok")
 }
+
+// An administrator who closes and reopens an organisation by hand gets the
+// same: the closure's suspensions undone, nothing else.
+func TestPutOrganisationReopens(t *testing.T) {
+	t.Parallel()
+	gp := directorytest.Verified("gp.a81002@nhs.example", mx)
+	gp.ODS = "A81002"
+	fx := newFixture(t, gp)
+	open := directory.Organisation{ODS: "A81002", Name: "Queens Park", Status: directory.OrgActive, Kind: "gp-practice"}
+	closed := open
+	closed.Status, closed.ClosedOn, closed.Successor = directory.OrgClosed, t0.AddDate(0, -1, 0), "A81001"
+	mustOrg(t, fx.d, directory.Organisation{ODS: "A81001", Name: "Riverside", Status: directory.OrgActive})
+	mustOrg(t, fx.d, closed)
+	if e := mustLookup(t, fx.d, gp.Address); e.Status != directory.StatusSuspended || e.SuspendedBy != directory.SuspendedByClosure {
+		t.Fatalf("after closing: %s by %q", e.Status, e.SuspendedBy)
+	}
+	mustOrg(t, fx.d, open)
+	if e := mustLookup(t, fx.d, gp.Address); e.Status != directory.StatusVerified || e.StatusReason != "" || e.SuspendedBy != "" {
+		t.Errorf("after reopening: %s %q by %q, want verified again", e.Status, e.StatusReason, e.SuspendedBy)
+	}
+	hasEvent(t, fx.audit, "organisation.reopened", "", "ok")
+}
