@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"nhsrelay/internal/durable"
 )
 
 // Files the development CA keeps beside ca.crt for revocation.
@@ -150,44 +152,8 @@ func (ca *CA) nextCRLNumber() (*big.Int, error) {
 		return nil, fmt.Errorf("certs: CRL number: %w", err)
 	}
 	n.Add(n, big.NewInt(1))
-	return n, ReplaceFile(path, []byte(n.String()+"\n"), 0o600)
-}
-
-// ReplaceFile writes data to path through a synced temporary file in the
-// same folder, a rename and a sync of the folder, so a reader (serve's CRL
-// watcher) sees the old file or the new one, never half of one, and the
-// new one survives a crash.
-func ReplaceFile(path string, data []byte, mode os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("certs: replace %s: %w", path, err)
+	if err := durable.WriteFile(path, []byte(n.String()+"\n")); err != nil {
+		return nil, fmt.Errorf("certs: CRL number: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("certs: replace %s: %w", path, err)
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nhsrelay/certs"
+	"nhsrelay/internal/durable"
 )
 
 // setIssueValidity applies `certs issue -days N -not-before TIME`.
@@ -83,7 +84,12 @@ func certsCRL(args []string, stdout io.Writer, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := certs.ReplaceFile(*out, pemCRL, 0o644); err != nil {
+	// Atomic and durable: serve's CRL watcher sees the old list or the
+	// new one, never half of one. Readable by all: a CRL is public.
+	if err := durable.WriteFile(*out, pemCRL); err != nil {
+		return fmt.Errorf("crl: %w", err)
+	}
+	if err := os.Chmod(*out, 0o644); err != nil {
 		return fmt.Errorf("crl: %w", err)
 	}
 	list, _ := ca.Revocations()

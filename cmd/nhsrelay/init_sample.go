@@ -7,6 +7,7 @@ import (
 
 	"nhsrelay/certs"
 	"nhsrelay/directory"
+	"nhsrelay/smtpd"
 )
 
 // Development ports: unprivileged, so `make run` needs no root, and on
@@ -31,13 +32,13 @@ type initOptions struct {
 }
 
 func (o initOptions) check() error {
-	if !validHostname(o.hostname) {
+	if !smtpd.ValidHostname(o.hostname) {
 		return fmt.Errorf("-hostname %q is not a host name", o.hostname)
 	}
 	if o.ods != "" && !certs.IsODSCode(strings.ToUpper(o.ods)) {
 		return fmt.Errorf("-ods %q is not an ODS code (3–8 letters and digits)", o.ods)
 	}
-	if o.domain != "" && (!validHostname(o.domain) || !strings.Contains(o.domain, ".")) {
+	if o.domain != "" && (!smtpd.ValidHostname(o.domain) || !strings.Contains(o.domain, ".")) {
 		return fmt.Errorf("-domain %q is not a mail domain", o.domain)
 	}
 	if o.ports != "" {

@@ -2,15 +2,10 @@ package smimepolicy
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"nhsrelay/audit"
@@ -18,53 +13,20 @@ import (
 	"nhsrelay/directory"
 )
 
-// Key rollover. A hosted endpoint may hold several decryption key pairs in
-// KeysDir: the flat pair <address>.crt/.key, and any number of pairs
-// <address>/<name>.crt/.key in a folder named after the address (a
-// renewal is added there, beside the old one). The newest valid pair (the
-// latest notBefore among those valid now) is current: its certificate is
-// the one published in the directory (PublishKeys), so senders encrypt to
-// it. Every pair is still tried for decryption (certs/smime.OpenWithKeys
-// picks the one the message names), so mail encrypted to an older
-// certificate before senders saw the new one is still read — until the
-// old pair's files are removed.
-
-// EndpointKey is one decryption pair of a hosted endpoint, for
-// `certs status`.
-type EndpointKey struct {
-	Address string
-	File    string // the .crt path
-	Cert    *x509.Certificate
-	Current bool   // the newest valid pair: published and encrypted to
-	name    string // KeysDir name, without .crt
-}
-
-// endpointKeyNames lists the KeysDir names (without .crt) of addr's pairs.
-func endpointKeyNames(keysDir, addr string) []string {
-	base := endpointKeyName(addr)
-	if _, ok := keyName(base); !ok {
-		return nil
-	}
-	var names []string
-	if _, err := os.Stat(filepath.Join(keysDir, base+".crt")); err == nil {
-		names = append(names, base)
-	}
-	entries, _ := os.ReadDir(filepath.Join(keysDir, base))
-	for _, e := range entries {
-		n, ok := strings.CutSuffix(e.Name(), ".crt")
-		if ok && !e.IsDir() && n != "" && n[0] != '.' {
-			names = append(names, base+"/"+n)
-		}
-	}
-	return names
-}
+// Key rollover: a hosted endpoint may hold several decryption pairs in
+// KeysDir (certs.EndpointKeys says which are there and which is current).
+// The current pair's certificate is published in the directory
+// (PublishKeys), so senders encrypt to it; every pair is still tried for
+// decryption (certs/smime.OpenWithKeys picks the one the message names),
+// so mail encrypted to an older certificate before the sender saw the new
+// one is still read — until the old pair's files are removed.
 
 // endpointKeys returns addr's loaded pairs, current first, then the others
 // newest first. ErrNoKey if there is none.
 func (p *Policy) endpointKeys(addr string) ([]certs.KeyPair, error) {
 	var pairs []certs.KeyPair
 	var firstErr error
-	for _, n := range endpointKeyNames(p.cfg.KeysDir, addr) {
+	for _, n := range certs.EndpointKeyNames(p.cfg.KeysDir, addr) {
 		kp, err := p.keyPair(n)
 		if err != nil {
 			if firstErr == nil {
@@ -81,62 +43,14 @@ func (p *Policy) endpointKeys(addr string) ([]certs.KeyPair, error) {
 		return nil, fmt.Errorf("smimepolicy: key %s: %w", endpointKeyName(addr), ErrNoKey)
 	}
 	now := p.cfg.Now()
-	slices.SortStableFunc(pairs, func(a, b certs.KeyPair) int { return newerFirst(a.Cert, b.Cert, now) })
+	slices.SortStableFunc(pairs, func(a, b certs.KeyPair) int { return certs.NewerFirst(a.Cert, b.Cert, now) })
 	return pairs, nil
 }
 
-// newerFirst orders certificates valid at now first, the latest notBefore
-// first; ties by serial, so the order is stable. The first is current.
-func newerFirst(a, b *x509.Certificate, now time.Time) int {
-	valid := func(c *x509.Certificate) bool { return !now.Before(c.NotBefore) && !now.After(c.NotAfter) }
-	if va, vb := valid(a), valid(b); va != vb {
-		if va {
-			return -1
-		}
-		return 1
-	}
-	return cmp.Or(b.NotBefore.Compare(a.NotBefore), b.SerialNumber.Cmp(a.SerialNumber))
+// EndpointKeys is certs.EndpointKeys for the policy's KeysDir, now.
+func (p *Policy) EndpointKeys() []certs.EndpointKeyFile {
+	return certs.EndpointKeys(p.cfg.KeysDir, p.cfg.Now())
 }
-
-// ListEndpointKeys reads the certificate of every hosted endpoint's pair in
-// keysDir (<address>.crt and <address>/*.crt) and marks the current one of
-// each address, as the policy chooses it: for `certs status` and the
-// expiry check, which need no keys. Unreadable files are left out.
-func ListEndpointKeys(keysDir string, now time.Time) []EndpointKey {
-	entries, _ := os.ReadDir(keysDir)
-	seen := map[string]bool{}
-	var out []EndpointKey
-	for _, e := range entries {
-		addr := strings.TrimSuffix(e.Name(), ".crt")
-		if !strings.Contains(addr, "@") || seen[addr] || (!e.IsDir() && !strings.HasSuffix(e.Name(), ".crt")) {
-			continue
-		}
-		seen[addr] = true
-		var keys []EndpointKey
-		for _, n := range endpointKeyNames(keysDir, addr) {
-			file := filepath.Join(keysDir, filepath.FromSlash(n)+".crt")
-			data, err := os.ReadFile(file)
-			if err != nil {
-				continue
-			}
-			chain, err := certs.ParseCertificates(data)
-			if err != nil || len(chain) == 0 {
-				continue
-			}
-			keys = append(keys, EndpointKey{Address: addr, File: file, Cert: chain[0], name: n})
-		}
-		slices.SortStableFunc(keys, func(a, b EndpointKey) int { return newerFirst(a.Cert, b.Cert, now) })
-		if len(keys) > 0 {
-			keys[0].Current = true
-		}
-		out = append(out, keys...)
-	}
-	slices.SortStableFunc(out, func(a, b EndpointKey) int { return strings.Compare(a.Address, b.Address) })
-	return out
-}
-
-// EndpointKeys is ListEndpointKeys for the policy's KeysDir, now.
-func (p *Policy) EndpointKeys() []EndpointKey { return ListEndpointKeys(p.cfg.KeysDir, p.cfg.Now()) }
 
 // Publisher is what PublishKeys writes through: *directory.Directory.
 type Publisher interface {
@@ -164,7 +78,7 @@ func (p *Policy) PublishKeys(ctx context.Context, dir Publisher) ([]string, erro
 		if len(ep.Certificates) > 0 && bytes.Equal(ep.Certificates[0], k.Cert.Raw) {
 			continue
 		}
-		kp, err := p.keyPair(k.name)
+		kp, err := p.keyPair(k.Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
