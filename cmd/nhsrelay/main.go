@@ -16,6 +16,8 @@ commands:
   quarantine list|show|release|delete
                             refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
+  trace ID|MESSAGE-ID|RCPT [-since T]
+                            a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
 `
@@ -33,6 +35,7 @@ func commands() map[string]command {
 		"audit":        runAudit,
 		"directory":    runDirectory,
 		"certs":        runCerts,
+		"trace":        runTrace,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
@@ -45,6 +46,8 @@ type server struct {
 	tls      *certs.Reloader
 	smtp     *smtpd.Server
 	token    *admin.Token // nil when the admin API is off
+
+	timelines *timeline.Indexer // serve_timeline.go (issue 12)
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -238,6 +241,7 @@ func (s *server) openAdmin(context.Context) error {
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
 	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/fhir/")
+	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,
 		serve: func(ln net.Listener) error { return ignoreClosed(srv.Serve(ln), http.ErrServerClosed) },

@@ -175,8 +175,9 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 		what = "delivery report decrypted and verified (null sender, From not in the directory, signed for an active organisation)"
 	}
 	p.record(audit.Event{Action: "smime.opened", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
-		Detail: fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
-			opened.Signer.SerialNumber, ods, clean(opened.Algorithms))})
+		Detail: audit.WithFields(fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
+			opened.Signer.SerialNumber, ods, clean(opened.Algorithms)),
+			audit.Fields{"rcpt": ep.Address, "signer_sha256": fingerprint(opened.Signer), "alg": clean(opened.Algorithms)})})
 	if opened.Recipient != nil && !opened.Recipient.Equal(kps[0].Cert) {
 		// Sent to a certificate from before a key rollover: read, and
 		// noted so an operator knows when the old key may go.
