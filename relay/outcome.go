@@ -108,7 +108,12 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		final[rc.Address] = res
 	}
 	if len(failed) > 0 {
-		r.sendDSN(ctx, m, failed, "")
+		expl := ""
+		if why := lostIn(results); why != "" { // lost.go
+			expl = r.lostExplanation(m)
+			r.alertLost(m, why)
+		}
+		r.sendDSN(ctx, m, failed, expl)
 	}
 	if len(heldDSN) > 0 {
 		expl := ""

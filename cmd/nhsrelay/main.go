@@ -19,6 +19,8 @@ commands:
   trace ID|MESSAGE-ID|RCPT [-since T]
                             a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
+  account add|set|list|show|passwd|disable|enable|delete|owns
+                            manage sender accounts (SMTP AUTH logins)
   certs ...                 development CA, certificate issue and status
 `
 
@@ -34,6 +36,7 @@ func commands() map[string]command {
 		"quarantine":   runQuarantine,
 		"audit":        runAudit,
 		"directory":    runDirectory,
+		"account":      runAccount,
 		"certs":        runCerts,
 		"trace":        runTrace,
 	}
