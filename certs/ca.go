@@ -46,6 +46,15 @@ type CA struct {
 	Key  crypto.Signer
 	// Now is the clock for validity periods; nil means time.Now.
 	Now func() time.Time
+	// NotBefore, when set, starts the validity of what is issued (a
+	// certificate not yet valid, for tests and planned rollovers);
+	// otherwise it starts five minutes before Now.
+	NotBefore time.Time
+	// Validity, when set, replaces the default lifetime (TLSValidity,
+	// SMIMEValidity) of what is issued: short-lived certificates.
+	Validity time.Duration
+	// dir is where LoadCA found the CA: revocations are kept beside it.
+	dir string
 }
 
 // InitCA creates dir (0700) and a new CA in it named name, with a P-256
@@ -98,7 +107,7 @@ func InitCA(dir, name string) (*CA, error) {
 	if err := writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, err
 	}
-	return &CA{Cert: cert, Key: key}, nil
+	return &CA{Cert: cert, Key: key, dir: dir}, nil
 }
 
 // LoadCA reads the CA in dir.
@@ -110,7 +119,7 @@ func LoadCA(dir string) (*CA, error) {
 	if !kp.Cert.IsCA {
 		return nil, fmt.Errorf("certs: load CA: %s is not a CA certificate", filepath.Join(dir, CACertFile))
 	}
-	return &CA{Cert: kp.Cert, Key: kp.Key}, nil
+	return &CA{Cert: kp.Cert, Key: kp.Key, dir: dir}, nil
 }
 
 // IssueTLS issues a TLS certificate with a new P-256 key for hosts (DNS
@@ -211,8 +220,14 @@ func (ca *CA) issue(tmpl *x509.Certificate, key crypto.Signer, validity time.Dur
 		now = ca.Now()
 	}
 	tmpl.SerialNumber = newSerial()
+	if ca.Validity > 0 {
+		validity = ca.Validity
+	}
 	tmpl.NotBefore = now.Add(-5 * time.Minute) // tolerate small clock skew
 	tmpl.NotAfter = now.Add(validity)
+	if !ca.NotBefore.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = ca.NotBefore, ca.NotBefore.Add(validity)
+	}
 	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
 		tmpl.NotAfter = ca.Cert.NotAfter
 	}

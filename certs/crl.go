@@ -26,14 +26,19 @@ var (
 //
 // Policy, applied by Trust.ValidateSMIME to every certificate of a chain
 // below its anchor:
+//   - A CRL is matched to its CA by key, never by name alone: it claims a
+//     CA when its authority key identifier equals the CA certificate's
+//     subject key identifier (RFC 5280 §5.2.1, §4.2.1.2), or, when either
+//     lacks one, when its issuer name equals the CA's subject. Two CAs may
+//     share a name (two development CAs did): the other CA's list, with
+//     another key identifier, is not this CA's and is ignored.
 //   - A CRL is believed only if its signature verifies with the public key
 //     of the CA certificate that issued the certificate being checked, in
-//     the chain being validated (RFC 5280 §6.3.3 (f)); a list that merely
-//     names that CA is not enough.
+//     the chain being validated (RFC 5280 §6.3.3 (f)).
 //   - If the newest such CRL lists the certificate's serial with a
 //     revocation date at or before now, the certificate is refused
 //     (ErrRevoked): "certificate for X was revoked on 2026-05-01".
-//   - Fail closed: if CRLs naming the issuer are loaded but none verifies,
+//   - Fail closed: if CRLs claiming the issuer are loaded but none verifies,
 //     or the newest is past its nextUpdate, the certificate is refused
 //     with ErrRevocationUnknown and the date, so an operator knows to
 //     fetch a current list. A stale CRL is refused, never trusted.
@@ -134,13 +139,13 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time, name strin
 		return &CertificateError{Subject: name, Reason: fmt.Sprintf(format, args...), Err: err}
 	}
 	var newest *crl
-	named := false
+	claimed := false
 	for i := range s.lists {
 		c := &s.lists[i]
-		if !bytes.Equal(c.rl.RawIssuer, issuer.RawSubject) {
+		if !c.claims(issuer) {
 			continue
 		}
-		named = true
+		claimed = true
 		if c.rl.CheckSignatureFrom(issuer) != nil {
 			continue
 		}
@@ -150,10 +155,10 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time, name strin
 	}
 	caName := issuer.Subject.CommonName
 	switch {
-	case !named:
+	case !claimed:
 		return nil
 	case newest == nil:
-		return fail(ErrRevocationUnknown, "cannot be checked for revocation: the loaded CRL for %s is not signed by that CA", caName)
+		return fail(ErrRevocationUnknown, "cannot be checked for revocation: the loaded CRL for %s (key id %x) is not signed by that CA", caName, issuer.SubjectKeyId)
 	case !newest.rl.NextUpdate.IsZero() && now.After(newest.rl.NextUpdate):
 		return fail(ErrRevocationUnknown, "cannot be checked for revocation: the CRL of %s expired on %s; load a current one",
 			caName, newest.rl.NextUpdate.UTC().Format(day))
@@ -166,4 +171,14 @@ func (s *CRLSet) check(cert, issuer *x509.Certificate, now time.Time, name strin
 		return fail(ErrRevoked, "was revoked on %s", at.UTC().Format(day))
 	}
 	return fail(ErrRevoked, "was issued by CA %s, whose certificate was revoked on %s", cert.Subject.CommonName, at.UTC().Format(day))
+}
+
+// claims reports whether the list says it was issued by ca: by key
+// identifier when both carry one (RFC 5280 §5.2.1: the authority key
+// identifier "MUST" be in a conforming CRL), else by name.
+func (c *crl) claims(ca *x509.Certificate) bool {
+	if len(c.rl.AuthorityKeyId) > 0 && len(ca.SubjectKeyId) > 0 {
+		return bytes.Equal(c.rl.AuthorityKeyId, ca.SubjectKeyId)
+	}
+	return bytes.Equal(c.rl.RawIssuer, ca.RawSubject)
 }

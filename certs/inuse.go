@@ -15,8 +15,12 @@ import (
 const (
 	RoleTLSServer = "tls-server"         // tls.cert_file, as loaded (SIGHUP reloads it)
 	RoleSMIMEOrg  = "smime-organisation" // smime.keys_dir/<ODS>.crt: signs outbound mail
-	RoleSMIMEHost = "smime-endpoint"     // smime.keys_dir/<address>.crt: decrypts for a hosted endpoint
-	ChainSuffix   = "-chain"             // an intermediate sent with one of the above
+	RoleSMIMEHost = "smime-endpoint"     // a hosted endpoint's current pair (keysdir.go): published, decrypts
+	// RoleSMIMEOlder is a hosted endpoint's older pair after a key
+	// rollover: no longer published, still decrypts mail sent to it until
+	// its files are removed.
+	RoleSMIMEOlder = "smime-endpoint-older"
+	ChainSuffix    = "-chain" // an intermediate sent with one of the above
 )
 
 // inUse is one certificate the server presents or signs or decrypts with.
@@ -28,9 +32,10 @@ type inUse struct {
 
 // inUseList lists the server's own certificates: the TLS certificate in
 // use (from tlsCert, so a reloaded one counts) and every certificate in
-// keysDir's *.crt files. A file that cannot be read or parsed is reported
+// keysDir's *.crt files, hosted endpoints' pairs marked current or older
+// at now (EndpointKeys). A file that cannot be read or parsed is reported
 // and skipped.
-func inUseList(tlsCert func() *tls.Certificate, certFile, keysDir string) ([]inUse, []error) {
+func inUseList(tlsCert func() *tls.Certificate, certFile, keysDir string, now time.Time) ([]inUse, []error) {
 	var out []inUse
 	var errs []error
 	if c := tlsCert(); c != nil {
@@ -47,10 +52,17 @@ func inUseList(tlsCert func() *tls.Certificate, certFile, keysDir string) ([]inU
 	if err != nil {
 		return out, append(errs, fmt.Errorf("smime.keys_dir: %w", err))
 	}
+	for _, k := range EndpointKeys(keysDir, now) {
+		role := RoleSMIMEOlder
+		if k.Current {
+			role = RoleSMIMEHost
+		}
+		out = append(out, inUse{role: role, file: k.File, cert: k.Cert})
+	}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".crt")
-		if !ok || !e.Type().IsRegular() {
-			continue
+		if !ok || !e.Type().IsRegular() || strings.Contains(name, "@") && fileParses(filepath.Join(keysDir, e.Name())) {
+			continue // an endpoint pair, listed above; one that does not parse is reported below
 		}
 		role := RoleSMIMEHost
 		if IsODSCode(name) {
@@ -88,7 +100,7 @@ func chainRole(role string, i int) string {
 // a Role above. A file that cannot be read or parsed is reported as an
 // error naming its config key and skipped.
 func InUse(tlsCert func() *tls.Certificate, certFile, keysDir string, now time.Time) ([]CertStatus, []error) {
-	list, errs := inUseList(tlsCert, certFile, keysDir)
+	list, errs := inUseList(tlsCert, certFile, keysDir, now)
 	out := make([]CertStatus, 0, len(list))
 	for _, c := range list {
 		s := Inspect(c.cert, now)
@@ -96,4 +108,14 @@ func InUse(tlsCert func() *tls.Certificate, certFile, keysDir string, now time.T
 		out = append(out, s)
 	}
 	return out, errs
+}
+
+// fileParses reports whether file holds a certificate.
+func fileParses(file string) bool {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	chain, err := ParseCertificates(data)
+	return err == nil && len(chain) > 0
 }

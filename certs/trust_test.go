@@ -50,6 +50,21 @@ func TestValidateSMIMERevocation(t *testing.T) {
 		}
 		return rl
 	}
+	// tampered flips a bit of the signature: the list still names the CA
+	// and carries its key identifier, but no longer verifies.
+	tampered := func(rl *x509.RevocationList) *x509.RevocationList {
+		der := append([]byte(nil), rl.Raw...)
+		der[len(der)-1] ^= 1
+		out, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if len(ca.Cert.SubjectKeyId) == 0 || string(ca.Cert.SubjectKeyId) == string(sameName.Cert.SubjectKeyId) ||
+		ca.Cert.Subject.CommonName != sameName.Cert.Subject.CommonName {
+		t.Fatalf("fixture: want two CAs with one name and distinct key identifiers")
+	}
 	for _, tc := range []struct {
 		name  string
 		lists []*x509.RevocationList
@@ -63,7 +78,10 @@ func TestValidateSMIMERevocation(t *testing.T) {
 		{name: "no CRL for the CA", lists: []*x509.RevocationList{crl(otherName, now.Add(time.Hour), cert)}, cert: cert},
 		{name: "stale CRL", lists: []*x509.RevocationList{crl(ca, now.Add(-time.Minute))}, cert: cert, kind: certs.ErrRevocationUnknown,
 			words: "the CRL of " + ca.Cert.Subject.CommonName + " expired on"},
-		{name: "CRL not signed by the CA", lists: []*x509.RevocationList{crl(sameName, now.Add(time.Hour))}, cert: cert,
+		// Two CAs with one name: the other CA's list (its own key
+		// identifier) is not this CA's, so it neither revokes nor holds.
+		{name: "same-name CA's CRL", lists: []*x509.RevocationList{crl(sameName, now.Add(time.Hour), cert)}, cert: cert},
+		{name: "CRL with the CA's key id not signed by it", lists: []*x509.RevocationList{tampered(crl(ca, now.Add(time.Hour)))}, cert: cert,
 			kind: certs.ErrRevocationUnknown, words: "not signed by that CA"},
 		{name: "forged CRL beside the real one", lists: []*x509.RevocationList{crl(sameName, now.Add(time.Hour)), crl(ca, now.Add(time.Hour), cert)},
 			cert: cert, kind: certs.ErrRevoked, words: "was revoked on"},

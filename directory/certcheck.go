@@ -3,7 +3,10 @@ package directory
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -115,7 +118,7 @@ func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
 	var parsed []*x509.Certificate
 	out := make([]certVerdict, 0, len(e.Certificates))
 	for _, der := range e.Certificates {
-		c, err := x509.ParseCertificate(der)
+		c, err := d.parsed.parse(der)
 		if err != nil {
 			out = append(out, certVerdict{info: CertInfo{Problem: "cannot be parsed: " + err.Error()}})
 			continue
@@ -163,4 +166,120 @@ func datesOnly(c *x509.Certificate, now time.Time) error {
 		return errors.New("not valid until " + day(c.NotBefore))
 	}
 	return nil
+}
+
+// certRefusal is the certificate part of the recipient decision, for an
+// endpoint that may otherwise receive clinical mail: with
+// Config.RequireSMIME, a remote endpoint that is not a TLS-only exception
+// must have a certificate the relay will encrypt to (judgeCerts: it names
+// the endpoint and Config.CertCheck accepts it), or mail to it could only
+// be held, never sent in clear — so RCPT refuses it at once. Hosted
+// endpoints need none: their mail is delivered to a mailbox here. nv is
+// filled in and returned; nil if mail may be sent. The caller holds d.mu.
+func (d *Directory) certRefusal(e Endpoint, nv *NotVerifiedError) error {
+	if !d.cfg.RequireSMIME || e.Hosted() || e.TLSOnly {
+		return nil
+	}
+	var held *certVerdict // the naming leaf that lasts longest
+	verdicts := d.judgeCerts(e, d.cfg.Now())
+	for i, v := range verdicts {
+		switch {
+		case v.usable():
+			return nil
+		case v.names && (held == nil || v.cert.NotAfter.After(held.cert.NotAfter)):
+			held = &verdicts[i]
+		}
+	}
+	nv.Status, nv.NoCertificate = StatusVerified, true
+	switch {
+	case held != nil:
+		nv.Reason = "no valid S/MIME certificate (" + held.err.Error() + "); mail is never sent in clear"
+	case len(e.Certificates) > 0:
+		nv.Reason = "no valid S/MIME certificate: none names " + e.Address + " (RFC 8550 §3); mail is never sent in clear"
+	default:
+		nv.Reason = "no S/MIME certificate in the directory; mail is never sent in clear"
+	}
+	return nv
+}
+
+// vetNewCertificates refuses, field by field, a certificate an
+// administrator adds (AddEndpoint, SetCertificates, UpdateEndpoint) that
+// the relay could never use: expired, not yet valid, without the
+// emailProtection extended key usage (RFC 8550 §4.4.4), or — for one that
+// names the endpoint — refused by Config.CertCheck (it does not chain to
+// an S/MIME trust anchor, is revoked, too weak). Certificates the
+// endpoint already had are not judged again: one that has since expired
+// is CheckExpiry's business, and must not block a change of next hop. CA
+// certificates (a stored chain) are judged by their dates only. Vetting
+// needs Config.CertCheck (serve wires it); without one nothing is vetted.
+func (d *Directory) vetNewCertificates(f fieldErrors, e Endpoint, old [][]byte) {
+	if d.cfg.CertCheck == nil {
+		return
+	}
+	now := d.cfg.Now()
+	var parsed []*x509.Certificate
+	for _, der := range e.Certificates {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			parsed = append(parsed, c)
+		}
+	}
+	for i, der := range e.Certificates {
+		if slices.ContainsFunc(old, func(o []byte) bool { return string(o) == string(der) }) {
+			continue
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue // checkEndpoint names it
+		}
+		field := fmt.Sprintf("certificates[%d]", i)
+		name := certName(c)
+		switch {
+		case now.After(c.NotAfter):
+			f.add(field, "certificate for %s expired on %s; a current one is needed", name, day(c.NotAfter))
+		case now.Before(c.NotBefore):
+			f.add(field, "certificate for %s is not valid until %s; add it when it is", name, day(c.NotBefore))
+		case c.IsCA:
+		case !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny):
+			f.add(field, "certificate for %s lacks the emailProtection extended key usage, so it is not for S/MIME (RFC 8550 §4.4.4)", name)
+		case NamesEndpoint(c, e):
+			if err := d.cfg.CertCheck(c, parsed, now); err != nil {
+				f.add(field, "%v", err)
+			}
+		case !isOrgCert(c, e):
+			f.add(field, "is for %s, not this endpoint (RFC 8550 §3)", name)
+		}
+	}
+}
+
+// maxParsedCerts bounds certCache; when full it starts again (a national
+// directory holds some 50,000 certificates).
+const maxParsedCerts = 200_000
+
+// certCache keeps parsed certificates by their DER, so the recipient
+// decision (every RCPT) does not parse an endpoint's certificates again.
+// Parsed certificates are not modified by their users. Safe for
+// concurrent use; the zero value is ready.
+type certCache struct {
+	mu sync.RWMutex
+	m  map[string]*x509.Certificate
+}
+
+func (c *certCache) parse(der []byte) (*x509.Certificate, error) {
+	c.mu.RLock()
+	cert, ok := c.m[string(der)]
+	c.mu.RUnlock()
+	if ok {
+		return cert, nil
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxParsedCerts {
+		c.m = make(map[string]*x509.Certificate)
+	}
+	c.m[string(der)] = cert
+	c.mu.Unlock()
+	return cert, nil
 }

@@ -87,7 +87,7 @@ func openWith(t *testing.T, check directory.CertCheck, eps ...directory.Endpoint
 	fx.store = directorytest.NewStore(t)
 	directorytest.Seed(t, fx.store, eps...)
 	d, err := directory.Open(t.Context(), directory.Config{Store: fx.store, Now: fx.clock.Now, Audit: fx.audit,
-		HashCost: bcrypt.MinCost, CertCheck: check})
+		HashCost: bcrypt.MinCost, CertCheck: check, RequireSMIME: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,12 +131,12 @@ func TestCheckJudgesCertificatesAsTheRelay(t *testing.T) {
 	r = fx.d.Check(ctx, "gp.a81001@nhs.example")
 	orgProblem := "names only organisation A81001 (ODS code), which signs but cannot receive mail for one endpoint; " +
 		"a certificate naming gp.a81001@nhs.example is needed (RFC 8550 §3)"
-	if r.OK || strings.Join(r.Reasons, "\n") != "no valid S/MIME certificate: none names gp.a81001@nhs.example (RFC 8550 §3); mail would be held, never sent in clear" ||
+	if r.OK || strings.Join(r.Reasons, "\n") != "no valid S/MIME certificate: none names gp.a81001@nhs.example (RFC 8550 §3); mail is never sent in clear" ||
 		len(r.Certificates) != 1 || r.Certificates[0].Problem != orgProblem {
 		t.Errorf("Check(organisation certificate only) = %+v, want not OK, the certificate's problem %q", r, orgProblem)
 	}
 	r = fx.d.Check(ctx, "rogue@nhs.example")
-	want := "no valid S/MIME certificate (certificate for rogue@nhs.example is not issued by a trusted NHS CA): mail would be held, never sent in clear"
+	want := "no valid S/MIME certificate (certificate for rogue@nhs.example is not issued by a trusted NHS CA); mail is never sent in clear"
 	if r.OK || strings.Join(r.Reasons, "\n") != want || len(r.Certificates) != 1 ||
 		r.Certificates[0].Problem != "certificate for rogue@nhs.example is not issued by a trusted NHS CA" {
 		t.Errorf("Check(rogue) = %+v, want not OK: %q", r, want)
@@ -238,5 +238,24 @@ func TestSetCertificates(t *testing.T) {
 	}
 	if got := mustLookup(t, fx.d, e.Address); len(got.Certificates) != 0 {
 		t.Errorf("after removing: %d certificates", len(got.Certificates))
+	}
+}
+
+// A certificate stored before it expired is not judged again when the
+// endpoint changes otherwise: its next hop can still be changed.
+func TestUpdateKeepsOldCertificate(t *testing.T) {
+	t.Parallel()
+	root := testCA(t, "NHS test root", nil)
+	e := directorytest.Verified("gp@nhs.example", mx)
+	e.Certificates = [][]byte{leaf(t, root, pkix.Name{CommonName: "gp"}, []string{"gp@nhs.example"}, t0.Add(-time.Hour))}
+	fx := openWith(t, chainCheck(root.Pool), e)
+	got := mustLookup(t, fx.d, "gp@nhs.example")
+	got.NextHop = directory.NextHop{Kind: directory.HopHost, Host: "mail.nhs.example:25"}
+	if err := fx.d.UpdateEndpoint(admin(t), got); err != nil {
+		t.Fatalf("UpdateEndpoint(next hop) with an old expired certificate = %v", err)
+	}
+	fresh := leaf(t, root, pkix.Name{CommonName: "gp"}, []string{"gp@nhs.example"}, t0.Add(-time.Minute))
+	if f := fields(t, fx.d.SetCertificates(admin(t), got.ID, [][]byte{fresh})); !strings.Contains(f["certificates[0]"], "expired on") {
+		t.Errorf("SetCertificates(expired) fields = %v", f)
 	}
 }

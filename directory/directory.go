@@ -47,6 +47,15 @@ type Config struct {
 	// relay will (chain to the S/MIME trust anchors, emailProtection,
 	// key usage and size, dates). nil: dates only (tests).
 	CertCheck CertCheck
+	// RequireSMIME says mail leaving this relay is always S/MIME encrypted
+	// (serve sets it: the relay seals every message to a remote endpoint).
+	// Then the one recipient decision (CheckRecipient, Resolve, Check,
+	// Usable) refuses a remote endpoint with no usable encryption
+	// certificate, unless it is an administrator's TLS-only exception.
+	// Hosted endpoints never need one: their mail is delivered here. Off,
+	// certificates are listed by Check but decide nothing (relay tests
+	// without a Sealer).
+	RequireSMIME bool
 
 	// HashCost is the bcrypt cost for challenge codes, for passwords hashed
 	// by (*Directory).HashPassword and for the stand-in hash Authenticate
@@ -90,6 +99,8 @@ type Directory struct {
 	// Indexes over eps: lower-case address → IDs, E.164 fax → IDs.
 	byAddr map[string][]string
 	byFax  map[string][]string
+
+	parsed certCache // DER → parsed certificate, for the recipient decision
 
 	dummyOnce sync.Once
 	dummyHash []byte // compared against when an account is unknown

@@ -20,6 +20,12 @@ type NotVerifiedError struct {
 	Status    EndpointStatus
 	Reason    string
 	Successor string // "<ODS> <address>" of a successor, if any
+	// NoCertificate is set when the endpoint may receive clinical mail but
+	// none of its S/MIME certificates can be used (Config.RequireSMIME):
+	// mail cannot be sent to it safely now, and may be once a certificate
+	// is renewed. RCPT refuses it all the same; the relay holds mail
+	// already queued for it instead of failing it.
+	NoCertificate bool
 }
 
 func (e *NotVerifiedError) Error() string {

@@ -56,7 +56,8 @@ func (d *Directory) CheckExpiry(ctx context.Context) (ExpiryReport, error) {
 			for _, n := range expired {
 				why = append(why, n.Text)
 			}
-			e.Status, e.StatusReason = StatusSuspended, strings.Join(why, "; ")
+			e.Status, e.StatusReason, e.SuspendedBy, e.SuspendedFrom = StatusSuspended, strings.Join(why, "; "), SuspendedByExpiry, ""
+			e.StatusAt = now // FHIR: the period ends at the suspension
 			b.Endpoints = append(b.Endpoints, e)
 			suspended = append(suspended, e)
 			rep.Suspended = append(rep.Suspended, expired...)

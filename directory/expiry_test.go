@@ -100,15 +100,25 @@ func TestCheckExpiry(t *testing.T) {
 	}
 }
 
-func TestCheck(t *testing.T) {
+// TestOneRecipientDecision: Check (directory check, /v1/directory/check),
+// CheckRecipient (RCPT, the relay at each attempt) and Usable (FHIR) give
+// one answer for every address, certificates included: a remote endpoint
+// without a usable certificate is refused with the reason, a hosted one
+// needs none, a TLS-only exception needs none.
+func TestOneRecipientDecision(t *testing.T) {
 	t.Parallel()
 	ca := certstest.NewCA(t)
 	ok := directorytest.Verified("gp.a81001@nhs.example", directory.NextHop{Kind: directory.HopHost, Host: "mx.nhs.example:25"})
 	ok.Certificates = [][]byte{smime(t, ca, "gp.a81001@nhs.example", t0.AddDate(1, 0, 0))}
-	nocert := directorytest.Verified("nocert@nhs.example", directory.NextHop{Kind: directory.HopHosted})
+	hostedNoCert := directorytest.Verified("nocert@nhs.example", directory.NextHop{Kind: directory.HopHosted})
+	remoteNoCert := directorytest.Verified("remote.nocert@nhs.example", mx)
 	wrong := directorytest.Verified("wrong@nhs.example", mx)
 	wrong.Certificates = [][]byte{smime(t, ca, "someone.else@nhs.example", t0.AddDate(1, 0, 0))}
-	fx := newFixture(t, ok, nocert, wrong, directorytest.Pending("pending@nhs.example"))
+	expired := directorytest.Verified("expired@nhs.example", mx)
+	expired.Certificates = [][]byte{smime(t, ca, "expired@nhs.example", t0.AddDate(0, 0, -1))}
+	tlsOnly := directorytest.Verified("tlsonly@nhs.example", mx)
+	tlsOnly.TLSOnly, tlsOnly.TLSOnlyEvidence = true, "ticket 42"
+	fx := openWith(t, nil, ok, hostedNoCert, remoteNoCert, wrong, expired, tlsOnly, directorytest.Pending("pending@nhs.example"))
 	ctx := t.Context()
 
 	r := fx.d.Check(ctx, "GP.A81001@nhs.example")
@@ -116,20 +126,36 @@ func TestCheck(t *testing.T) {
 		r.Certificates[0].DaysLeft != 365 || r.Certificates[0].Problem != "" || r.Organisation == nil || len(r.Reasons) != 0 {
 		t.Fatalf("Check(ok) = %+v", r)
 	}
-	for _, tc := range []struct{ addr, reason, path string }{
-		{"nocert@nhs.example", "no valid S/MIME certificate: mail would be held, never sent in clear", "hosted here"},
-		{"wrong@nhs.example", "no valid S/MIME certificate", "MX of nhs.example (verified TLS)"},
-		{"pending@nhs.example", "not yet verified", "MX of nhs.example (verified TLS)"},
-		{"nobody@elsewhere.example", "no such NHS endpoint in the directory", ""},
-		{"bad address", "not a valid address", ""},
+	for _, tc := range []struct {
+		addr, reason, path string
+		ok, noCert         bool
+	}{
+		{addr: "nocert@nhs.example", ok: true, reason: "hosted here: delivered to its mailbox on this relay, so no S/MIME certificate is needed", path: "hosted here"},
+		{addr: "tlsonly@nhs.example", ok: true, reason: "administrator exception", path: "MX of nhs.example (verified TLS)"},
+		{addr: "remote.nocert@nhs.example", noCert: true, reason: "no S/MIME certificate in the directory; mail is never sent in clear", path: "MX of nhs.example (verified TLS)"},
+		{addr: "wrong@nhs.example", noCert: true, reason: "no valid S/MIME certificate: none names wrong@nhs.example", path: "MX of nhs.example (verified TLS)"},
+		{addr: "expired@nhs.example", noCert: true, reason: "no valid S/MIME certificate (expired on 2026-03-01)", path: "MX of nhs.example (verified TLS)"},
+		{addr: "pending@nhs.example", reason: "not yet verified", path: "MX of nhs.example (verified TLS)"},
+		{addr: "nobody@elsewhere.example", reason: "no such NHS endpoint in the directory"},
+		{addr: "bad address", reason: "not a valid address"},
 	} {
 		r := fx.d.Check(ctx, tc.addr)
-		if r.OK || !strings.Contains(strings.Join(r.Reasons, "\n"), tc.reason) || r.Path != tc.path {
-			t.Errorf("Check(%s) = %+v, want not OK with %q, path %q", tc.addr, r, tc.reason, tc.path)
+		if r.OK != tc.ok || !strings.Contains(strings.Join(r.Reasons, "\n"), tc.reason) || r.Path != tc.path {
+			t.Errorf("Check(%s) = %+v, want OK %v with %q, path %q", tc.addr, r, tc.ok, tc.reason, tc.path)
 		}
-	}
-	if r := fx.d.Check(ctx, "wrong@nhs.example"); r.Certificates[0].Problem != "is for someone.else@nhs.example, not this endpoint (RFC 8550 §3)" {
-		t.Errorf("certificate problem = %q", r.Certificates[0].Problem)
+		_, err := fx.d.CheckRecipient(ctx, tc.addr)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckRecipient(%s) = %v, but Check says OK %v", tc.addr, err, tc.ok)
+		}
+		var nv *directory.NotVerifiedError
+		if tc.noCert && (!errors.As(err, &nv) || !nv.NoCertificate || !strings.Contains(nv.Reason, tc.reason)) {
+			t.Errorf("CheckRecipient(%s) = %v, want NotVerifiedError.NoCertificate saying %q", tc.addr, err, tc.reason)
+		}
+		if e, err := fx.d.Lookup(ctx, tc.addr); err == nil {
+			if usable, why := fx.d.Usable(e); usable != tc.ok || !tc.ok && !strings.Contains(why, tc.reason) {
+				t.Errorf("Usable(%s) = %v %q, but Check says OK %v, %q", tc.addr, usable, why, tc.ok, tc.reason)
+			}
+		}
 	}
 	// Warnings within WarnBefore appear as reasons but do not stop sending.
 	fx.clock.Advance(340 * 24 * time.Hour)

@@ -56,15 +56,20 @@ func (d *Directory) ImportOrganisations(ctx context.Context, orgs []Organisation
 	defer d.wmu.Unlock()
 	now := d.cfg.Now()
 	var b Batch
-	var suspended []Endpoint
+	var suspended, restored []Endpoint
 	for _, n := range norm {
 		old, existed := d.orgs[n.ODS]
+		reopened := existed && closedish(old) && !closedish(n)
 		if existed {
-			n.Successor = cmpOr(n.Successor, old.Successor)
+			if !reopened { // a reopened practice has no successor
+				n.Successor = cmpOr(n.Successor, old.Successor)
+			}
 			n.Kind = cmpOr(n.Kind, old.Kind)
 			n.ImportedAt = old.ImportedAt
 		}
 		switch {
+		case reopened:
+			res.Reopened = append(res.Reopened, n.ODS)
 		case !existed:
 			res.Added = append(res.Added, n.ODS)
 		case sameOrganisation(old, n):
@@ -79,11 +84,17 @@ func (d *Directory) ImportOrganisations(ctx context.Context, orgs []Organisation
 			b.Organisations = append(b.Organisations, n)
 		}
 		suspended = append(suspended, d.suspendForClosure(&b, n)...)
+		if reopened {
+			restored = append(restored, d.restoreAfterReopen(&b, old, n)...)
+		}
 	}
 	for _, e := range suspended {
 		res.Suspended = append(res.Suspended, e.Address)
 	}
-	for _, l := range [][]string{res.Added, res.Updated, res.Closed, res.Unchanged, res.Suspended} {
+	for _, e := range restored {
+		res.Restored = append(res.Restored, e.Address)
+	}
+	for _, l := range [][]string{res.Added, res.Updated, res.Closed, res.Reopened, res.Unchanged, res.Suspended, res.Restored} {
 		slices.Sort(l)
 	}
 	if err := d.commit(ctx, "import organisations", b); err != nil {
@@ -92,13 +103,17 @@ func (d *Directory) ImportOrganisations(ctx context.Context, orgs []Organisation
 	}
 	d.log.Info("directory: organisations imported", "added", len(res.Added), "updated", len(res.Updated),
 		"closed", len(res.Closed), "unchanged", len(res.Unchanged), "suspended", len(res.Suspended))
-	d.record(ctx, "directory.import", "", outcomeOK, fmt.Sprintf("%d added, %d updated, %d closed, %d unchanged, %d endpoints suspended",
-		len(res.Added), len(res.Updated), len(res.Closed), len(res.Unchanged), len(res.Suspended)))
+	d.record(ctx, "directory.import", "", outcomeOK, fmt.Sprintf("%d added, %d updated, %d closed, %d reopened, %d unchanged, %d endpoints suspended, %d restored",
+		len(res.Added), len(res.Updated), len(res.Closed), len(res.Reopened), len(res.Unchanged), len(res.Suspended), len(res.Restored)))
 	for _, ods := range res.Closed {
 		o := d.orgs[ods]
 		d.record(ctx, "organisation.closed", "", outcomeOK, "ODS "+ods+" "+orgClosedReason(o))
 	}
+	for _, ods := range res.Reopened {
+		d.record(ctx, "organisation.reopened", "", outcomeOK, "ODS "+ods+" "+string(d.orgs[ods].Status)+" again")
+	}
 	d.recordSuspensions(ctx, suspended)
+	d.recordRestorations(ctx, restored)
 	return res, nil
 }
 

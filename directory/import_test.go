@@ -148,3 +148,87 @@ func TestImportLarge(t *testing.T) {
 		t.Fatalf("re-import = %d unchanged, %v", len(res.Unchanged), err)
 	}
 }
+
+// TestImportReopensPractice: a practice an import closed and a later
+// import reopens gets back exactly the endpoints its closure suspended, in
+// the status they had; an endpoint an administrator suspended stays
+// suspended; the successor link goes, and RCPT accepts again.
+func TestImportReopensPractice(t *testing.T) {
+	t.Parallel()
+	verified := directorytest.Verified("gp.a81002@nhs.example", mx)
+	verified.ODS = "A81002"
+	pending := directorytest.Pending("new.a81002@nhs.example")
+	pending.ODS = "A81002"
+	byAdmin := directorytest.Verified("lab.a81002@nhs.example", mx)
+	byAdmin.ODS = "A81002"
+	fx := newFixture(t, verified, pending, byAdmin)
+	ctx := admin(t)
+	if err := fx.d.Suspend(ctx, mustLookup(t, fx.d, "lab.a81002@nhs.example").ID, "lab system replaced"); err != nil {
+		t.Fatal(err)
+	}
+	extract := odsExtract()
+	if _, err := fx.d.ImportOrganisations(ctx, extract); err != nil {
+		t.Fatal(err)
+	}
+	closed := slices.Clone(extract)
+	closed[1].Status, closed[1].ClosedOn, closed[1].Successor = directory.OrgClosed, t0.AddDate(0, -1, 0), "A81001"
+	res, err := fx.d.ImportOrganisations(ctx, closed)
+	if err != nil || !slices.Equal(res.Closed, []string{"A81002"}) || len(res.Suspended) != 2 {
+		t.Fatalf("closing import = %+v, %v; want A81002 closed, two endpoints suspended", res, err)
+	}
+	var nv *directory.NotVerifiedError
+	if _, err := fx.d.CheckRecipient(ctx, "gp.a81002@nhs.example"); !errors.As(err, &nv) || !strings.Contains(nv.Reason, "practice closed") {
+		t.Fatalf("RCPT while closed = %v, want refused as closed", err)
+	}
+	if e := mustLookup(t, fx.d, "gp.a81002@nhs.example"); e.SuspendedBy != directory.SuspendedByClosure || e.SuspendedFrom != directory.StatusVerified {
+		t.Errorf("closure suspension recorded as %q from %q", e.SuspendedBy, e.SuspendedFrom)
+	}
+
+	res, err = fx.d.ImportOrganisations(ctx, extract) // A81002 active again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Reopened, []string{"A81002"}) ||
+		!slices.Equal(res.Restored, []string{"gp.a81002@nhs.example", "new.a81002@nhs.example"}) {
+		t.Fatalf("reopening import = %+v; want A81002 reopened, its two closure-suspended endpoints restored", res)
+	}
+	for addr, want := range map[string]directory.EndpointStatus{"gp.a81002@nhs.example": directory.StatusVerified,
+		"new.a81002@nhs.example": directory.StatusPending, "lab.a81002@nhs.example": directory.StatusSuspended} {
+		if e := mustLookup(t, fx.d, addr); e.Status != want {
+			t.Errorf("%s after reopening = %s %q, want %s", addr, e.Status, e.StatusReason, want)
+		}
+	}
+	if e := mustLookup(t, fx.d, "lab.a81002@nhs.example"); e.StatusReason != "lab system replaced" || e.SuspendedBy != directory.SuspendedByAdmin {
+		t.Errorf("administrator's suspension = %q by %q, want kept", e.StatusReason, e.SuspendedBy)
+	}
+	if o, _ := fx.d.Organisation(ctx, "A81002"); o.Successor != "" || o.Status != directory.OrgActive {
+		t.Errorf("reopened organisation = %+v, want active without a successor", o)
+	}
+	if _, err := fx.d.CheckRecipient(ctx, "gp.a81002@nhs.example"); err != nil {
+		t.Errorf("RCPT after reopening = %v, want accepted", err)
+	}
+	hasEvent(t, fx.audit, "organisation.reopened", "", "ok")
+	hasEvent(t, fx.audit, "endpoint.restored", "gp.a81002@nhs.example", "ok")
+}
+
+// An administrator who closes and reopens an organisation by hand gets the
+// same: the closure's suspensions undone, nothing else.
+func TestPutOrganisationReopens(t *testing.T) {
+	t.Parallel()
+	gp := directorytest.Verified("gp.a81002@nhs.example", mx)
+	gp.ODS = "A81002"
+	fx := newFixture(t, gp)
+	open := directory.Organisation{ODS: "A81002", Name: "Queens Park", Status: directory.OrgActive, Kind: "gp-practice"}
+	closed := open
+	closed.Status, closed.ClosedOn, closed.Successor = directory.OrgClosed, t0.AddDate(0, -1, 0), "A81001"
+	mustOrg(t, fx.d, directory.Organisation{ODS: "A81001", Name: "Riverside", Status: directory.OrgActive})
+	mustOrg(t, fx.d, closed)
+	if e := mustLookup(t, fx.d, gp.Address); e.Status != directory.StatusSuspended || e.SuspendedBy != directory.SuspendedByClosure {
+		t.Fatalf("after closing: %s by %q", e.Status, e.SuspendedBy)
+	}
+	mustOrg(t, fx.d, open)
+	if e := mustLookup(t, fx.d, gp.Address); e.Status != directory.StatusVerified || e.StatusReason != "" || e.SuspendedBy != "" {
+		t.Errorf("after reopening: %s %q by %q, want verified again", e.Status, e.StatusReason, e.SuspendedBy)
+	}
+	hasEvent(t, fx.audit, "organisation.reopened", "", "ok")
+}

@@ -113,7 +113,7 @@ func (d *Directory) refusal(e Endpoint, asked string) error {
 		case org.Status == OrgClosed || org.Status == OrgDormant:
 			nv.Reason = "suspended: " + orgClosedReason(org)
 		default:
-			return nil
+			return d.certRefusal(e, nv)
 		}
 	case StatusPending:
 		nv.Reason = "not yet verified"
@@ -327,10 +327,11 @@ func nameMatches(name string, query []string) bool {
 }
 
 // Check answers "can I send to this address?" for people (the CLI's
-// directory check and the API's /v1/directory/check): the RCPT decision,
-// and the certificates judged as the relay will judge them when it seals
-// (Config.CertCheck), so that OK is true only if mail would be accepted and
-// sent, not held.
+// directory check and the API's /v1/directory/check). OK is the RCPT
+// decision itself (refusal: status, verification, organisation, and with
+// Config.RequireSMIME a usable certificate for a remote endpoint), so the
+// two never disagree; the certificates are listed as the relay judges them
+// (Config.CertCheck), with warnings a person can act on before they bite.
 func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	r := CheckResult{Address: strings.TrimSpace(addr)}
 	a, err := NormaliseAddress(addr)
@@ -377,35 +378,28 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	if v := e.Verification.Expires; refused == nil && !v.IsZero() && v.Sub(now) < d.cfg.WarnBefore {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("verification expires on %s (%d days); verify again before then", day(v), daysLeft(now, v)))
 	}
-	usable := 0
-	var held *certVerdict // the naming leaf that lasts longest, if none is usable
 	verdicts := d.judgeCerts(e, now)
-	for i, v := range verdicts {
+	usable := 0
+	for _, v := range verdicts {
 		r.Certificates = append(r.Certificates, v.info)
-		switch {
-		case v.usable():
+		if v.usable() {
 			usable++
 			if v.info.DaysLeft < warnDays {
 				r.Reasons = append(r.Reasons, fmt.Sprintf("S/MIME certificate %s expires on %s (%d days)", v.info.Subject, day(v.info.NotAfter), v.info.DaysLeft))
 			}
-		case v.names && (held == nil || v.cert.NotAfter.After(held.cert.NotAfter)):
-			held = &verdicts[i]
 		}
 	}
 	switch {
+	case refused != nil:
 	case e.TLSOnly:
 		r.Reasons = append(r.Reasons, "administrator exception: sent without S/MIME, over verified TLS only")
-	case usable > 0:
-	case held != nil:
-		r.Reasons = append(r.Reasons, "no valid S/MIME certificate ("+held.err.Error()+"): mail would be held, never sent in clear")
-	case len(e.Certificates) > 0:
-		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: none names "+e.Address+
-			" (RFC 8550 §3); mail would be held, never sent in clear")
-	default:
-		r.Reasons = append(r.Reasons, "no valid S/MIME certificate: mail would be held, never sent in clear")
+	case usable == 0 && e.Hosted():
+		r.Reasons = append(r.Reasons, "hosted here: delivered to its mailbox on this relay, so no S/MIME certificate is needed")
+	case usable == 0 && !d.cfg.RequireSMIME:
+		r.Reasons = append(r.Reasons, "no valid S/MIME certificate (S/MIME not required by this directory's configuration)")
 	}
 	r.Path = path(e)
-	r.OK = refused == nil && (e.TLSOnly || usable > 0)
+	r.OK = refused == nil // the RCPT decision, certificates included
 	return r
 }
 

@@ -101,10 +101,27 @@ type Endpoint struct {
 	// Peer names the federation peer this endpoint was imported from
 	// (directory/peers); empty for an endpoint of this relay. Only that
 	// peer's sync changes it.
-	Peer         string       `json:"peer,omitempty"`
-	Redirect     string       `json:"redirect,omitempty"` // explicit admin redirect (audited)
-	Verification Verification `json:"verification,omitzero"`
+	Peer string `json:"peer,omitempty"`
+	// SuspendedBy records why a suspended endpoint was suspended, so that
+	// undoing the cause undoes only its own suspensions: an ODS import that
+	// reopens a practice restores what its closure suspended, never what
+	// an administrator suspended.
+	SuspendedBy SuspensionCause `json:"suspended_by,omitempty"`
+	// SuspendedFrom is the status a closure suspended (pending or
+	// verified), restored when the organisation reopens.
+	SuspendedFrom EndpointStatus `json:"suspended_from,omitempty"`
+	Redirect      string         `json:"redirect,omitempty"` // explicit admin redirect (audited)
+	Verification  Verification   `json:"verification,omitzero"`
 }
+
+// SuspensionCause is who or what suspended an endpoint.
+type SuspensionCause string
+
+const (
+	SuspendedByAdmin   SuspensionCause = "admin"   // Suspend: an administrator's decision
+	SuspendedByClosure SuspensionCause = "closure" // its organisation closed or went dormant
+	SuspendedByExpiry  SuspensionCause = "expiry"  // CheckExpiry: verification or certificate ran out
+)
 
 // Hosted reports whether mail for the endpoint is delivered on this relay.
 func (e Endpoint) Hosted() bool { return e.NextHop.Kind == HopHosted }

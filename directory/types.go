@@ -52,11 +52,16 @@ type Filter struct {
 // (they are not also in Updated); Suspended holds the addresses of the
 // endpoints suspended because of it.
 type ImportResult struct {
-	Added     []string `json:"added"`
-	Updated   []string `json:"updated"`
-	Closed    []string `json:"closed"`
+	Added   []string `json:"added"`
+	Updated []string `json:"updated"`
+	Closed  []string `json:"closed"`
+	// Reopened: closed or dormant here, open in the extract. Their
+	// successor link is cleared and the endpoints their closure suspended
+	// are restored (Restored); others' suspensions stay.
+	Reopened  []string `json:"reopened,omitempty"`
 	Unchanged []string `json:"unchanged"`
 	Suspended []string `json:"suspended,omitempty"`
+	Restored  []string `json:"restored,omitempty"`
 }
 
 // ExpiryKind says what is expiring.

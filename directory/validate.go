@@ -135,6 +135,11 @@ func NormaliseOrganisation(o Organisation) (Organisation, error) {
 // holds d.mu (read) for the organisation and uniqueness checks.
 func (d *Directory) checkEndpoint(e Endpoint) (Endpoint, error) {
 	f := fieldErrors{}
+	var old [][]byte
+	if o, ok := d.eps[e.ID]; ok {
+		old = o.Certificates
+	}
+	d.vetNewCertificates(f, e, old)
 	addr, err := NormaliseAddress(e.Address)
 	if err != nil {
 		f.add("address", "%v", err)

@@ -41,8 +41,13 @@ func (d *Directory) PutOrganisation(ctx context.Context, o Organisation) error {
 	if existed && n.ImportedAt.IsZero() {
 		n.ImportedAt = old.ImportedAt
 	}
+	reopened := existed && closedish(old) && !closedish(n)
 	b := Batch{Organisations: []Organisation{n}}
 	suspended := d.suspendForClosure(&b, n)
+	var restored []Endpoint
+	if reopened {
+		restored = d.restoreAfterReopen(&b, old, n)
+	}
 	if err := d.commit(ctx, "put organisation "+n.ODS, b); err != nil {
 		d.record(ctx, "organisation.put", "", outcomeFailed, "ODS "+n.ODS+": "+err.Error())
 		return err
@@ -52,7 +57,11 @@ func (d *Directory) PutOrganisation(ctx context.Context, o Organisation) error {
 		action = "organisation.updated"
 	}
 	d.record(ctx, action, "", outcomeOK, fmt.Sprintf("ODS %s %q, %s", n.ODS, n.Name, n.Status))
+	if reopened {
+		d.record(ctx, "organisation.reopened", "", outcomeOK, "ODS "+n.ODS+" "+string(n.Status)+" again (was "+orgClosedReason(old)+")")
+	}
 	d.recordSuspensions(ctx, suspended)
+	d.recordRestorations(ctx, restored)
 	return nil
 }
 
@@ -68,6 +77,7 @@ func (d *Directory) suspendForClosure(b *Batch, o Organisation) []Endpoint {
 		if e.ODS != o.ODS || (e.Status != StatusPending && e.Status != StatusVerified) {
 			continue
 		}
+		e.SuspendedFrom, e.SuspendedBy = e.Status, SuspendedByClosure
 		e.Status, e.StatusReason, e.StatusAt = StatusSuspended, reason, d.cfg.Now()
 		b.Endpoints = append(b.Endpoints, e)
 		if _, ok := d.chals[e.ID]; ok {
@@ -76,6 +86,47 @@ func (d *Directory) suspendForClosure(b *Batch, o Organisation) []Endpoint {
 		out = append(out, e)
 	}
 	return out
+}
+
+// restoreAfterReopen adds to b, for an organisation that was closed or
+// dormant (old) and is open again (n), the return of the endpoints its
+// closure suspended to the status they had (pending or verified; the
+// verification's own expiry still applies). Endpoints suspended for any
+// other reason — an administrator, an expiry — stay suspended. An endpoint
+// suspended by a closure before causes were recorded is recognised by
+// its reason, the closure's words, and returns as pending (its earlier
+// status is unknown). The caller holds wmu.
+func (d *Directory) restoreAfterReopen(b *Batch, old, n Organisation) []Endpoint {
+	legacyReason := orgClosedReason(old)
+	var out []Endpoint
+	for _, e := range d.eps {
+		if e.ODS != n.ODS || e.Status != StatusSuspended {
+			continue
+		}
+		switch {
+		case e.SuspendedBy == SuspendedByClosure:
+			e.Status = e.SuspendedFrom
+			if e.Status != StatusVerified {
+				e.Status = StatusPending
+			}
+		case e.SuspendedBy == "" && e.StatusReason == legacyReason:
+			e.Status = StatusPending
+		default:
+			continue
+		}
+		e.StatusReason, e.StatusAt, e.SuspendedBy, e.SuspendedFrom = "", time.Time{}, "", ""
+		b.Endpoints = append(b.Endpoints, e)
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return strings.Compare(a.Address, b.Address) })
+	return out
+}
+
+func (d *Directory) recordRestorations(ctx context.Context, eps []Endpoint) {
+	for _, e := range eps {
+		d.log.Info("directory: endpoint restored, its organisation reopened", "endpoint", e.Address, "ods", e.ODS, "status", e.Status)
+		d.record(ctx, "endpoint.restored", e.Address, outcomeOK, "organisation "+e.ODS+" reopened; "+string(e.Status)+" again")
+	}
 }
 
 func (d *Directory) recordSuspensions(ctx context.Context, eps []Endpoint) {
@@ -107,6 +158,7 @@ func (d *Directory) AddEndpoint(ctx context.Context, e Endpoint) (Endpoint, erro
 	e.ID = newID()
 	e.Status, e.StatusReason, e.Verification, e.Redirect = StatusPending, "", Verification{}, ""
 	e.StatusAt, e.Peer = time.Time{}, ""
+	e.SuspendedBy, e.SuspendedFrom = "", ""
 	n, err := d.checkEndpoint(e)
 	if err != nil || len(pre) > 0 {
 		err = mergeFields(pre, err)
@@ -213,6 +265,7 @@ func (d *Directory) updateLocked(ctx context.Context, e Endpoint) error {
 	}
 	e.Status, e.StatusReason, e.Verification, e.Redirect = old.Status, old.StatusReason, old.Verification, old.Redirect
 	e.StatusAt, e.Peer = old.StatusAt, old.Peer
+	e.SuspendedBy, e.SuspendedFrom = old.SuspendedBy, old.SuspendedFrom
 	n, err := d.checkEndpoint(e)
 	if err != nil || len(pre) > 0 {
 		err = mergeFields(pre, err)
@@ -227,6 +280,7 @@ func (d *Directory) updateLocked(ctx context.Context, e Endpoint) error {
 	if !strings.EqualFold(n.Address, old.Address) || n.ODS != old.ODS {
 		if n.Status == StatusVerified || n.Status == StatusSuspended {
 			n.Status, n.StatusReason, n.Verification = StatusPending, "address or organisation changed; verify again", Verification{}
+			n.SuspendedBy, n.SuspendedFrom = "", ""
 		}
 		if _, ok := d.chals[n.ID]; ok {
 			b.DeleteChallenges = []string{n.ID}
@@ -324,7 +378,10 @@ func (d *Directory) setStatus(ctx context.Context, id string, st EndpointStatus,
 	case e.Status == StatusRetired:
 		return fmt.Errorf("directory: %s %s: it is retired: %w", st, e.Address, ErrConflict)
 	}
-	e.Status, e.StatusReason, e.StatusAt = st, reason, d.cfg.Now()
+	e.Status, e.StatusReason, e.StatusAt, e.SuspendedBy, e.SuspendedFrom = st, reason, d.cfg.Now(), "", ""
+	if st == StatusSuspended {
+		e.SuspendedBy = SuspendedByAdmin
+	}
 	b := Batch{Endpoints: []Endpoint{e}}
 	if _, ok := d.chals[id]; ok {
 		b.DeleteChallenges = []string{id}
@@ -364,7 +421,7 @@ func (d *Directory) verify(ctx context.Context, id, method, evidence string) err
 		return err
 	}
 	now := d.cfg.Now()
-	e.Status, e.StatusReason, e.StatusAt = StatusVerified, "", time.Time{}
+	e.Status, e.StatusReason, e.StatusAt, e.SuspendedBy, e.SuspendedFrom = StatusVerified, "", time.Time{}, "", ""
 	e.Verification = Verification{By: audit.ActorFrom(ctx), At: now, Method: method, Evidence: evidence, Expires: now.Add(d.cfg.ReverifyAfter)}
 	b := Batch{Endpoints: []Endpoint{e}}
 	if _, ok := d.chals[id]; ok {

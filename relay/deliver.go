@@ -56,10 +56,12 @@ type result struct {
 }
 
 // failure builds a non-delivered result; the enhanced code's class follows
-// the outcome, so the two cannot disagree.
+// the outcome, so the two cannot disagree: 5 only for a permanent failure;
+// a held recipient is "persistent transient" (RFC 3463 §3.1, class 4) and
+// reported as delayed until the relay gives up, when it becomes 5.
 func failure(o outcome, subject, detail int, text string) result {
 	class := 4
-	if o == permanent || o == held {
+	if o == permanent {
 		class = 5
 	}
 	return result{outcome: o, status: fmt.Sprintf("%d.%d.%d", class, subject, detail), text: text}

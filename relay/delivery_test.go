@@ -331,7 +331,7 @@ func TestHeldBySealerTellsSender(t *testing.T) {
 	id := e.submit(t, sender, []string{"ward7@trust.nhs.example"}, message("referral", "tok11"))
 	raw := e.waitMailbox(t, sender, 1)[0] // the DSN to the sender is not held: it is hosted
 	rep := parseDSN(t, raw)
-	if rc := rep.Recipients[0]; rc.Status != "5.7.5" || !strings.Contains(rc.Diagnostic, "no valid S/MIME certificate") {
+	if rc := rep.Recipients[0]; rc.Action != dsn.Delayed || rc.Status != "4.7.5" || !strings.Contains(rc.Diagnostic, "no valid S/MIME certificate") {
 		t.Errorf("hold DSN recipient = %+v", rc)
 	}
 	if !strings.Contains(rep.Human, "held") {

@@ -40,7 +40,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 	}
 	now := r.cfg.Now()
 	giveUp := m.Received.Add(r.cfg.GiveUpAfter)
-	var failed, delayed, succeeded []dsn.Recipient
+	var failed, delayed, heldDSN, succeeded []dsn.Recipient
 	var suppressed []string // NOTIFY left out a failure or delay notice: logged and audited instead
 	var holdWords []string
 	final := map[string]result{} // address → result after policy
@@ -82,10 +82,14 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 		case held:
 			// Told once per reason: a retry or a re-evaluation that holds
 			// it again for the same reason sends nothing new.
+			// RFC 3464 §2.3.3: "delayed" — not delivered yet, and the relay
+			// will keep trying; "failed" comes only when it gives up.
 			if rc.HoldNotified != res.text {
-				d.Action, d.HeldUntil = dsn.Failed, giveUp
-				if wants(rc, notifyFailure) {
-					failed = append(failed, d)
+				d.Action, d.WillRetryUntil, d.HeldUntil = dsn.Delayed, giveUp, giveUp
+				// A hold is a delay now and a failure to come: told unless
+				// the sender's NOTIFY asked for neither (RFC 3461 §4.1).
+				if wants(rc, notifyDelay) || wants(rc, notifyFailure) {
+					heldDSN = append(heldDSN, d)
 					holdWords = append(holdWords, rc.Address+": "+res.text)
 				} else {
 					suppressed = append(suppressed, rc.Address)
@@ -108,6 +112,14 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 	}
 	if len(failed) > 0 {
 		expl := ""
+		if why := lostIn(results); why != "" { // lost.go
+			expl = r.lostExplanation(m)
+			r.alertLost(m, why)
+		}
+		r.sendDSN(ctx, m, failed, expl)
+	}
+	if len(heldDSN) > 0 {
+		expl := ""
 		if len(holdWords) > 0 {
 			expl = "The message is held on this relay and has not been sent to " + plural(len(holdWords), "this recipient", "these recipients") +
 				", because it cannot be sent to them safely (" + strings.Join(holdWords, "; ") + "). " +
@@ -116,11 +128,7 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 				"cannot by " + giveUp.UTC().Format(time.RFC1123) + ", it gives up and you will be told. " +
 				"An administrator can have it looked at again at once, or delete it (queue ID " + m.ID + ")."
 		}
-		if why := lostIn(results); why != "" { // lost.go
-			expl = r.lostExplanation(m)
-			r.alertLost(m, why)
-		}
-		r.sendDSN(ctx, m, failed, expl)
+		r.sendDSN(ctx, m, heldDSN, expl)
 	}
 	if len(delayed) > 0 {
 		r.sendDSN(ctx, m, delayed, "")

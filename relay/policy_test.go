@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"nhsrelay/audit"
+	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 	"nhsrelay/directory/directorytest"
 	"nhsrelay/relay"
@@ -160,8 +161,8 @@ func TestPendingEndpointHeldThenDeliveredOnceVerified(t *testing.T) {
 
 	rep := parseDSN(t, e.waitMailbox(t, sender, 1)[0])
 	rc := rep.Recipients[0]
-	if rc.Status != "5.7.1" || rc.HeldUntil.IsZero() || !strings.Contains(rc.Diagnostic, "not yet verified") {
-		t.Errorf("hold DSN recipient = %+v, want 5.7.1, held, \"not yet verified\"", rc)
+	if rc.Action != dsn.Delayed || rc.Status != "4.7.1" || rc.HeldUntil.IsZero() || !strings.Contains(rc.Diagnostic, "not yet verified") {
+		t.Errorf("hold DSN recipient = %+v, want delayed (RFC 3464 §2.3.3), 4.7.1, held, \"not yet verified\"", rc)
 	}
 	if strings.Contains(rep.Human, "will not be retried") || !strings.Contains(rep.Human, "held") {
 		t.Errorf("hold DSN's human part contradicts the hold:\n%s", rep.Human)
@@ -297,4 +298,52 @@ func redirectDirectory(t *testing.T, sinkAddr string, extra ...directory.Endpoin
 		}
 	}
 	return d
+}
+
+// A message accepted while its recipient could be sent to, whose
+// recipient then loses its only usable S/MIME certificate (expired here),
+// is held, not failed: the sender gets "Action: delayed" (RFC 3464
+// §2.3.3) with the directory's reason and the give-up date, and "failed"
+// only when the relay gives up. The directory decides (RequireSMIME), as
+// it did at RCPT.
+func TestCertificateLostAfterAcceptanceHeldThenFailed(t *testing.T) {
+	t.Parallel()
+	const rcpt = "ward7@trust.nhs.example"
+	ca := certstest.NewCA(t)
+	cert, _ := ca.SMIMECertificate(t, rcpt) // valid for a day from an hour ago
+	remote := directorytest.Verified(rcpt, directory.NextHop{Kind: directory.HopHost, Host: "127.0.0.1:9"})
+	remote.Certificates = [][]byte{cert.Raw}
+	dclock := directorytest.NewClock(time.Now())
+	d := directorytest.Open(t, func(c *directory.Config) { c.Now, c.RequireSMIME = dclock.Now, true },
+		directorytest.Verified(sender, hostedHop), remote)
+	if _, err := d.CheckRecipient(t.Context(), rcpt); err != nil {
+		t.Fatalf("CheckRecipient before expiry = %v; RCPT would have accepted", err)
+	}
+	dclock.Advance(48 * time.Hour) // the certificate has expired since RCPT
+	e := start(t, d, nil)
+	id := e.submit(t, sender, []string{rcpt}, message("referral", "lostcert"))
+
+	rep := parseDSN(t, e.waitMailbox(t, sender, 1)[0])
+	rc := rep.Recipients[0]
+	if rc.Action != dsn.Delayed || rc.Status != "4.7.5" || rc.HeldUntil.IsZero() || rc.WillRetryUntil.IsZero() ||
+		!strings.Contains(rc.Diagnostic, "no valid S/MIME certificate (expired on") {
+		t.Errorf("hold DSN recipient = %+v, want delayed, held, with the certificate's expiry in words", rc)
+	}
+	if strings.Contains(rep.Human, "will not be retried") || !strings.Contains(rep.Human, "held, not sent") {
+		t.Errorf("hold DSN's human part contradicts the hold:\n%s", rep.Human)
+	}
+	e.waitHeld(t, id, 1)
+
+	e.clock.Advance(5*24*time.Hour + time.Minute) // past GiveUpAfter
+	e.r.Kick()
+	e.waitGone(t, id)
+	var final *dsn.Report
+	for _, raw := range e.waitMailbox(t, sender, 2) {
+		if r := parseDSN(t, raw); r.Recipients[0].Action == dsn.Failed {
+			final = r
+		}
+	}
+	if final == nil || !strings.Contains(final.Recipients[0].Diagnostic, "gave up") || !strings.HasPrefix(final.Recipients[0].Status, "5.") {
+		t.Fatalf("final DSN = %+v, want failed 5.x.x saying it gave up", final)
+	}
 }

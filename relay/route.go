@@ -117,15 +117,21 @@ func (r *Relay) systemRoute(ctx context.Context, m queue.Message, addr string, r
 //     (§3.8). A suspension may be lifted, but clinical mail must not wait
 //     days on it unseen: the sender is told now and can send again.
 //   - pending endpoint (not verified yet, or being verified again): held,
-//     5.7.1. The sender is told at once; the recipient is looked at again
-//     at each retry and delivered if the endpoint is verified before the
-//     give-up time, failed then otherwise.
+//     5.7.1. The sender is told at once (Action: delayed); the recipient
+//     is looked at again at each retry and delivered if the endpoint is
+//     verified before the give-up time, failed then otherwise.
+//   - no usable S/MIME certificate (NotVerifiedError.NoCertificate: the
+//     endpoint's certificate expired or was revoked after the message was
+//     accepted): held the same way, 5.7.5 (RFC 3463 §3.8, a needed key
+//     is not available), until a certificate is renewed or it is given up.
 //   - the directory did not answer: retried.
 func policyFailure(err error) result {
 	var nv *directory.NotVerifiedError
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
 		return failure(permanent, 1, 1, "no verified NHS endpoint has this address any more")
+	case errors.As(err, &nv) && nv.NoCertificate:
+		return failure(held, 7, 5, refusalWords(nv))
 	case errors.As(err, &nv) && nv.Status == directory.StatusPending:
 		return failure(held, 7, 1, "endpoint not verified for clinical mail: "+refusalWords(nv))
 	case errors.As(err, &nv):

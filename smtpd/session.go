@@ -178,6 +178,8 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		switch {
 		case errors.Is(err, directory.ErrNotFound):
 			reason = "rcpt_unknown"
+		case errors.As(err, &nv) && nv.NoCertificate:
+			reason = "rcpt_no_certificate" // cannot be sent safely: no usable S/MIME certificate
 		case errors.As(err, &nv):
 			reason = "rcpt_not_verified"
 		}

@@ -22,7 +22,7 @@ import (
 // AuthEnvelopedData (RFC 5083 §2.1) from b and decrypts the content:
 // AES-CBC streamed segment by segment, AES-GCM (RFC 5084) collected and
 // then opened in place. Either way the plaintext is held once.
-func decryptEnvelope(b *berReader, kp certs.KeyPair, o *Opened, hint int64) ([]byte, error) {
+func decryptEnvelope(b *berReader, kps []certs.KeyPair, o *Opened, hint int64) ([]byte, error) {
 	malformed := func(what string, err error) ([]byte, error) {
 		return nil, openErr(ErrMalformed, "the encrypted message is malformed ("+what+")", err)
 	}
@@ -127,7 +127,7 @@ func decryptEnvelope(b *berReader, kp certs.KeyPair, o *Opened, hint int64) ([]b
 		}
 		iv = ivNode.octets()
 	}
-	key, err := recipientKey(infos, kp, keyLen, o)
+	key, err := recipientKey(infos, kps, keyLen, o)
 	if err != nil {
 		return nil, err
 	}
@@ -272,54 +272,71 @@ func decryptCBC(r io.Reader, cbc cipher.BlockMode, hint int64) ([]byte, error) {
 	return p[:len(p)-pad], nil
 }
 
-// recipientKey finds the KeyTransRecipientInfo for kp.Cert (RFC 5652
-// §6.2.1) and decrypts the content key.
-func recipientKey(infos *node, kp certs.KeyPair, keyLen int, o *Opened) ([]byte, error) {
-	if kp.Cert == nil || kp.Key == nil {
+// recipientKey finds the KeyTransRecipientInfo for one of kps' certificates
+// (RFC 5652 §6.2.1), the first pair first, and decrypts the content key
+// with that pair's key.
+func recipientKey(infos *node, kps []certs.KeyPair, keyLen int, o *Opened) ([]byte, error) {
+	if len(kps) == 0 || kps[0].Cert == nil || kps[0].Key == nil {
 		return nil, openErr(ErrCannotDecrypt, "no decryption key is configured for this endpoint", nil)
 	}
+	for _, kp := range kps {
+		if kp.Cert == nil {
+			continue
+		}
+		for _, ri := range infos.children {
+			if ri.is(classUniversal, tagSequence) && matchesRID(child(ri, 1), kp.Cert) {
+				o.Recipient = kp.Cert
+				return decryptKey(ri, kp, keyLen, o)
+			}
+		}
+	}
+	kp := kps[0]
+	which := fmt.Sprintf("%s, serial %x", certs.Name(kp.Cert), kp.Cert.SerialNumber)
+	if len(kps) > 1 {
+		which += fmt.Sprintf(", or any of %d older keys", len(kps)-1)
+	}
+	return nil, openErr(ErrCannotDecrypt, "the message is not encrypted to this endpoint's certificate ("+which+"); the sender may hold an old or wrong certificate", nil)
+}
+
+// decryptKey decrypts the content key in ri, a KeyTransRecipientInfo for
+// kp's certificate.
+func decryptKey(ri *node, kp certs.KeyPair, keyLen int, o *Opened) ([]byte, error) {
 	priv, ok := kp.Key.(*rsa.PrivateKey)
 	if !ok {
 		return nil, openErr(ErrCannotDecrypt, "this endpoint's key is not RSA, so it cannot receive S/MIME mail", nil)
 	}
-	for _, ri := range infos.children {
-		if !ri.is(classUniversal, tagSequence) || !matchesRID(child(ri, 1), kp.Cert) {
-			continue // other recipients, or kari/kekri/pwri choices
-		}
-		alg, ok := oidOf(child(child(ri, 2), 0))
-		ekNode := child(ri, 3)
-		if !ok || ekNode == nil || !ekNode.is(classUniversal, tagOctetString) {
-			return nil, openErr(ErrMalformed, "the encrypted message is malformed (recipient info)", nil)
-		}
-		ek := ekNode.octets()
-		switch {
-		case alg.Equal(oidRSAEncryption):
-			// RFC 3218 §2.3.2: on bad padding carry on with a random key, so
-			// the failure shows up only as a bad content (ErrTampered).
-			key := make([]byte, keyLen)
-			rand.Read(key)
-			//lint:ignore SA1019 inbound PKCS#1 v1.5 key transport is what openssl cms and many mail clients send by default; implicit rejection above is the mitigation (RFC 3218)
-			if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ek, key); err != nil {
-				return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key", err)
-			}
-			o.Algorithms, o.LegacyKeyTransport = "RSA-PKCS1-v1_5", true
-			return key, nil
-		case alg.Equal(oidRSAOAEP):
-			opts, name, err := oaepOptions(child(child(ri, 2), 1))
-			if err != nil {
-				return nil, err
-			}
-			key, err := priv.Decrypt(nil, ek, opts)
-			if err != nil || len(key) != keyLen {
-				return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key; the certificate and key may not match, or the sender used an old certificate", err)
-			}
-			o.Algorithms = name
-			return key, nil
-		default:
-			return nil, openErr(ErrCannotDecrypt, "the message key is encrypted with an unsupported algorithm ("+alg.String()+")", nil)
-		}
+	alg, ok := oidOf(child(child(ri, 2), 0))
+	ekNode := child(ri, 3)
+	if !ok || ekNode == nil || !ekNode.is(classUniversal, tagOctetString) {
+		return nil, openErr(ErrMalformed, "the encrypted message is malformed (recipient info)", nil)
 	}
-	return nil, openErr(ErrCannotDecrypt, fmt.Sprintf("the message is not encrypted to this endpoint's certificate (%s, serial %x); the sender may hold an old or wrong certificate", certs.Name(kp.Cert), kp.Cert.SerialNumber), nil)
+	ek := ekNode.octets()
+	switch {
+	case alg.Equal(oidRSAEncryption):
+		// RFC 3218 §2.3.2: on bad padding carry on with a random key, so
+		// the failure shows up only as a bad content (ErrTampered).
+		key := make([]byte, keyLen)
+		rand.Read(key)
+		//lint:ignore SA1019 inbound PKCS#1 v1.5 key transport is what openssl cms and many mail clients send by default; implicit rejection above is the mitigation (RFC 3218)
+		if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ek, key); err != nil {
+			return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key", err)
+		}
+		o.Algorithms, o.LegacyKeyTransport = "RSA-PKCS1-v1_5", true
+		return key, nil
+	case alg.Equal(oidRSAOAEP):
+		opts, name, err := oaepOptions(child(child(ri, 2), 1))
+		if err != nil {
+			return nil, err
+		}
+		key, err := priv.Decrypt(nil, ek, opts)
+		if err != nil || len(key) != keyLen {
+			return nil, openErr(ErrCannotDecrypt, "the message key cannot be decrypted with this endpoint's key; the certificate and key may not match, or the sender used an old certificate", err)
+		}
+		o.Algorithms = name
+		return key, nil
+	default:
+		return nil, openErr(ErrCannotDecrypt, "the message key is encrypted with an unsupported algorithm ("+alg.String()+")", nil)
+	}
 }
 
 func matchesRID(rid *node, cert *x509.Certificate) bool {

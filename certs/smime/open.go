@@ -37,6 +37,10 @@ type Opened struct {
 	// LegacyKeyTransport is true if the key came by RSA PKCS#1 v1.5;
 	// accepted, but worth an audit note.
 	LegacyKeyTransport bool
+	// Recipient is the certificate of the key pair that decrypted the
+	// message (OpenWithKeys: the current one, or an older one kept for
+	// mail sent before a key rollover).
+	Recipient *x509.Certificate
 }
 
 // SignerAddresses returns the signer's rfc822Name addresses, lower-cased.
@@ -80,6 +84,15 @@ func Open(r io.Reader, recipient certs.KeyPair, roots *x509.CertPool, now time.T
 // The ciphertext is streamed; the plaintext is held once, since nothing
 // may be released before its signature is checked.
 func OpenWith(r io.Reader, recipient certs.KeyPair, trust *certs.Trust, now time.Time) (*Opened, error) {
+	return OpenWithKeys(r, []certs.KeyPair{recipient}, trust, now)
+}
+
+// OpenWithKeys is OpenWith for a recipient with several key pairs (a key
+// rollover: the current pair first, older ones kept until removed). The
+// pair used is the one whose certificate a RecipientInfo names (RFC 5652
+// §6.2.1: issuer and serial, or subject key identifier), so the message is
+// read once whichever key it was encrypted to; Opened.Recipient says which.
+func OpenWithKeys(r io.Reader, recipients []certs.KeyPair, trust *certs.Trust, now time.Time) (*Opened, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	hdr, err := readHeader(br)
 	if err != nil {
@@ -96,7 +109,7 @@ func OpenWith(r io.Reader, recipient certs.KeyPair, trust *certs.Trust, now time
 	body := decodeBody(br, hdr.Get("Content-Transfer-Encoding"))
 	b := newBERReader(body)
 	o := &Opened{}
-	plain, err := decryptEnvelope(b, recipient, o, sizeHint(r))
+	plain, err := decryptEnvelope(b, recipients, o, sizeHint(r))
 	if err != nil {
 		return nil, err
 	}

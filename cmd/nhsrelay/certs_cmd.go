@@ -28,6 +28,16 @@ commands:
         issue an S/MIME certificate (emailProtection) for a mail address
         (RSA-3072: signs and receives encrypted mail), or an organisation
         signing certificate for an ODS code (ECDSA P-256: signs only)
+        either issue also takes -days N (lifetime in days; default 397 for
+        TLS, 825 for S/MIME) and -not-before TIME (RFC 3339 or YYYY-MM-DD;
+        default now), for short-lived or not-yet-valid certificates
+  revoke --ca DIR [-reason WHY] CERTFILE...
+        record the certificates (issued by the CA in DIR) as revoked in
+        DIR/revoked.txt; relying parties learn of it from the next CRL
+  crl --ca DIR --out FILE
+        write the CA's CRL (PEM, every revoked certificate, current for 7
+        days, next CRL number) to FILE, replacing it atomically: a file
+        for smime.crls, which serve reloads when it changes
   status FILE...
         list every certificate in the PEM files with its role and days
         left; exits 1 if any is expired, not yet valid, weak, or within
@@ -57,6 +67,10 @@ func certsMain(args []string, stdout io.Writer, now func() time.Time) error {
 		return certsIssue(args[1:], stdout)
 	case "status":
 		return certsStatus(args[1:], stdout, now())
+	case "revoke":
+		return certsRevoke(args[1:], stdout, now())
+	case "crl":
+		return certsCRL(args[1:], stdout, now())
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], certsUsage)
 }
@@ -91,6 +105,8 @@ func certsIssue(args []string, stdout io.Writer) error {
 	smime := fs.String("smime", "", "mail address or ODS code")
 	caDir := fs.String("ca", "", "CA directory")
 	out := fs.String("out", "", "output prefix")
+	days := fs.Int("days", 0, "lifetime in days")
+	notBefore := fs.String("not-before", "", "start of validity")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("issue: %w\n\n%s", err, certsUsage)
 	}
@@ -113,6 +129,9 @@ func certsIssue(args []string, stdout io.Writer) error {
 	ca, err := certs.LoadCA(*caDir)
 	if err != nil {
 		return err
+	}
+	if err := setIssueValidity(ca, *days, *notBefore); err != nil {
+		return fmt.Errorf("issue: %w", err)
 	}
 	var certPEM, keyPEM []byte
 	if *tlsHosts != "" {

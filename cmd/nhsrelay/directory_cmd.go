@@ -52,6 +52,10 @@ commands:
   retire -reason WHY ENDPOINT
                              end it for good; its address may be reused
   redirect ENDPOINT TO|-     send its mail to endpoint TO ("-" removes; audited)
+  set-hop [-plain-loopback] ENDPOINT mx|hosted|HOST:PORT
+                             change its next hop; it stays verified (audited)
+  set-contact ENDPOINT CONTACT...
+  set-contact -none ENDPOINT replace (or remove) its contacts (audited)
   check [-json] ADDRESS      can I send to this? exit status 1 if not
   export [-format json|csv] [-what endpoints|organisations|accounts] [-o FILE]
                              everything, for backup or a spreadsheet
@@ -192,7 +196,13 @@ var directoryCommands = map[string]dirSubcommand{
 		fs.StringVar(&o.reason, "reason", "", "why (required)")
 	}, (*dirCmd).retire},
 	"redirect": {"ENDPOINT and TO", 2, 2, func(fs *flag.FlagSet, o *dirOptions) {}, (*dirCmd).redirect},
-	"check":    {"one ADDRESS", 1, 1, jsonFlag, (*dirCmd).check},
+	"set-hop": {"ENDPOINT and HOP", 2, 2, func(fs *flag.FlagSet, o *dirOptions) {
+		fs.BoolVar(&o.plain, "plain-loopback", false, "allow plain SMTP to a loopback host:port next hop (test sinks only)")
+	}, (*dirCmd).setHop},
+	"set-contact": {"ENDPOINT and CONTACTs", 1, 1 + 20, func(fs *flag.FlagSet, o *dirOptions) {
+		fs.BoolVar(&o.none, "none", false, "remove all its contacts")
+	}, (*dirCmd).setContact},
+	"check": {"one ADDRESS", 1, 1, jsonFlag, (*dirCmd).check},
 	"export": {"no arguments", 0, 0, func(fs *flag.FlagSet, o *dirOptions) {
 		fs.StringVar(&o.format, "format", "json", "json or csv")
 		fs.StringVar(&o.what, "what", "endpoints", "for csv: endpoints, organisations or accounts (never password hashes)")
@@ -324,13 +334,7 @@ func (d *dirCmd) add(ctx context.Context, args []string) error {
 	if d.o.ods == "" {
 		return errors.New("add: -ods CODE is required (the organisation that owns the address)")
 	}
-	hop := directory.NextHop{Kind: directory.NextHopKind(d.o.hop)}
-	if d.o.hop != string(directory.HopMX) && d.o.hop != string(directory.HopHosted) {
-		hop = directory.NextHop{Kind: directory.HopHost, Host: d.o.hop}
-	}
-	if d.o.plain {
-		hop.TLS = directory.TLSPlainLoopback
-	}
+	hop := parseHop(d.o.hop, d.o.plain)
 	switch {
 	case d.o.tlsOnly && strings.TrimSpace(d.o.tlsOnlyEvidence) == "":
 		return errors.New("add: -tls-only needs -tls-only-evidence WHY (the exception sends clinical mail without S/MIME; the audit log keeps why)")

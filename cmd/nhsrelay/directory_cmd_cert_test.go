@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -45,7 +46,7 @@ func TestDirectoryCLICertificates(t *testing.T) {
 	ca := certstest.NewCA(t)
 	var trust atomic.Pointer[certs.Trust]
 	trust.Store(&certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool})
-	cfg, d, _ := dirServerWith(t, func(c *directory.Config) { c.CertCheck = directoryCertCheck(trust.Load) },
+	cfg, d, _ := dirServerWith(t, func(c *directory.Config) { c.CertCheck, c.RequireSMIME = directoryCertCheck(trust.Load), true },
 		directorytest.Verified("gp@a81001.nhs.example", directory.NextHop{Kind: directory.HopMX}))
 
 	// add -cert: a PEM file holding the leaf and its CA.
@@ -77,7 +78,7 @@ func TestDirectoryCLICertificates(t *testing.T) {
 	if !errors.Is(err, errCannotSend) {
 		t.Errorf("check with an organisation certificate only: err = %v, want errCannotSend", err)
 	}
-	wantContains(t, "check with an organisation certificate", out, "NO:", "names only organisation A81001 (ODS code)", "mail would be held")
+	wantContains(t, "check with an organisation certificate", out, "NO:", "names only organisation A81001 (ODS code)", "mail is never sent in clear")
 
 	// The endpoint's own certificate: yes; revoked by a CRL the trust
 	// now holds (as after SIGHUP): no, with the date.
@@ -98,15 +99,47 @@ func TestDirectoryCLICertificates(t *testing.T) {
 	wantContains(t, "check revoked", out, "NO:", "certificate for gp@a81001.nhs.example was revoked on "+revokedAt.UTC().Format(time.DateOnly))
 	trust.Store(&certs.Trust{Roots: ca.Pool, OrgCAs: ca.Pool})
 
-	// A certificate from a CA the relay does not trust: no, and why.
+	// add and set-cert refuse a certificate the relay could never use,
+	// saying which problem it has; nothing is written.
 	rogue := certstest.NewCA(t)
 	bad, _ := rogue.SMIMECertificate(t, "gp@a81001.nhs.example")
-	mustRunDir(t, cfg, "set-cert", "gp@a81001.nhs.example", writeCertPEM(t, certBlock(bad)))
-	out, err = runDir(t, cfg, "", "check", "gp@a81001.nhs.example")
-	if !errors.Is(err, errCannotSend) {
-		t.Errorf("check with an untrusted certificate: err = %v, want errCannotSend", err)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wantContains(t, "check untrusted", out, "NO:", "is not issued by a trusted NHS CA", "mail would be held")
+	mk := func(notBefore, notAfter time.Time, eku []x509.ExtKeyUsage) *x509.Certificate {
+		return ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "gp@a81001.nhs.example"},
+			EmailAddresses: []string{"gp@a81001.nhs.example"}, NotBefore: notBefore, NotAfter: notAfter,
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: eku}, &rsaKey.PublicKey)
+	}
+	smimeEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+	expired := mk(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), smimeEKU)
+	early := mk(time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour), smimeEKU)
+	tlsOnlyEKU := mk(time.Time{}, time.Time{}, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
+	for name, tc := range map[string]struct {
+		cert *x509.Certificate
+		want string
+	}{
+		"untrusted": {bad, "is not issued by a trusted NHS CA"},
+		"expired":   {expired, "expired on " + expired.NotAfter.UTC().Format(time.DateOnly)},
+		"not yet":   {early, "is not valid until " + early.NotBefore.UTC().Format(time.DateOnly)},
+		"no S/MIME": {tlsOnlyEKU, "lacks the emailProtection extended key usage"},
+	} {
+		f := writeCertPEM(t, certBlock(tc.cert))
+		if _, err := runDir(t, cfg, "", "set-cert", "gp@a81001.nhs.example", f); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("set-cert %s: err = %v, want %q", name, err, tc.want)
+		}
+		if _, err := runDir(t, cfg, "", "add", "-ods", "A81001", "-cert", f, "new@a81001.nhs.example"); err == nil ||
+			!strings.Contains(err.Error(), "certificates[0]") {
+			t.Errorf("add -cert %s: err = %v, want certificates[0] refused", name, err)
+		}
+	}
+	if e, _ := d.Lookup(t.Context(), "gp@a81001.nhs.example"); len(e.Certificates) != 1 || !bytes.Equal(e.Certificates[0], own.Raw) {
+		t.Errorf("a refused set-cert changed the certificates")
+	}
+	if _, err := d.Lookup(t.Context(), "new@a81001.nhs.example"); err == nil {
+		t.Errorf("a refused add wrote the endpoint")
+	}
 
 	out = mustRunDir(t, cfg, "set-cert", "-none", "gp@a81001.nhs.example")
 	wantContains(t, "set-cert -none", out, "0 certificate(s) stored")

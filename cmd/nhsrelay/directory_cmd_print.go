@@ -157,7 +157,7 @@ func writeImportReport(w io.Writer, rep ods.Report, verbose bool) {
 		for _, l := range []struct {
 			name  string
 			codes []string
-		}{{"added", rep.Added}, {"updated", rep.Updated}, {"closed", rep.Closed}} {
+		}{{"added", rep.Added}, {"updated", rep.Updated}, {"closed", rep.Closed}, {"reopened", rep.Reopened}} {
 			if len(l.codes) > 0 {
 				fmt.Fprintf(w, "%s: %s\n", l.name, strings.Join(l.codes, " "))
 			}
@@ -165,6 +165,9 @@ func writeImportReport(w io.Writer, rep ods.Report, verbose bool) {
 	}
 	for _, a := range rep.Suspended {
 		fmt.Fprintf(w, "suspended: %s\n", a)
+	}
+	for _, a := range rep.Restored {
+		fmt.Fprintf(w, "restored (organisation reopened): %s\n", a)
 	}
 	for _, r := range rep.Rejected {
 		fmt.Fprintf(w, "rejected: %s\n", r)

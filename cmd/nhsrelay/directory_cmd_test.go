@@ -169,6 +169,26 @@ func TestDirectoryCLIImportExport(t *testing.T) {
 	}
 	wantContains(t, "lenient import", out, "2 added", "6 rejected", "rejected: line 2: 4 columns, want 27", "rejected: line 7:")
 
+	// Not an epraccur file, or an empty one: one diagnosis, not a rejected
+	// row per line; nothing written.
+	empty := filepath.Join(t.TempDir(), "empty.csv")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"../../directory/ods/testdata/succ-sample.csv":   "not an epraccur.csv file: every row has 5 columns, as in the ODS successor file succ.csv",
+		"../../directory/ods/testdata/etrust-sample.csv": "not an epraccur.csv file: none of the first 4 rows is a GP practice",
+		empty: "the file is empty",
+	} {
+		out, err := runDir(t, cfg, "", "import-ods", file)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(out, "rejected:") {
+			t.Errorf("import-ods %s: %v\n%s\nwant one diagnosis saying %q", file, err, out, want)
+		}
+	}
+	if _, err := d.Organisation(t.Context(), "RX9"); err == nil {
+		t.Error("a diagnosed import wrote RX9")
+	}
+
 	out, err = runDir(t, cfg, `"A81003","A81001","Merger","20240401","1"`+"\n", "import-ods", "-successors", "-v", "-")
 	if err != nil {
 		t.Fatalf("successor import: %v", err)

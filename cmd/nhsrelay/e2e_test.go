@@ -99,10 +99,12 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("MX relay attempt: err %v, want 550 5.7.1\n%s", err, got)
 	}
 
-	// 3. S/MIME fails closed, and the queue shows it: one message to two
-	// verified remote endpoints whose next hop refuses connections. The one
-	// with a certificate is sealed and deferred; the one without is held
-	// with the reason, and the sender gets a DSN saying why.
+	// 3. S/MIME fails closed, with one answer everywhere. A verified remote
+	// endpoint without a certificate is refused at RCPT (the sender's
+	// client shows why at once), as `directory check` says NO. A message
+	// accepted for an endpoint with a certificate is deferred (its next hop
+	// refuses connections); once that certificate is removed it is held,
+	// the sender gets a delayed DSN saying why, and the queue shows it.
 	deadHop := refusingAddr(t)
 	ca, err := certs.LoadCA(filepath.Join(dir, "ca"))
 	if err != nil {
@@ -116,6 +118,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := map[string]string{}
 	for addr, certificates := range map[string][][]byte{
 		"gp.e2e@remote.nhs.example":     {chain[0].Raw},
 		"nocert.e2e@remote.nhs.example": nil,
@@ -128,34 +131,53 @@ func TestEndToEnd(t *testing.T) {
 			"next_hop": map[string]string{"kind": "host", "host": deadHop, "tls": "plain-loopback"},
 		}, &ep)
 		admin.call(t, http.MethodPost, "/v1/directory/endpoints/"+ep.ID+"/attest", map[string]string{"evidence": "e2e test"}, nil)
+		ids[addr] = ep.ID
 	}
 	got, err = swaks("--server", ports["submissions_listen"], "--tls-on-connect", "--tls-verify",
 		"--auth", "PLAIN", "--auth-user", sampleSenderUser, "--auth-password", password[1],
-		"--from", sampleSender, "--to", "gp.e2e@remote.nhs.example,nocert.e2e@remote.nhs.example", "--body", "queued")
+		"--from", sampleSender, "--to", "nocert.e2e@remote.nhs.example", "--quit-after", "RCPT")
+	if err == nil || !strings.Contains(got, "550 5.7.1 <nocert.e2e@remote.nhs.example>: no S/MIME certificate in the directory") {
+		t.Errorf("RCPT to a remote endpoint without a certificate: err %v, want 550 5.7.1 with the reason\n%s", err, got)
+	}
+	if out, err := exec.Command(bin, "directory", "-c", cliPath, "check", "nocert.e2e@remote.nhs.example").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "no S/MIME certificate in the directory") {
+		t.Errorf("directory check of the same address = %v, want NO with the same reason:\n%s", err, out)
+	}
+	got, err = swaks("--server", ports["submissions_listen"], "--tls-on-connect", "--tls-verify",
+		"--auth", "PLAIN", "--auth-user", sampleSenderUser, "--auth-password", password[1],
+		"--from", sampleSender, "--to", "gp.e2e@remote.nhs.example", "--body", "queued")
 	id := regexp.MustCompile(`queued as (\S+)`).FindStringSubmatch(got)
 	if err != nil || id == nil {
 		t.Fatalf("swaks implicit TLS: %v\n%s", err, got)
-	}
-	senderBox := filepath.Join(dir, "data", "maildir", sampleSender, "new")
-	if !waitFor(func() bool {
-		return dirContains(senderBox, "no S/MIME encryption certificate for nocert.e2e@remote.nhs.example")
-	}) {
-		t.Errorf("the sender got no DSN naming the missing certificate in %s", senderBox)
 	}
 	var list string
 	if !waitFor(func() bool {
 		list = runBin(t, bin, "queue", "-c", cliPath, "list")
 		return strings.Contains(list, "cannot connect") && strings.Contains(list, "1 Request.")
 	}) {
-		t.Fatalf("queue list never showed the deferred and held message alone:\n%s\nserver log:\n%s", list, srv.log())
+		t.Fatalf("queue list never showed the deferred message:\n%s\nserver log:\n%s", list, srv.log())
 	}
-	for _, want := range []string{"-Queue ID-", id[1] + "!", sampleSender, "(5.7.5 no S/MIME encryption certificate",
-		"nocert.e2e@remote.nhs.example", "gp.e2e@remote.nhs.example", "-- 1 Kbytes in 1 Request."} {
+	admin.call(t, http.MethodPut, "/v1/directory/endpoints/"+ids["gp.e2e@remote.nhs.example"]+"/certificates",
+		map[string]any{"certificates": [][]byte{}}, nil)
+	runBin(t, bin, "queue", "-c", cliPath, "retry", id[1])
+	senderBox := filepath.Join(dir, "data", "maildir", sampleSender, "new")
+	if !waitFor(func() bool {
+		return dirContains(senderBox, "no S/MIME certificate in the directory") && dirContains(senderBox, "Action: delayed")
+	}) {
+		t.Errorf("the sender got no delayed DSN naming the missing certificate in %s", senderBox)
+	}
+	if !waitFor(func() bool {
+		list = runBin(t, bin, "queue", "-c", cliPath, "list")
+		return strings.Contains(list, "(4.7.5 no S/MIME certificate in the directory")
+	}) {
+		t.Fatalf("queue list never showed the held message:\n%s\nserver log:\n%s", list, srv.log())
+	}
+	for _, want := range []string{"-Queue ID-", id[1] + "!", sampleSender, "gp.e2e@remote.nhs.example", "-- 1 Kbytes in 1 Request."} {
 		if !strings.Contains(list, want) {
 			t.Errorf("queue list lacks %q:\n%s", want, list)
 		}
 	}
-	if show := runBin(t, bin, "queue", "-c", cliPath, "show", id[1]); !strings.Contains(show, "state:        queued") || !strings.Contains(show, "state:        held") {
+	if show := runBin(t, bin, "queue", "-c", cliPath, "show", id[1]); !strings.Contains(show, "state:        held") {
 		t.Errorf("queue show:\n%s", show)
 	}
 	runBin(t, bin, "queue", "-c", cliPath, "retry", id[1])

@@ -21,16 +21,6 @@ import (
 	"nhsrelay/directory"
 	"nhsrelay/directory/boltstore"
 	"nhsrelay/relay/spool"
-	"nhsrelay/smtpd"
-)
-
-// Development ports: unprivileged, so `make run` needs no root, and on
-// loopback, so a development instance is never reachable from outside.
-const (
-	devSubmission  = "127.0.0.1:2587"
-	devSubmissions = "127.0.0.1:2465"
-	devMX          = "127.0.0.1:2525"
-	devAdmin       = "127.0.0.1:8025"
 )
 
 // initLayout names what init writes inside DIR.
@@ -70,11 +60,18 @@ func (l initLayout) created() []string {
 // certificate, spool key, admin token, sample directory and account.
 func runInit(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	hostname := fs.String("hostname", "localhost", "host `name` for the greeting and the TLS certificate")
+	var o initOptions
+	fs.StringVar(&o.hostname, "hostname", "localhost", "host `name` for the greeting and the TLS certificate")
+	fs.StringVar(&o.caName, "ca-name", "", "common `name` of the development CA (default: host name plus a random suffix, unique per instance)")
+	fs.StringVar(&o.ods, "ods", "", "ODS `CODE` of the organisation running this relay (relay_ods; its sample endpoints are hosted here)")
+	fs.StringVar(&o.domain, "domain", "", "mail `domain` of the hosted sample endpoints (default "+sampleDomain+")")
+	fs.StringVar(&o.ports, "ports", "", "first of four listener `ports`: submission BASE, implicit TLS BASE+1, MX BASE+2, admin BASE+3; 0 lets the kernel choose each (default 2587, 2465, 2525, 8025)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: nhsrelay init [-hostname NAME] DIR\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: nhsrelay init [-hostname NAME] [-ca-name NAME] [-ods CODE] [-domain D] [-ports BASE] DIR\n\n"+
 			"Writes DIR/nhsrelay.toml, a development CA, a TLS certificate, a spool key,\n"+
-			"an admin token, a sample directory and a sample sender account.\n\n")
+			"an admin token, a sample directory and a sample sender account.\n"+
+			"-ods, -domain and -ports make a second instance on the same machine\n"+
+			"that shares no address, organisation, CA name or port with the first.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,8 +81,8 @@ func runInit(args []string) error {
 		fs.Usage()
 		return errors.New("want exactly one DIR")
 	}
-	if !smtpd.ValidHostname(*hostname) {
-		return fmt.Errorf("-hostname %q is not a host name", *hostname)
+	if err := o.check(); err != nil {
+		return err
 	}
 	l := newInitLayout(fs.Arg(0))
 	if _, err := os.Stat(l.config); err == nil {
@@ -100,7 +97,7 @@ func runInit(args []string) error {
 		return fmt.Errorf("create %s: %w", l.dir, err)
 	}
 	fmt.Fprintf(os.Stderr, "nhsrelay init: writing %s (new RSA keys take a few seconds)...\n", l.dir)
-	s, err := writeInit(context.Background(), l, *hostname)
+	s, err := writeInit(context.Background(), l, o)
 	if err != nil {
 		for _, p := range l.created() { // leave nothing half-made for the next try
 			os.RemoveAll(p)
@@ -114,15 +111,20 @@ func runInit(args []string) error {
 // initSummary is what the operator must see once.
 type initSummary struct {
 	hostname        string
+	submission      string // the submission listener, for the swaks line
 	hosts           []string
 	user, password  string
 	from, to        string
 	orgs, endpoints int
 }
 
-func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary, error) {
-	s := initSummary{hostname: hostname}
-	ca, err := certs.InitCA(l.caDir, "nhsrelay development CA ("+hostname+")")
+func writeInit(ctx context.Context, l initLayout, o initOptions) (initSummary, error) {
+	if err := o.check(); err != nil {
+		return initSummary{}, err
+	}
+	hostname := o.hostname
+	s := initSummary{hostname: hostname, submission: o.listeners().submission}
+	ca, err := certs.InitCA(l.caDir, o.caCommonName())
 	if err != nil {
 		return s, fmt.Errorf("development CA: %w", err)
 	}
@@ -150,7 +152,7 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 	if err := os.MkdirAll(l.keysDir, 0o700); err != nil {
 		return s, err
 	}
-	text, err := devConfig(hostname)
+	text, err := devConfig(o)
 	if err != nil {
 		return s, err
 	}
@@ -168,7 +170,7 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 		return s, err
 	}
 
-	if err := seedDirectory(ctx, cfg, ca, l.keysDir, &s); err != nil {
+	if err := seedDirectory(ctx, cfg, ca, l.keysDir, newSample(o), &s); err != nil {
 		return s, fmt.Errorf("sample directory: %w", err)
 	}
 	if err := writeSecret(l.config, text); err != nil {
@@ -181,24 +183,26 @@ func writeInit(ctx context.Context, l initLayout, hostname string) (initSummary,
 const sampleRelayODS = "A81001"
 
 // devConfig fills in the example for a development instance.
-func devConfig(hostname string) (string, error) {
+func devConfig(o initOptions) (string, error) {
 	text := exampleConfig
+	ports := o.listeners()
+	sample := newSample(o)
 	for _, kv := range [][2]string{
-		{"hostname", strconv.Quote(hostname)},
+		{"hostname", strconv.Quote(o.hostname)},
 		{"log_format", `"text"`},
-		{"submission_listen", strconv.Quote(devSubmission)},
-		{"submissions_listen", strconv.Quote(devSubmissions)},
-		{"mx_listen", strconv.Quote(devMX)},
+		{"submission_listen", strconv.Quote(ports.submission)},
+		{"submissions_listen", strconv.Quote(ports.submissions)},
+		{"mx_listen", strconv.Quote(ports.mx)},
 		{"ca_files", `["ca/` + certs.CACertFile + `"]`},
-		{"listen", strconv.Quote(devAdmin)},
-		{"challenge_from", strconv.Quote("verification@" + sampleDomain)},
+		{"listen", strconv.Quote(ports.admin)},
+		{"challenge_from", strconv.Quote("verification@" + sample.domain)},
 		{"trust_anchors", `["ca/` + certs.CACertFile + `"]`},
 		// The development CA issues the organisation signing certificates
 		// too, so its ODS codes are believed.
 		{"org_cas", `["ca/` + certs.CACertFile + `"]`},
 		// The sample relay is run by the practice, so its own mail (DSNs,
 		// trusted networks) is signed with the practice's key rather than held.
-		{"relay_ods", strconv.Quote(sampleRelayODS)},
+		{"relay_ods", strconv.Quote(sample.relayODS)},
 		// Federation: the FHIR read token peers present. The FHIR API is
 		// on the admin listener (loopback); federation.fhir_listen serves
 		// it over HTTPS to other machines.
@@ -214,57 +218,10 @@ func devConfig(hostname string) (string, error) {
 	return header + text, nil
 }
 
-// A sample directory shaped like ODS data: two organisations hosted here
-// (verified by attestation), one remote practice still pending, one remote
-// pharmacy suspended. Codes and names are made up; nhs.example is reserved
-// (RFC 2606).
-const (
-	sampleDomain     = "nhs.example"
-	sampleSenderUser = "riverside"
-	sampleSender     = "reception.a81001@nhs.example" // hosted: the account's own mailbox
-	sampleRecipient  = "referrals.rx9@nhs.example"    // hosted: where the first message goes
-)
-
-func sampleOrgs() []directory.Organisation {
-	return []directory.Organisation{
-		{ODS: "A81001", Name: "Riverside Medical Practice", Kind: "gp-practice", Status: directory.OrgActive,
-			Address: []string{"1 River Street", "Leeds"}, Postcode: "LS1 4AP", Phone: "0113 496 0000", Source: directory.SourceAdmin},
-		{ODS: "RX9", Name: "Northfield Teaching Hospitals NHS Trust", Kind: "trust", Status: directory.OrgActive,
-			Address: []string{"Northfield Road", "Leeds"}, Postcode: "LS9 7TF", Phone: "0113 496 0100", Source: directory.SourceAdmin},
-		{ODS: "B82005", Name: "Hillside Surgery", Kind: "gp-practice", Status: directory.OrgActive,
-			Address: []string{"2 Hill Lane", "York"}, Postcode: "YO1 7HH", Source: directory.SourceAdmin},
-		{ODS: "FA123", Name: "Harbour Pharmacy", Kind: "pharmacy", Status: directory.OrgActive,
-			Address: []string{"3 Quay Side", "Whitby"}, Postcode: "YO21 3PU", Source: directory.SourceAdmin},
-	}
-}
-
-type sampleEndpoint struct {
-	e       directory.Endpoint
-	verify  bool   // attest it
-	suspend string // suspend it with this reason
-	smime   bool   // issue it an S/MIME certificate
-}
-
-func sampleEndpoints() []sampleEndpoint {
-	return []sampleEndpoint{
-		{e: directory.Endpoint{Address: sampleSender, ODS: "A81001", Purpose: directory.PurposeGeneral,
-			NextHop: directory.NextHop{Kind: directory.HopHosted}, Contacts: []string{"practice.manager.a81001@nhs.example"}},
-			verify: true, smime: true},
-		{e: directory.Endpoint{Address: sampleRecipient, ODS: "RX9", Purpose: directory.PurposeReferrals,
-			NextHop: directory.NextHop{Kind: directory.HopHosted}, Contacts: []string{"it.rx9@nhs.example"}},
-			verify: true, smime: true},
-		{e: directory.Endpoint{Address: "admin.b82005@hillside.nhs.example", ODS: "B82005", Purpose: directory.PurposeGeneral,
-			NextHop: directory.NextHop{Kind: directory.HopMX}}},
-		{e: directory.Endpoint{Address: "dispensary.fa123@harbour.nhs.example", ODS: "FA123", Purpose: directory.PurposePrescriptions,
-			NextHop: directory.NextHop{Kind: directory.HopHost, Host: "mail.harbour.nhs.example:25"}},
-			suspend: "sample data: the pharmacy has moved to a new address"},
-	}
-}
-
 // seedDirectory writes the sample organisations, endpoints and account
 // through the directory itself, so the sample is validated and audited as
 // an administrator's changes would be.
-func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir string, s *initSummary) (err error) {
+func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir string, sample initSample, s *initSummary) (err error) {
 	ctx = audit.WithActor(ctx, "init")
 	alog, err := audit.Open(cfg.AuditLogPath(), time.Now)
 	if err != nil {
@@ -282,17 +239,17 @@ func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir strin
 	if err != nil {
 		return err
 	}
-	for _, o := range sampleOrgs() {
+	for _, o := range sample.orgs() {
 		if err := d.PutOrganisation(ctx, o); err != nil {
 			return fmt.Errorf("organisation %s: %w", o.ODS, err)
 		}
 		s.orgs++
 	}
 	// The sending organisation's own certificate, for S/MIME signing.
-	if _, err := issueSMIME(ca, keysDir, sampleRelayODS); err != nil {
+	if _, err := issueSMIME(ca, keysDir, sample.relayODS); err != nil {
 		return err
 	}
-	for _, se := range sampleEndpoints() {
+	for _, se := range sample.endpoints() {
 		e := se.e
 		if se.smime {
 			der, err := issueSMIME(ca, keysDir, e.Address)
@@ -322,9 +279,9 @@ func seedDirectory(ctx context.Context, cfg *config, ca *certs.CA, keysDir strin
 	if err != nil {
 		return err
 	}
-	s.user, s.from, s.to = sampleSenderUser, sampleSender, sampleRecipient
-	return d.PutAccount(ctx, directory.Account{Username: s.user, PasswordHash: hash, ODS: "A81001",
-		Addresses: []string{sampleSender}})
+	s.user, s.from, s.to = sample.user, sample.sender, sample.recipient
+	return d.PutAccount(ctx, directory.Account{Username: s.user, PasswordHash: hash, ODS: sample.relayODS,
+		Addresses: []string{sample.sender}})
 }
 
 // issueSMIME issues an S/MIME certificate for subject (an address or an ODS
@@ -357,7 +314,7 @@ func printInitSummary(w io.Writer, l initLayout, s initSummary) {
   FHIR token       %s  (give it to a federation peer, with the CA)
   S/MIME keys      %s
   directory        %d organisations, %d endpoints: %s and %s hosted here
-                   and verified, one remote pending, one remote suspended
+                   and verified; the rest remote (pending or suspended)
 
 Sample sender account. The password is shown only now; the directory keeps a
 bcrypt hash of it.
@@ -371,7 +328,7 @@ Send a first message (from another terminal):
   %s
 `, l.dir, l.config, ca, l.tlsPrefix, strings.Join(s.hosts, ", "), l.spoolKey, l.adminToken, l.fhirToken, l.keysDir,
 		s.orgs, s.endpoints, s.from, s.to, s.user, s.password, s.from, l.config,
-		swaksLine(strings.TrimPrefix(devSubmission, "127.0.0.1:"), ca, s))
+		swaksLine(strings.TrimPrefix(s.submission, "127.0.0.1:"), ca, s))
 }
 
 // swaksLine is the command that sends a first message over STARTTLS with

@@ -22,7 +22,7 @@ func TestInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newInitLayout(dir)
-	s, err := writeInit(t.Context(), l, "localhost")
+	s, err := writeInit(t.Context(), l, initOptions{hostname: "localhost"})
 	if err != nil {
 		t.Fatalf("writeInit: %v", err)
 	}
@@ -40,15 +40,7 @@ func TestInit(t *testing.T) {
 		t.Errorf("TLS pair: %v", err)
 	}
 
-	store, err := boltstore.Open(cfg.DirectoryDB())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	d, err := directory.Open(t.Context(), directory.Config{Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := openInitDirectory(t, cfg)
 	for _, addr := range []string{sampleSender, sampleRecipient} {
 		e, err := d.CheckRecipient(t.Context(), addr)
 		if err != nil {
@@ -104,4 +96,91 @@ func TestSetKey(t *testing.T) {
 	if _, ok := setKey(in, "missing", "1"); ok {
 		t.Errorf("setKey(missing) ok = true")
 	}
+}
+
+// TestInitTwoInstances: two instances made with -ods, -domain and -ports
+// share no CA name, hosted address, relay_ods or listener port, and
+// -ca-name names the CA as asked.
+func TestInitTwoInstances(t *testing.T) {
+	t.Parallel()
+	type made struct {
+		cfg    *config
+		caName string
+		s      initSummary
+	}
+	mk := func(o initOptions) made {
+		dir := filepath.Join(t.TempDir(), "run")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		l := newInitLayout(dir)
+		s, err := writeInit(t.Context(), l, o)
+		if err != nil {
+			t.Fatalf("writeInit(%+v): %v", o, err)
+		}
+		cfg, err := loadConfig(l.config)
+		if err != nil {
+			t.Fatalf("config: %v", err)
+		}
+		ca, err := certs.LoadCA(l.caDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return made{cfg, ca.Cert.Subject.CommonName, s}
+	}
+	a := mk(initOptions{hostname: "localhost"})
+	b := mk(initOptions{hostname: "localhost", ods: "y12345", domain: "b.nhs.example", ports: "3587"})
+	c := mk(initOptions{hostname: "localhost", caName: "Test CA C", ports: "0"})
+	if a.caName == b.caName || !strings.Contains(a.caName, "localhost") {
+		t.Errorf("CA names %q and %q: want unique names carrying the host name", a.caName, b.caName)
+	}
+	if c.caName != "Test CA C" {
+		t.Errorf("-ca-name: CA named %q, want %q", c.caName, "Test CA C")
+	}
+	if b.cfg.RelayODS != "Y12345" || a.cfg.RelayODS != sampleRelayODS {
+		t.Errorf("relay_ods = %q and %q, want %s and Y12345", a.cfg.RelayODS, b.cfg.RelayODS, sampleRelayODS)
+	}
+	if b.s.from != "reception.y12345@b.nhs.example" || b.s.to != "referrals.y12345@b.nhs.example" || b.s.user != "y12345" {
+		t.Errorf("second instance sample = %s → %s as %s", b.s.from, b.s.to, b.s.user)
+	}
+	got := []string{b.cfg.SubmissionListen, b.cfg.SubmissionsListen, b.cfg.MXListen, b.cfg.AdminListen}
+	want := []string{"127.0.0.1:3587", "127.0.0.1:3588", "127.0.0.1:3589", "127.0.0.1:3590"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("-ports 3587: listeners %v, want %v", got, want)
+	}
+	if c.cfg.MXListen != "127.0.0.1:0" || c.cfg.AdminListen != "127.0.0.1:0" {
+		t.Errorf("-ports 0: listeners %s %s, want kernel-chosen", c.cfg.MXListen, c.cfg.AdminListen)
+	}
+	// The second instance's directory hosts only its own addresses.
+	d := openInitDirectory(t, b.cfg)
+	for _, addr := range []string{sampleSender, sampleRecipient} {
+		if _, err := d.CheckRecipient(t.Context(), addr); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("second instance CheckRecipient(%s) = %v, want not found", addr, err)
+		}
+	}
+	if _, err := d.CheckRecipient(t.Context(), b.s.to); err != nil {
+		t.Errorf("second instance CheckRecipient(%s) = %v", b.s.to, err)
+	}
+	for _, bad := range []initOptions{{hostname: "localhost", ods: "a"}, {hostname: "localhost", domain: "nodot"},
+		{hostname: "localhost", ports: "80"}, {hostname: "localhost", ports: "x"}} {
+		if err := bad.check(); err == nil {
+			t.Errorf("check(%+v) = nil, want a refusal", bad)
+		}
+	}
+}
+
+// openInitDirectory opens the directory init wrote for cfg, closed when
+// the test ends.
+func openInitDirectory(t *testing.T, cfg *config) *directory.Directory {
+	t.Helper()
+	store, err := boltstore.Open(cfg.DirectoryDB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	d, err := directory.Open(t.Context(), directory.Config{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -13,7 +13,8 @@ commands:
   check-config -c FILE      validate a config file and print every problem
   queue list|show|retry|delete
                             inspect and act on the running server's queue
-  quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
+  quarantine list|show|release|delete
+                            refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
   trace ID|MESSAGE-ID|RCPT [-since T]
                             a message's timeline, printed like a fax transmission report

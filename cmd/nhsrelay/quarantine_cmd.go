@@ -18,6 +18,12 @@ const quarantineUsage = `usage: nhsrelay quarantine [-c FILE] COMMAND
 commands:
   list [-json]        every quarantined inbound message: sender, endpoint, reason
   show [-json] ID     one quarantine record
+  release -reason WHY ID
+                      deliver it to its endpoint's mailbox as it arrived, with a
+                      header saying why it was quarantined, who released it and
+                      WHY (audited)
+  delete -reason WHY ID
+                      remove it for good (audited)
 
 Only the records are shown, never a message: it is clinical. An operator
 with shell access on the relay host finds it, as it arrived, in
@@ -40,7 +46,7 @@ func quarantineMain(ctx context.Context, args []string, w io.Writer) error {
 	var wantArgs int
 	switch cmd {
 	case "list":
-	case "show":
+	case "show", "release", "delete":
 		wantArgs = 1
 	default:
 		fs.Usage()
@@ -48,21 +54,26 @@ func quarantineMain(ctx context.Context, args []string, w io.Writer) error {
 	}
 	sub := flag.NewFlagSet("quarantine "+cmd, flag.ContinueOnError)
 	asJSON := sub.Bool("json", false, "print the server's JSON as is")
-	if err := sub.Parse(rest); err != nil {
+	reason := sub.String("reason", "", "why (release, delete): audited, and carried by a released message")
+	pos, err := parseInterleaved(sub, rest) // "release ID -reason WHY" as well as "release -reason WHY ID"
+	if err != nil {
 		return err
 	}
-	if sub.NArg() != wantArgs {
+	if len(pos) != wantArgs {
 		fs.Usage()
-		return fmt.Errorf("quarantine %s: want %d argument(s), got %d", cmd, wantArgs, sub.NArg())
+		return fmt.Errorf("quarantine %s: want %d argument(s), got %d", cmd, wantArgs, len(pos))
 	}
 	c, err := newAdminClient(*path)
 	if err != nil {
 		return err
 	}
-	if cmd == "list" {
+	switch cmd {
+	case "list":
 		return quarantineList(ctx, c, w, *asJSON)
+	case "release", "delete":
+		return quarantineAct(ctx, c, w, cmd, pos[0], *reason)
 	}
-	return quarantineShow(ctx, c, w, sub.Arg(0), *asJSON)
+	return quarantineShow(ctx, c, w, pos[0], *asJSON)
 }
 
 func quarantineList(ctx context.Context, c *adminClient, w io.Writer, asJSON bool) error {
@@ -140,4 +151,31 @@ func writeQuarantineRecord(w io.Writer, r smimepolicy.Record, loc *time.Location
 		fmt.Fprintf(w, "quarantined: %s\n", r.At.In(loc).Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "reason:      %s\n", strings.Join(strings.Fields(r.Reason), " "))
+}
+
+// quarantineAct releases or deletes one quarantined message through the
+// admin API (POST /v1/quarantine/ID/release|delete).
+func quarantineAct(ctx context.Context, c *adminClient, w io.Writer, action, id, reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return fmt.Errorf("quarantine %s: -reason WHY is required (the audit log keeps it%s)", action,
+			map[bool]string{true: ", and the released message carries it", false: ""}[action == "release"])
+	}
+	var rec smimepolicy.Record
+	path := "/v1/quarantine/" + url.PathEscape(id) + "/" + action
+	if err := c.do(ctx, "POST", path, map[string]string{"reason": reason}, &rec); err != nil {
+		return err
+	}
+	if action == "release" {
+		fmt.Fprintf(w, "%s: delivered to %s (from %s, quarantined: %s)\n", rec.ID, rec.Endpoint, orNullSender(rec.From), rec.Reason)
+	} else {
+		fmt.Fprintf(w, "%s: deleted (was for %s from %s)\n", rec.ID, rec.Endpoint, orNullSender(rec.From))
+	}
+	return nil
+}
+
+func orNullSender(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return from
 }

@@ -65,6 +65,7 @@ func TestQuarantineCommand(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	policy, err := smimepolicy.New(smimepolicy.Config{Hostname: "relay.rx9.nhs.test", KeysDir: keys,
 		Trust: &certs.Trust{Roots: ca.Pool}, Directory: quarDir{}, QuarantineDir: filepath.Join(tmp, "quarantine"),
+		MaildirRoot:   filepath.Join(tmp, "mail"),
 		QuarantineKey: []byte("0123456789abcdef0123456789abcdef"), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +147,31 @@ func TestQuarantineCommand(t *testing.T) {
 	if _, err := run("show"); err == nil {
 		t.Errorf("quarantine show without an ID = nil error")
 	}
-	if _, err := run("release", qe.ID); err == nil || !strings.Contains(err.Error(), "unknown quarantine command") {
-		t.Errorf("quarantine release = %v, want unknown command", err)
+	// release and delete need a reason; release delivers, delete removes.
+	if _, err := run("release", qe.ID); err == nil || !strings.Contains(err.Error(), "-reason WHY is required") {
+		t.Errorf("quarantine release without a reason = %v, want refused", err)
+	}
+	out, err = run("release", qe.ID, "-reason", "expected results, sender's client misconfigured")
+	if err != nil || !strings.Contains(out, qe.ID+": delivered to "+quarHosted) {
+		t.Fatalf("quarantine release = %q, %v", out, err)
+	}
+	box, _ := os.ReadDir(filepath.Join(tmp, "mail", quarHosted, "new"))
+	var released string
+	for _, e := range box {
+		if strings.Contains(e.Name(), "R"+qe.ID) {
+			b, _ := os.ReadFile(filepath.Join(tmp, "mail", quarHosted, "new", e.Name()))
+			released = string(b)
+		}
+	}
+	if !strings.Contains(released, `released-by="`+admin.Actor+`"`) ||
+		!strings.Contains(released, "expected results") || !strings.Contains(released, "tokCMD") {
+		t.Errorf("released message:\n%s", released)
+	}
+	if _, err := run("delete", qe.ID, "-reason", "x"); err == nil || !strings.Contains(err.Error(), "no quarantined message has this ID") {
+		t.Errorf("quarantine delete of a released message = %v, want not found", err)
+	}
+	if out, err := run("list"); err != nil || out != "Quarantine is empty\n" {
+		t.Errorf("quarantine list after release = %q, %v", out, err)
 	}
 	// The token guards the quarantine as it guards the queue.
 	if err := os.WriteFile(tokFile, []byte("wrong-token-but-long-enough"), 0o600); err != nil {

@@ -141,6 +141,7 @@ func (s *server) openDirectory(ctx context.Context) error {
 	dcfg := directoryConfig(s.cfg)
 	dcfg.Store, dcfg.Logger, dcfg.Audit, dcfg.Mailer = dstore, s.component("directory"), s.alog, s.mailer
 	dcfg.CertCheck = directoryCertCheck(trust.Current)
+	dcfg.RequireSMIME = true // the relay seals all mail leaving it: one recipient decision for RCPT, check, API, FHIR
 	if s.dir, err = directory.Open(ctx, dcfg); err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
@@ -169,6 +170,7 @@ func (s *server) openRelay(context.Context) error {
 	pcfg := smimePolicyConfig(s.cfg)
 	pcfg.Trust, pcfg.LoadTrust, pcfg.Directory, pcfg.Accounts = s.trust.Current(), s.trust.Load, s.dir, s.dir
 	pcfg.QuarantineKey, pcfg.Logger, pcfg.Audit = key, s.component("smime"), s.alog
+	pcfg.Publisher = s.dir // key rollover: the newest valid pair's certificate is published
 	if s.policy, err = smimepolicy.New(pcfg); err != nil {
 		return fmt.Errorf("smime: %w", err)
 	}

@@ -107,7 +107,7 @@ func TestServePortZeroAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newInitLayout(dir)
-	if _, err := writeInit(t.Context(), l, "localhost"); err != nil {
+	if _, err := writeInit(t.Context(), l, initOptions{hostname: "localhost"}); err != nil {
 		t.Fatal(err)
 	}
 	base := readFile(t, l.config)

@@ -136,6 +136,7 @@ func toAPIError(err error, notFound string) *apiError {
 		ae *apiError
 		ve *directory.ValidationError
 		se *ods.StrictError
+		ne *ods.NotEpraccurError
 		mb *http.MaxBytesError
 	)
 	switch {
@@ -147,6 +148,10 @@ func toAPIError(err error, notFound string) *apiError {
 		return errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes", mb.Limit)
 	case errors.As(err, &se):
 		return errorf(http.StatusUnprocessableEntity, "%s", strings.TrimPrefix(se.Error(), "ods: "))
+	case errors.As(err, &ne):
+		return errorf(http.StatusUnprocessableEntity, "%s", strings.TrimPrefix(ne.Error(), "ods: "))
+	case errors.Is(err, ods.ErrEmpty):
+		return errorf(http.StatusUnprocessableEntity, "%s", strings.TrimPrefix(ods.ErrEmpty.Error(), "ods: "))
 	case errors.Is(err, directory.ErrNotFound):
 		if notFound == "" {
 			notFound = "not found"

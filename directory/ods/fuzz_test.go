@@ -2,6 +2,7 @@ package ods
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"slices"
 	"strings"
@@ -59,8 +60,15 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		orgs, rejected, err := Parse(strings.NewReader(s))
+		var ne *NotEpraccurError
+		if errors.Is(err, ErrEmpty) || errors.As(err, &ne) {
+			if len(orgs)+len(rejected) > 0 || strings.TrimSpace(err.Error()) == "" {
+				t.Fatalf("Parse = %d orgs, %d rejected with %v; a diagnosis returns nothing else", len(orgs), len(rejected), err)
+			}
+			return
+		}
 		if err != nil {
-			t.Fatalf("Parse: %v (only read errors are errors)", err)
+			t.Fatalf("Parse: %v (only read errors, an empty file and a diagnosis are errors)", err)
 		}
 		n := bytes.Count([]byte(s), []byte{'\n'}) + 1
 		if len(orgs)+len(rejected) > n {

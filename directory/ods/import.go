@@ -24,8 +24,14 @@ type Report struct {
 func (r Report) Summary() string {
 	s := fmt.Sprintf("%d rows: %d added, %d updated, %d closed, %d unchanged, %d rejected",
 		r.Rows, len(r.Added), len(r.Updated), len(r.Closed), len(r.Unchanged), len(r.Rejected))
+	if n := len(r.Reopened); n > 0 {
+		s += fmt.Sprintf("; %d reopened", n)
+	}
 	if n := len(r.Suspended); n > 0 {
 		s += fmt.Sprintf("; %d endpoints suspended", n)
+	}
+	if n := len(r.Restored); n > 0 {
+		s += fmt.Sprintf("; %d endpoints restored", n)
 	}
 	if !r.Written {
 		s += "; nothing written"

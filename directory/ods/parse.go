@@ -45,21 +45,43 @@ func (r Rejected) String() string { return fmt.Sprintf("line %d: %s", r.Line, r.
 // Parse reads an epraccur.csv file. Each good row becomes an Organisation
 // (Source "ods"); each bad row is listed in rejected with its line number and
 // a reason, and never stops the rows after it. Blank lines are skipped. A
-// second row for an ODS code already seen is rejected. err is only a failure
-// to read r.
+// second row for an ODS code already seen is rejected.
+//
+// A file that is not an epraccur.csv is told apart early: a file with no
+// rows gives ErrEmpty, and when the first rows (sniffRows) hold no good
+// one, or only rows of another ODS file, Parse stops with a
+// *NotEpraccurError saying what the file looks like instead of rejecting
+// every row of it. Otherwise err is only a failure to read r.
 func Parse(r io.Reader) (orgs []directory.Organisation, rejected []Rejected, err error) {
 	lr := newLineReader(r)
 	seen := make(map[string]int)
 	var fields []string
+	var sn sniff
+	judged := false
 	for {
-		if err := lr.next(); err != nil {
-			if errors.Is(err, io.EOF) {
-				return orgs, rejected, nil
+		if !judged && sn.rows == sniffRows {
+			judged = true
+			if err := sn.verdict(); err != nil {
+				return nil, nil, err
 			}
-			return orgs, rejected, err
+		}
+		if err := lr.next(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				return orgs, rejected, err
+			}
+			if sn.rows == 0 {
+				return nil, nil, ErrEmpty
+			}
+			if !judged {
+				if err := sn.verdict(); err != nil {
+					return nil, nil, err
+				}
+			}
+			return orgs, rejected, nil
 		}
 		if lr.err != nil {
 			rejected = append(rejected, Rejected{lr.n, lr.err.Error()})
+			sn.line(lr.n, lr.line, nil, false, lr.err.Error())
 			continue
 		}
 		if len(strings.TrimSpace(string(lr.line))) == 0 {
@@ -68,7 +90,12 @@ func Parse(r io.Reader) (orgs []directory.Organisation, rejected []Rejected, err
 		fields, err = parseRecord(string(lr.line), fields)
 		if err != nil {
 			rejected = append(rejected, Rejected{lr.n, err.Error()})
+			sn.line(lr.n, lr.line, nil, false, err.Error())
 			continue
+		}
+		raw := fields
+		if !judged {
+			raw = slices.Clone(fields) // parseRow cleans fields in place
 		}
 		o, err := parseRow(fields)
 		if err == nil {
@@ -77,6 +104,13 @@ func Parse(r io.Reader) (orgs []directory.Organisation, rejected []Rejected, err
 			// whole import.
 			o, err = directory.NormaliseOrganisation(o)
 			err = columnsOf(err)
+		}
+		if !judged {
+			reason := ""
+			if err != nil {
+				reason = err.Error()
+			}
+			sn.line(lr.n, lr.line, raw, err == nil, reason)
 		}
 		if err != nil {
 			rejected = append(rejected, Rejected{lr.n, err.Error()})

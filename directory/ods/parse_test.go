@@ -145,7 +145,6 @@ func TestParseRows(t *testing.T) {
 		orgs        int
 		reasons     []string // one per rejected row, a part of each
 	}{
-		{"empty file", "", 0, nil},
 		{"blank lines skipped", "\n\r\n" + row(nil) + "\n\n", 1, nil},
 		{"CRLF and no final newline", row(nil) + "\r\n" + row(map[int]string{1: "A81002"}), 2, nil},
 		{"byte order mark", "\xef\xbb\xbf" + row(nil) + "\n", 1, nil},

@@ -47,11 +47,12 @@ type Recipient struct {
 	Diagnostic        string    // the remote reply, e.g. "550 5.1.1 no such user"
 	LastAttemptDate   time.Time // zero omits the field
 	WillRetryUntil    time.Time // only for delayed; zero omits the field
-	// HeldUntil marks a failed recipient that the reporting MTA holds
-	// rather than gives up on: the message was not sent, is looked at
-	// again, and fails for good at this time if it still cannot be sent
-	// safely. Written as the extension field X-NHSRelay-Held-Until
-	// (RFC 3464 §2.4); zero for a final failure.
+	// HeldUntil marks a recipient that the reporting MTA holds: the
+	// message was not sent because it cannot be sent safely yet, is looked
+	// at again at each retry, and fails for good at this time if it still
+	// cannot. Sent with Action: delayed (RFC 3464 §2.3.3: it "will continue
+	// to attempt"), and written as the extension field
+	// X-NHSRelay-Held-Until (§2.4); zero for anything else.
 	HeldUntil time.Time
 }
 
@@ -167,8 +168,10 @@ func Write(w io.Writer, r Report) error {
 
 	h := func(k, v string) { fmt.Fprintf(&buf, "%s: %s\r\n", k, v) }
 	subject := "Undelivered Mail Returned to Sender"
-	switch {
+	switch someHeld, _ := heldOnly(r.Recipients); {
 	case anyAction(r.Recipients, Failed):
+	case anyAction(r.Recipients, Delayed) && someHeld:
+		subject = "Delayed Mail (held, not sent yet)"
 	case anyAction(r.Recipients, Delayed):
 		subject = "Delayed Mail (still being retried)"
 	default: // delivered or relayed: a receipt (RFC 3461 §6.2.2)
@@ -267,18 +270,15 @@ func anyAction(rs []Recipient, a Action) bool {
 	return false
 }
 
-// heldOnly reports whether every failed recipient is held rather than
-// given up on, and there is at least one.
+// heldOnly reports whether any recipient is held (HeldUntil set), and
+// whether every failed recipient is (there is no final failure).
 func heldOnly(rs []Recipient) (any, all bool) {
 	all = true
 	for _, r := range rs {
-		if r.Action != Failed {
-			continue
-		}
-		if r.HeldUntil.IsZero() {
-			all = false
-		} else {
+		if !r.HeldUntil.IsZero() {
 			any = true
+		} else if r.Action == Failed {
+			all = false
 		}
 	}
 	return any, all
@@ -315,14 +315,14 @@ func humanText(r Report) string {
 	b.WriteString("\r\nThe message's content is not included; its header is attached.\r\n\r\n")
 	for _, rc := range r.Recipients {
 		action := string(rc.Action)
-		if rc.Action == Failed && !rc.HeldUntil.IsZero() {
+		if !rc.HeldUntil.IsZero() {
 			action = "held, not sent"
 		}
 		fmt.Fprintf(&b, "<%s>: %s (%s)", field(rc.FinalRecipient), action, rc.Status)
 		if rc.Diagnostic != "" {
 			b.WriteString(": " + field(rc.Diagnostic))
 		}
-		if !rc.WillRetryUntil.IsZero() {
+		if !rc.WillRetryUntil.IsZero() && rc.HeldUntil.IsZero() {
 			b.WriteString("; will retry until " + rc.WillRetryUntil.Format(dateLayout))
 		}
 		if !rc.HeldUntil.IsZero() {

@@ -80,7 +80,7 @@ func TestRoundTrip(t *testing.T) {
 func TestHeldWording(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
-	held := Recipient{FinalRecipient: "labs@trust.nhs.example", Action: Failed, Status: "5.7.5",
+	held := Recipient{FinalRecipient: "labs@trust.nhs.example", Action: Delayed, Status: "4.7.5",
 		DiagnosticType: "x-nhsrelay", Diagnostic: "certificate for labs@trust.nhs.example expired on 2026-02-01",
 		LastAttemptDate: at, HeldUntil: at.Add(120 * time.Hour)}
 	final := Recipient{FinalRecipient: "gone@trust.nhs.example", Action: Failed, Status: "5.1.1",
@@ -108,7 +108,7 @@ func TestHeldWording(t *testing.T) {
 			if says := strings.Contains(got.Human, "will not be retried"); says != tc.final {
 				t.Errorf("human part says \"will not be retried\" = %v, want %v:\n%s", says, tc.final, got.Human)
 			}
-			if says := strings.Contains(got.Human, "held, not sent (5.7.5)"); says != tc.heldWords {
+			if says := strings.Contains(got.Human, "held, not sent (4.7.5)"); says != tc.heldWords {
 				t.Errorf("human part names the held recipient as held = %v, want %v:\n%s", says, tc.heldWords, got.Human)
 			}
 		})

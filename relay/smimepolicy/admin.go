@@ -2,13 +2,21 @@ package smimepolicy
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 )
 
 // AdminHandler serves the quarantine to operators as JSON:
 //
 //	GET /v1/quarantine       every Record, oldest first by ID
 //	GET /v1/quarantine/{id}  one Record
+//	POST /v1/quarantine/{id}/release {"reason": "..."}  deliver it (Release)
+//	POST /v1/quarantine/{id}/delete  {"reason": "..."}  remove it (DeleteQuarantined)
+//
+// Release and delete answer the Record; a missing reason is 400 naming the
+// field "reason", an unknown ID 404. Both are audited with the actor the
+// caller put in the request context (audit.WithActor).
 //
 // A Record names the quarantine ID, the queue ID, the endpoint, the
 // envelope sender, the client, when the message arrived and was
@@ -52,12 +60,47 @@ func (p *Policy) AdminHandler() http.Handler {
 		}
 		writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no quarantined message has this ID"})
 	})
+	mux.HandleFunc("POST /v1/quarantine/{id}/{action}", func(w http.ResponseWriter, req *http.Request) {
+		var in struct {
+			Reason string `json:"reason"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 8<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			writeAdminJSON(w, http.StatusBadRequest, map[string]any{"error": "body must be JSON {\"reason\": \"...\"}: " + err.Error()})
+			return
+		}
+		if strings.TrimSpace(in.Reason) == "" {
+			writeAdminJSON(w, http.StatusBadRequest, map[string]any{"error": "reason is required",
+				"fields": map[string]string{"reason": "required: why, for the audit log and the released message"}})
+			return
+		}
+		var rec Record
+		var err error
+		switch req.PathValue("action") {
+		case "release":
+			rec, err = p.Release(req.Context(), req.PathValue("id"), in.Reason)
+		case "delete":
+			rec, err = p.DeleteQuarantined(req.Context(), req.PathValue("id"), in.Reason)
+		default:
+			writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no such quarantine action; use release or delete"})
+			return
+		}
+		switch {
+		case errors.Is(err, ErrNotQuarantined):
+			writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no quarantined message has this ID"})
+		case err != nil:
+			p.adminError(w, req, err)
+		default:
+			writeAdminJSON(w, http.StatusOK, rec)
+		}
+	})
 	// Anything else — another method, or a path under an ID such as a
 	// would-be content download — is a JSON error too, not the mux's text.
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeAdminJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "the quarantine API is read-only"})
+			w.Header().Set("Allow", "GET, HEAD, POST")
+			writeAdminJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "the quarantine API reads records, and POSTs only .../{id}/release or .../{id}/delete"})
 			return
 		}
 		writeAdminJSON(w, http.StatusNotFound, map[string]string{"error": "no such quarantine API path: " + req.URL.Path})
@@ -75,5 +118,5 @@ func writeAdminJSON(w http.ResponseWriter, code int, v any) {
 // errno); the detail goes to the log.
 func (p *Policy) adminError(w http.ResponseWriter, req *http.Request, err error) {
 	p.log.Error("admin API", "method", req.Method, "path", req.URL.Path, "err", err)
-	writeAdminJSON(w, http.StatusInternalServerError, map[string]string{"error": "quarantine unreadable; see the server log"})
+	writeAdminJSON(w, http.StatusInternalServerError, map[string]string{"error": "quarantine unreadable or unwritable; see the server log"})
 }

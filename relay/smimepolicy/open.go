@@ -100,7 +100,7 @@ func (p *Policy) Open(ctx context.Context, m queue.Message, ep directory.Endpoin
 
 // openSMIME decrypts and verifies, or quarantines.
 func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.Endpoint, body relay.Body, w io.Writer) error {
-	kp, err := p.keyPair(endpointKeyName(ep.Address))
+	kps, err := p.endpointKeys(ep.Address)
 	if err != nil {
 		// Nothing is wrong with the message: retried until the key is
 		// installed (then delivered), or until the relay gives up.
@@ -114,7 +114,7 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, err)
 	}
 	now := p.cfg.Now()
-	opened, err := smime.OpenWith(io.MultiReader(bytes.NewReader(outer), br), *kp, p.Trust(), now)
+	opened, err := smime.OpenWithKeys(io.MultiReader(bytes.NewReader(outer), br), kps, p.Trust(), now)
 	if rr.err != nil { // the spool, not the message: retry
 		return fmt.Errorf("smimepolicy: open %s: read: %w", m.ID, rr.err)
 	}
@@ -178,6 +178,13 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 		Detail: audit.WithFields(fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
 			opened.Signer.SerialNumber, ods, clean(opened.Algorithms)),
 			audit.Fields{"rcpt": ep.Address, "signer_sha256": fingerprint(opened.Signer), "alg": clean(opened.Algorithms)})})
+	if opened.Recipient != nil && !opened.Recipient.Equal(kps[0].Cert) {
+		// Sent to a certificate from before a key rollover: read, and
+		// noted so an operator knows when the old key may go.
+		p.record(audit.Event{Action: "smime.old_key_used", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
+			Detail: fmt.Sprintf("decrypted with an older key (certificate serial %x); the current one is serial %x; the sender %s still holds the old certificate",
+				opened.Recipient.SerialNumber, kps[0].Cert.SerialNumber, clean(signer))})
+	}
 	if opened.LegacyKeyTransport {
 		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
 			Detail: "inbound content key came by RSA PKCS#1 v1.5 from " + clean(signer)})

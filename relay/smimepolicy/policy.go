@@ -78,6 +78,11 @@ type Config struct {
 	// into the endpoint's own mailbox, MaildirRoot/<address>.
 	MaildirRoot string
 
+	// Publisher, if set, is where a key rollover is published: after a
+	// reload (Watch) each hosted endpoint's directory certificate becomes
+	// its current pair's (PublishKeys). nil: nothing is published.
+	Publisher Publisher
+
 	Now    func() time.Time // nil → time.Now
 	Logger *slog.Logger     // nil → discard
 	Audit  audit.Recorder   // nil → no audit events
@@ -167,8 +172,19 @@ var (
 	_ relay.Opener           = (*Policy)(nil)
 )
 
-// keyName checks that name can name files in KeysDir.
+// keyName checks that name can name files in KeysDir: a file name, or
+// <address>/<file> for a hosted endpoint's extra pairs (rollover.go).
 func keyName(name string) (string, bool) {
+	dir, file, nested := strings.Cut(name, "/")
+	if nested {
+		if _, ok := keyName(dir); !ok {
+			return "", false
+		}
+		if _, ok := keyName(file); !ok {
+			return "", false
+		}
+		return name, true
+	}
 	if name == "" || len(name) > 254 || name[0] == '.' || strings.ContainsAny(name, "/\\\x00") {
 		return "", false
 	}

@@ -15,7 +15,16 @@ import (
 // ends: a renewed endpoint key or a new CRL takes effect without a SIGHUP.
 // A change whose Reload fails is logged once and retried when the files
 // change again; the keys and trust loaded before stay in force.
+//
+// With Config.Publisher, Watch first publishes the current endpoint keys
+// (PublishKeys), and again after each reload: a key pair added to KeysDir
+// becomes the endpoint's directory certificate within one interval.
 func (p *Policy) Watch(ctx context.Context, interval time.Duration, files ...string) {
+	if p.cfg.Publisher != nil {
+		if _, err := p.PublishKeys(ctx, p.cfg.Publisher); err != nil {
+			p.log.Error("S/MIME key rollover: publishing the current certificates failed", "err", err)
+		}
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := p.fingerprint(files)
@@ -32,6 +41,11 @@ func (p *Policy) Watch(ctx context.Context, interval time.Duration, files ...str
 		last = fp
 		if err := p.Reload(); err != nil {
 			p.log.Error("S/MIME reload after a file change failed; keeping what was loaded", "err", err)
+		}
+		if p.cfg.Publisher != nil {
+			if _, err := p.PublishKeys(ctx, p.cfg.Publisher); err != nil {
+				p.log.Error("S/MIME key rollover: publishing the current certificates failed", "err", err)
+			}
 		}
 	}
 }
