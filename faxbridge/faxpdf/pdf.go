@@ -22,7 +22,7 @@ const (
 
 // Cover is what the cover page says.
 type Cover struct {
-	Title string     // "Fax from +441632960123 (3 pages)"
+	Title string      // "Fax from +441632960123 (3 pages)"
 	Rows  [][2]string // label, value; shown in order
 	Notes []string    // unreadable pages, repeats, reception problems: shown highlighted
 }
