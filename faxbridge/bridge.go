@@ -53,7 +53,7 @@ type Config struct {
 	// number is a whole domain (default "fax").
 	DomainMailbox string
 	// DedupeWindow is how long a delivered page is remembered to spot a
-	// resend (default 7 days).
+	// resend (default 7 days; negative: never treat a fax as a repeat).
 	DedupeWindow time.Duration
 	Limits       faxtiff.Limits
 	Logger       *slog.Logger
@@ -117,6 +117,10 @@ func (b *Bridge) Close() error { return b.state.close() }
 
 // Inbound is one received fax as an intake hands it over.
 type Inbound struct {
+	// Ref, if set, is the fax's reference, chosen by an intake that may
+	// hand the same fax over again after a crash: Receive is idempotent
+	// by Ref (NewRef makes one).
+	Ref        string
 	Source     string // "t37", "hylafax", "spool", "http"
 	Called     string // the number dialled (DID), any common format
 	Calling    string // caller ID
@@ -130,6 +134,18 @@ type Inbound struct {
 	// Failed is the fax server's reason for a reception that failed, when
 	// there is no image.
 	Failed string
+	// Stored, if set, is called as soon as the fax is durably somewhere
+	// (queued, dead letter, or recorded as a duplicate or failure), before
+	// anything else: an intake moves its copy out of the way there, so a
+	// crash right after leaves no window for receiving it twice.
+	Stored func(Outcome)
+}
+
+func (in Inbound) stored(o Outcome) Outcome {
+	if in.Stored != nil {
+		in.Stored(o)
+	}
+	return o
 }
 
 // Outcome says what became of a fax.
@@ -143,7 +159,7 @@ type Outcome struct {
 }
 
 // NewRef returns a fresh fax reference ("FX-20261208-1a2b3c4d5e").
-func (b *Bridge) newRef() string {
+func (b *Bridge) NewRef() string {
 	var r [5]byte
 	rand.Read(r[:])
 	return "FX-" + b.cfg.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(r[:])
@@ -157,15 +173,43 @@ func (b *Bridge) Receive(ctx context.Context, in Inbound) (Outcome, error) {
 	if in.Received.IsZero() {
 		in.Received = b.cfg.Now()
 	}
-	return b.receive(ctx, in, b.newRef(), "")
+	ref := in.Ref
+	if ref == "" {
+		ref = b.NewRef()
+	} else if !validRef(ref) {
+		return Outcome{}, fmt.Errorf("faxbridge: reference %q: letters, digits and - only", oneLine(ref))
+	}
+	return b.receive(ctx, in, ref, "", false)
+}
+
+func validRef(ref string) bool {
+	if ref == "" || len(ref) > 64 {
+		return false
+	}
+	for _, c := range ref {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // receive is Receive with the reference given and, for a re-route, the
-// endpoint address chosen by an administrator.
-func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string) (Outcome, error) {
+// endpoint address an administrator chose ("": by the number again).
+func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string, reroute bool) (Outcome, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ctx = audit.WithActor(ctx, "fax:"+in.Source)
+	if !reroute {
+		// Handed over again after a crash: what was done stands.
+		if done, ok, err := b.state.find(ref); err != nil {
+			return Outcome{}, fmt.Errorf("faxbridge: %w", err)
+		} else if ok {
+			out := Outcome{Ref: ref, Outcome: done.Outcome, QueueID: done.QueueID, Pages: done.Pages,
+				Reason: done.Reason, RepeatOf: done.RepeatOf}
+			return in.stored(out), nil
+		}
+	}
 	rec := Record{Ref: ref, Source: in.Source, Received: in.Received, Calling: in.Calling, CSI: in.CSI}
 	if n, err := directory.NormaliseFax(in.Called); err == nil {
 		rec.Called = n
@@ -180,6 +224,7 @@ func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string) (Outco
 		if err := b.state.record(rec); err != nil {
 			return Outcome{}, fmt.Errorf("faxbridge: record failed reception: %w", err)
 		}
+		in.stored(Outcome{Ref: ref, Outcome: OutcomeFailed})
 		b.m.received.WithLabelValues(in.Source, OutcomeFailed).Inc()
 		b.log.Warn("fax reception failed", "ref", ref, "source", in.Source, "called", rec.Called, "reason", rec.Reason)
 		b.record(ctx, audit.Event{Action: "fax.failed", QueueID: ref, Outcome: "failed", Detail: rec.Reason})
@@ -210,6 +255,7 @@ func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string) (Outco
 		if err := b.state.record(rec); err != nil {
 			return Outcome{}, fmt.Errorf("faxbridge: record duplicate: %w", err)
 		}
+		in.stored(Outcome{Ref: ref, Outcome: OutcomeDuplicate})
 		b.m.received.WithLabelValues(in.Source, OutcomeDuplicate).Inc()
 		b.log.Info("fax is a complete repeat, not delivered again", "ref", ref, "repeat_of", full, "endpoint", ep.Address)
 		b.record(ctx, audit.Event{Action: "fax.duplicate", QueueID: ref, Endpoint: ep.Address, Outcome: "ok",
@@ -221,15 +267,19 @@ func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string) (Outco
 	if err != nil {
 		return b.deadLetter(ctx, in, rec, "the PDF could not be made: "+err.Error())
 	}
-	qid, err := b.cfg.Queue.Submit(ctx, relay.Envelope{From: b.cfg.From, Recipients: []string{addr}}, bytes.NewReader(msg))
+	// The reference is the relay's queue ID: a fax handed over again
+	// after a crash is not queued or delivered twice (relay.Envelope.ID).
+	env := relay.Envelope{From: b.cfg.From, Recipients: []string{addr}, ID: ref}
+	qid, err := b.cfg.Queue.Submit(ctx, env, bytes.NewReader(msg))
 	if err != nil {
 		b.m.received.WithLabelValues(in.Source, "error").Inc()
 		return Outcome{}, fmt.Errorf("faxbridge: submit fax %s: %w", ref, err)
 	}
 	rec.Outcome, rec.QueueID = OutcomeDelivered, qid
-	if to != "" {
+	if reroute {
 		rec.Outcome = OutcomeRerouted
 	}
+	in.stored(Outcome{Ref: ref, Outcome: rec.Outcome, QueueID: qid})
 	if err := b.state.record(rec); err != nil {
 		// The message is queued: losing the record costs a report line
 		// and a resend check, never the fax.
@@ -284,6 +334,9 @@ func (b *Bridge) route(ctx context.Context, called, to string) (ep directory.End
 // within the window: notes for the cover page, and full = the earlier
 // fax's ref when every page repeats one earlier fax.
 func (b *Bridge) repeats(rec Record) (notes []string, full string, err error) {
+	if b.cfg.DedupeWindow < 0 {
+		return nil, "", nil
+	}
 	seen, err := b.state.seen(rec.Called, rec.PageHashes, b.cfg.Now().Add(-b.cfg.DedupeWindow))
 	if err != nil {
 		return nil, "", fmt.Errorf("faxbridge: dedupe: %w", err)

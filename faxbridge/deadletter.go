@@ -59,6 +59,7 @@ func (b *Bridge) deadLetter(ctx context.Context, in Inbound, rec Record, reason 
 		b.dead.Remove(rec.Ref)
 		return Outcome{}, fmt.Errorf("faxbridge: dead-letter %s: %w", rec.Ref, err)
 	}
+	in.stored(Outcome{Ref: rec.Ref, Outcome: OutcomeDeadLetter})
 	b.m.received.WithLabelValues(in.Source, OutcomeDeadLetter).Inc()
 	b.m.deadLetters.Inc()
 	b.log.Error("fax kept as dead letter: re-route it with `nhsrelay fax deadletter reroute`",
@@ -120,7 +121,7 @@ func (b *Bridge) Reroute(ctx context.Context, ref, to string) (Outcome, error) {
 	}
 	in := Inbound{Source: dl.Source, Called: dl.Called, Calling: dl.Calling, CallerName: dl.CallerName, CSI: dl.CSI,
 		Received: dl.Received, Data: data, PDF: dl.PDF, Quality: dl.Quality}
-	out, err := b.receive(ctx, in, ref, to)
+	out, err := b.receive(ctx, in, ref, to, true)
 	if err != nil || out.Outcome == OutcomeDeadLetter {
 		return out, err
 	}

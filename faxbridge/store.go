@@ -141,6 +141,15 @@ func (s *state) seen(called string, hashes []string, since time.Time) ([]pageSee
 	return out, err
 }
 
+// find returns the record of ref, if there is one.
+func (s *state) find(ref string) (r Record, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ok, err = get(tx, bucketFaxes, ref, &r)
+		return err
+	})
+	return r, ok, err
+}
+
 // records calls fn for every fax record.
 func (s *state) records(fn func(Record)) error {
 	return s.db.View(func(tx *bolt.Tx) error {

@@ -14,4 +14,12 @@ type Envelope struct {
 	// recipient without a valid S/MIME certificate gets it unsealed over
 	// verified TLS, audited.
 	System bool
+	// ID, if set, is the intake's own idempotency key, used as the queue
+	// ID (spool ID rules: letters, digits, '.', '_', '-'). Submitting
+	// again with the ID of a message still queued stores nothing and
+	// returns the ID, so an intake that crashed between Submit and
+	// recording it can simply submit again; a hosted delivery is
+	// idempotent by queue ID (relay/maildir), so one already delivered is
+	// not delivered twice. The fax bridge uses its fax reference.
+	ID string
 }
