@@ -199,7 +199,9 @@ func validRef(ref string) bool {
 func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string, reroute bool) (Outcome, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ctx = audit.WithActor(ctx, "fax:"+in.Source)
+	if !reroute { // a re-route is the administrator's act
+		ctx = audit.WithActor(ctx, "fax:"+in.Source)
+	}
 	if !reroute {
 		// Handed over again after a crash: what was done stands.
 		if done, ok, err := b.state.find(ref); err != nil {
