@@ -49,6 +49,12 @@ type Config struct {
 	SpoolKey []byte
 	// From is the sender of fax messages ("fax-bridge@relay.nhs.example").
 	From string
+	// Account is the directory account fax messages are submitted as:
+	// its organisation signs them towards remote endpoints, and a hosted
+	// mailbox sees them as submitted by it (relay/smimepolicy). Empty:
+	// submitted without an account (signed with the relay's own
+	// organisation; a hosted mailbox then quarantines them).
+	Account string
 	// DomainMailbox is the local part used when the endpoint that owns a
 	// number is a whole domain (default "fax").
 	DomainMailbox string
@@ -271,7 +277,7 @@ func (b *Bridge) receive(ctx context.Context, in Inbound, ref, to string, rerout
 	}
 	// The reference is the relay's queue ID: a fax handed over again
 	// after a crash is not queued or delivered twice (relay.Envelope.ID).
-	env := relay.Envelope{From: b.cfg.From, Recipients: []string{addr}, ID: ref}
+	env := relay.Envelope{From: b.cfg.From, Recipients: []string{addr}, Account: b.cfg.Account, ID: ref}
 	qid, err := b.cfg.Queue.Submit(ctx, env, bytes.NewReader(msg))
 	if err != nil {
 		b.m.received.WithLabelValues(in.Source, "error").Inc()

@@ -62,6 +62,7 @@ type adminHandlers struct {
 	Queue      http.Handler // relay.AdminHandler: /v1/queue...
 	Quarantine http.Handler // smimepolicy.Policy.AdminHandler: /v1/quarantine...
 	Directory  http.Handler // directory/api: /v1/directory/... and /fhir/...
+	Fax        http.Handler // faxbridge.Bridge.AdminHandler: /v1/faxes/...
 	Metrics    prometheus.Gatherer
 	Token      *adminToken
 	Logger     *slog.Logger
@@ -76,6 +77,9 @@ func newAdminHandler(h adminHandlers) http.Handler {
 	if h.Queue != nil {
 		api.Handle("/v1/queue", h.Queue)
 		api.Handle("/v1/queue/", h.Queue)
+	}
+	if h.Fax != nil {
+		api.Handle("/v1/faxes/", h.Fax)
 	}
 	if h.Quarantine != nil {
 		api.Handle("/v1/quarantine", h.Quarantine)

@@ -31,6 +31,7 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
+	Fax       fileFax       `toml:"fax"` // config_fax.go
 }
 
 type fileServer struct {
@@ -211,6 +212,8 @@ type config struct {
 	SMIMECRLs          []string `key:"smime.crls"`
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
+
+	Fax faxConfig // [fax], config_fax.go
 }
 
 // Files that live in data_dir; not configurable, so that a backup of

@@ -295,6 +295,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	c.LegacyKeyTransport = m.LegacyKeyTransport
 
+	c.Fax = fc.Fax.validate(v, c.Hostname) // config_fax.go
+
 	return c, v.errs
 }
 

@@ -189,6 +189,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if err != nil {
 		return err
 	}
+	fax, err := startFaxBridge(cfg, dir, rel, key, alog, reg, logger, reloader.ServerConfig()) // serve_fax.go
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, fax.close)
+	handlers = append(handlers, fax.handlers()...)
 	srv, err := smtpd.New(smtpd.Config{
 		Hostname: cfg.Hostname, TLS: reloader.ServerConfig(), Directory: dir, Queue: rel, Handlers: handlers,
 		Logger: logger.With("component", "smtpd"), Metrics: reg, Audit: alog,
@@ -251,7 +257,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		}
 		alogger := logger.With("component", "admin")
 		adminSrv = newAdminServer(newAdminHandler(adminHandlers{
-			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger),
+			Queue: rel.AdminHandler(), Quarantine: policy.AdminHandler(), Directory: api.New(dir, alogger), Fax: fax.admin(),
 			Metrics: reg, Token: token, Logger: alogger,
 		}), alogger)
 	}
@@ -293,6 +299,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	if adminLn != nil {
 		bound.set("admin", adminLn.Addr().String())
 	}
+	fax.bound(&bound)
 	if err := writeListeners(cfg.ListenersFile(), bound); err != nil {
 		logger.Error("listeners file not written", "file", cfg.ListenersFile(), "err", err)
 	}
@@ -316,6 +323,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 			return certsInUse(reloader.Certificate, certFile, keysDir)
 		}}
 	go expiry.loop(bgCtx)
+	fax.run(bgCtx, fatal)
 	if cfg.SummaryTo != "" {
 		if _, err := dir.CheckRecipient(ctx, cfg.SummaryTo); err != nil {
 			logger.Warn("directory.summary_to is not a verified endpoint; summary mail will not be delivered", "rcpt", cfg.SummaryTo, "err", err)

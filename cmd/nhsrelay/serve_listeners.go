@@ -20,6 +20,7 @@ type boundListeners struct {
 	Submissions string `json:"submissions,omitempty"`
 	MX          string `json:"mx,omitempty"`
 	Admin       string `json:"admin,omitempty"`
+	FaxUpload   string `json:"fax_upload,omitempty"` // serve_fax.go
 }
 
 // ListenersFile is where serve records its bound addresses.
@@ -37,6 +38,8 @@ func (b *boundListeners) set(mode, addr string) {
 		b.MX = addr
 	case "admin":
 		b.Admin = addr
+	case "fax_upload":
+		b.FaxUpload = addr
 	}
 }
 
