@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -24,6 +26,7 @@ const faxUsage = `usage: nhsrelay fax [-c FILE] COMMAND
 
 commands:
   convert IN.tif OUT.pdf     a received fax as PDF (cover page + pages), standalone
+  convert -o DIR IN.tif...   many at once, in parallel: DIR/IN.pdf for each
   ingest --hylafax QFILE DEVID COMMID REASON [CALLID...]
                              HylaFAX faxrcvd hook: hand a received fax to the bridge
                              (exits non-zero when it cannot store, so HylaFAX keeps it)
@@ -45,9 +48,12 @@ func runFax(args []string) error {
 	ctx := context.Background()
 	switch cmd {
 	case "convert":
+		if len(rest) >= 2 && rest[0] == "-o" {
+			return faxConvertAll(rest[1], rest[2:], os.Stderr)
+		}
 		if len(rest) != 2 {
 			fs.Usage()
-			return errors.New("fax convert: want IN.tif OUT.pdf")
+			return errors.New("fax convert: want IN.tif OUT.pdf, or -o DIR IN.tif...")
 		}
 		return faxConvert(rest[0], rest[1], os.Stderr)
 	case "ingest":
@@ -86,6 +92,39 @@ func faxConvert(in, out string, warn io.Writer) error {
 		return err
 	}
 	return os.WriteFile(out, pdf, 0o600)
+}
+
+// faxConvertAll converts each input to DIR/<name>.pdf, as many at once
+// as there are processors; it reports every failure and fails if any did.
+func faxConvertAll(dir string, ins []string, warn io.Writer) error {
+	if len(ins) == 0 {
+		return errors.New("fax convert -o: no input files")
+	}
+	jobs := make(chan string)
+	errs := make(chan error, len(ins))
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(ins)) {
+		wg.Go(func() {
+			for in := range jobs {
+				out := filepath.Join(dir, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))+".pdf")
+				if err := faxConvert(in, out, io.Discard); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for _, in := range ins {
+		jobs <- in
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		fmt.Fprintln(warn, err)
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 // faxIngest is the HylaFAX faxrcvd hook: `faxrcvd qfile devid commid
@@ -166,7 +205,6 @@ func safeName(s string) string {
 	}
 	return s[:min(len(s), 40)]
 }
-
 
 func faxDeadLetter(ctx context.Context, configPath string, args []string) error {
 	if len(args) < 1 {

@@ -1,5 +1,7 @@
 package ccitt
 
+import "math/bits"
+
 // Bitmap is a bilevel image, one bit a pixel, rows packed from the most
 // significant bit; a 1 bit is black, whatever the source's photometric
 // interpretation.
@@ -50,21 +52,27 @@ func fillBits(row []byte, from, to int) {
 	}
 }
 
-// rowChanges appends to dst the changing elements of row y.
+// rowChanges appends to dst the changing elements of row y: a byte at a
+// time, the next change being the first bit that differs from the
+// current colour.
 func (b *Bitmap) rowChanges(dst []int, y int) []int {
 	row := b.Row(y)
 	black := false
-	for x := 0; x < b.Width; {
-		c := row[x/8]
-		if x%8 == 0 && (c == 0 && !black || c == 0xff && black) {
-			x += 8
-			continue
+	for i, r := range row {
+		c := r
+		if black {
+			c = ^c
 		}
-		if (c&(0x80>>(x%8)) != 0) != black {
+		for c != 0 {
+			lz := bits.LeadingZeros8(c)
+			x := i*8 + lz
+			if x >= b.Width {
+				return dst // padding bits past the last pixel
+			}
 			dst = append(dst, x)
 			black = !black
+			c = ^c & (0xff >> (lz + 1))
 		}
-		x++
 	}
 	return dst
 }
