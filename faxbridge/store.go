@@ -2,7 +2,6 @@ package faxbridge
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,6 +162,3 @@ func (s *state) records(fn func(Record)) error {
 		})
 	})
 }
-
-// errNotFound is returned by lookups of a missing key.
-var errNotFound = errors.New("not found")

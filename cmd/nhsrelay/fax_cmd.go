@@ -53,7 +53,7 @@ func runFax(args []string) error {
 		}
 		if len(rest) != 2 {
 			fs.Usage()
-			return errors.New("fax convert: want IN.tif OUT.pdf, or -o DIR IN.tif...")
+			return errors.New("fax convert: want IN.tif OUT.pdf, or -o DIR IN.tif …")
 		}
 		return faxConvert(rest[0], rest[1], os.Stderr)
 	case "ingest":
