@@ -57,3 +57,15 @@ func FuzzParseFaxLocalPart(f *testing.F) {
 		}
 	})
 }
+
+func TestT37CannotStoreAnswers451(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, func(c *Config) { c.Queue = refusingQueue{} })
+	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test"}
+	_, err := h.Handle(t.Context(), relay.Envelope{Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test"}},
+		bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
+	var r *Refusal
+	if !errors.As(err, &r) || r.Code != 451 {
+		t.Fatalf("Handle error = %v, want a 451 Refusal (the gateway keeps the message)", err)
+	}
+}

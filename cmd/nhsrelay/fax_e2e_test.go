@@ -41,6 +41,9 @@ func TestFaxEndToEnd(t *testing.T) {
 		}
 	}
 	spoolDir := filepath.Join(dir, "faxin")
+	if i := strings.Index(text, "\n[fax]\n"); i >= 0 {
+		text = text[:i] // the generated [fax] table, off, is the last; ours replaces it
+	}
 	text += "\n[fax]\nenabled = true\nfrom = \"fax-bridge@relay.nhs.example\"\naccount = \"" + sampleSenderUser + "\"\nt37_domain = \"fax.nhsrelay.test\"\nspool_dir = " + strconv.Quote(spoolDir) +
 		"\nspool_rescan = \"1s\"\nupload_listen = \"127.0.0.1:0\"\nupload_max_bytes = 1048576\nhylafax_did_callid = 3\n"
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
@@ -78,6 +81,9 @@ func TestFaxEndToEnd(t *testing.T) {
 	if _, err := os.Stat(qfile); err != nil {
 		t.Errorf("the hook removed HylaFAX's file: %v", err)
 	}
+	// A failed reception (no file, a reason) is recorded, not an error.
+	runBin(t, bin, "fax", "-c", cfgPath, "ingest", "--hylafax", filepath.Join(t.TempDir(), "missing.tif"), "ttyS0", "000000125",
+		"No carrier detected", "+441632960666", "", "01632960001")
 	// A hook that cannot store exits non-zero and leaves the file.
 	broken := strings.Replace(text, strconv.Quote(spoolDir), strconv.Quote(qfile+"/x"), 1)
 	brokenPath := filepath.Join(dir, "broken.toml")
@@ -142,6 +148,13 @@ func TestFaxEndToEnd(t *testing.T) {
 		return true
 	}) {
 		t.Fatalf("the Maildir lacks one of %q\nserver log:\n%s", subjects, srv.log())
+	}
+
+	if !waitFor(func() bool {
+		m, _ := filepath.Glob(filepath.Join(spoolDir, "done", "*-hylafax-ttyS0-000000125.json"))
+		return len(m) == 1
+	}) {
+		t.Errorf("the failed reception was not recorded\n%s", srv.log())
 	}
 
 	// 5. The dead letter, listed and re-routed by hand.

@@ -216,6 +216,10 @@ func (p *Page) decode(r *reader, fields map[uint16]field) {
 		if err == nil {
 			p.Rows = y + rows // an RTC or EOFB before the last row: the rest is white
 		}
+		if errors.Is(err, errUnsupported) {
+			p.Err = fmt.Errorf("page %d is %s: %w", p.Number, p.Coding, err)
+			return
+		}
 		if err != nil {
 			p.Err = fmt.Errorf("page %d: %s data stops at row %d of %d: %w", p.Number, p.Coding, p.Rows, p.Height, err)
 			return
