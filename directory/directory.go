@@ -97,15 +97,28 @@ type Directory struct {
 	compare func(hash, pass []byte) error // bcrypt.CompareHashAndPassword; tests count calls
 }
 
-// Validate reports every problem with c, each naming its field.
+// Validate reports every problem with c, each naming its field: the
+// settings (ValidateSettings) and the parts Open needs.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Store == nil {
 		errs = append(errs, errors.New("directory: Store: not set"))
 	}
-	if c.Mailer != nil {
+	if c.Mailer != nil && c.ChallengeFrom == "" {
+		errs = append(errs, fmt.Errorf("directory: ChallengeFrom: %q must be a mailbox when a Mailer is set", c.ChallengeFrom))
+	}
+	return errors.Join(append(errs, c.ValidateSettings())...)
+}
+
+// ValidateSettings reports every problem with c's settings alone (not the
+// Store, Mailer and other parts a running server passes in), each naming
+// its field. Open runs it; `nhsrelay check-config` runs it on the config
+// file's values, so the two can never disagree.
+func (c Config) ValidateSettings() error {
+	var errs []error
+	if c.ChallengeFrom != "" {
 		if a, err := NormaliseAddress(c.ChallengeFrom); err != nil || !strings.Contains(a, "@") {
-			errs = append(errs, fmt.Errorf("directory: ChallengeFrom: %q must be a mailbox when a Mailer is set", c.ChallengeFrom))
+			errs = append(errs, fmt.Errorf("directory: ChallengeFrom: %q must be a mailbox", c.ChallengeFrom))
 		}
 	}
 	for name, v := range map[string]time.Duration{"ReverifyAfter": c.ReverifyAfter, "WarnBefore": c.WarnBefore, "ChallengeTTL": c.ChallengeTTL} {

@@ -32,7 +32,8 @@ type Sidecar struct {
 
 // SpoolFolder watches a folder for faxes that a fax server or scanner
 // drops: name.tif (or .tiff, .pdf) with an optional name.json sidecar,
-// written elsewhere (or under a name starting with ".") and renamed in.
+// written elsewhere (or under a name starting with ".", or ending in
+// .tmp, as internal/durable.WriteFile writes) and renamed in.
 //
 // Pickup is a rename into .work/, so two watchers never take one file;
 // the new name carries the fax's reference, by which the bridge and the

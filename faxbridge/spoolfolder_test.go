@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"nhsrelay/internal/durable"
 	"nhsrelay/relay"
 )
 
@@ -32,12 +33,12 @@ func runSpool(t *testing.T, b *Bridge, dir string) {
 func drop(t *testing.T, dir, name string, tif []byte, sidecar string) {
 	t.Helper()
 	if sidecar != "" {
-		if err := WriteFileDurable(dir, name+".json", []byte(sidecar)); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, name+".json"), []byte(sidecar)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if tif != nil {
-		if err := WriteFileDurable(dir, name+".tif", tif); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, name+".tif"), tif); err != nil {
 			t.Fatal(err)
 		}
 	}

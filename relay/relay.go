@@ -93,9 +93,60 @@ type Config struct {
 	Opener   Opener                                                            // nil → hosted mail delivered as spooled (sealed if a Sealer is set)
 }
 
-func (c *Config) defaults() error {
+// Defaults of the Config's limits (Postfix's names in brackets where it
+// has one).
+const (
+	DefaultHopConcurrency = 10                 // [default_destination_concurrency_limit 20]
+	DefaultConcurrency    = 100                //
+	DefaultRetryMin       = time.Minute        // [minimal_backoff_time 300s]
+	DefaultRetryMax       = time.Hour          // [maximal_backoff_time 4000s]
+	DefaultDelayWarnAfter = 4 * time.Hour      // [delay_warning_time, off by default]
+	DefaultGiveUpAfter    = 5 * 24 * time.Hour // [maximal_queue_lifetime 5d]
+	DefaultIdleTimeout    = 30 * time.Second   //
+	DefaultAttemptTimeout = 10 * time.Minute   //
+	DefaultResetTimeout   = 10 * time.Second   //
+)
+
+// ValidateSettings reports every problem with c's settings alone (not the
+// spool, store, directory and other parts a running server passes in),
+// each naming its field. New runs it; `nhsrelay check-config` runs it on
+// the config file's values, so the two can never disagree.
+func (c Config) ValidateSettings() error {
+	var errs []error
 	if c.Hostname == "" {
-		return errors.New("relay: config: Hostname is empty")
+		errs = append(errs, errors.New("relay: config: Hostname is empty"))
+	}
+	for name, v := range map[string]int{"HopConcurrency": c.HopConcurrency, "Concurrency": c.Concurrency} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("relay: config: %s %d is negative", name, v))
+		}
+	}
+	c.applyDefaults()
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("relay: config: RetryMax %v is less than RetryMin %v", c.RetryMax, c.RetryMin))
+	}
+	if c.GiveUpAfter <= c.DelayWarnAfter {
+		errs = append(errs, fmt.Errorf("relay: config: GiveUpAfter %v is not longer than DelayWarnAfter %v", c.GiveUpAfter, c.DelayWarnAfter))
+	}
+	return errors.Join(errs...)
+}
+
+// applyDefaults fills the zero (or negative) limits.
+func (c *Config) applyDefaults() {
+	setDefault(&c.HopConcurrency, DefaultHopConcurrency)
+	setDefault(&c.Concurrency, DefaultConcurrency)
+	setDefault(&c.RetryMin, DefaultRetryMin)
+	setDefault(&c.RetryMax, DefaultRetryMax)
+	setDefault(&c.DelayWarnAfter, DefaultDelayWarnAfter)
+	setDefault(&c.GiveUpAfter, DefaultGiveUpAfter)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.AttemptTimeout, DefaultAttemptTimeout)
+	setDefault(&c.ResetTimeout, DefaultResetTimeout)
+}
+
+func (c *Config) defaults() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
 	}
 	if c.SpoolDir == "" {
 		return errors.New("relay: config: SpoolDir is empty")
@@ -112,18 +163,7 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	setDefault(&c.HopConcurrency, 10)
-	setDefault(&c.Concurrency, 100)
-	setDefault(&c.RetryMin, time.Minute)
-	setDefault(&c.RetryMax, time.Hour)
-	setDefault(&c.DelayWarnAfter, 4*time.Hour)
-	setDefault(&c.GiveUpAfter, 5*24*time.Hour)
-	setDefault(&c.IdleTimeout, 30*time.Second)
-	setDefault(&c.AttemptTimeout, 10*time.Minute)
-	setDefault(&c.ResetTimeout, 10*time.Second)
-	if c.RetryMax < c.RetryMin {
-		return fmt.Errorf("relay: config: RetryMax %v is less than RetryMin %v", c.RetryMax, c.RetryMin)
-	}
+	c.applyDefaults()
 	if c.Dial == nil {
 		d := &net.Dialer{Timeout: 30 * time.Second}
 		c.Dial = d.DialContext

@@ -148,15 +148,20 @@ type Config struct {
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("smtpd: server closed")
 
+// ValidateSettings reports every problem with c's settings alone (host
+// name, limits, networks; not TLS, Directory, Queue and the other parts a
+// running server passes in), each naming its field. New runs it;
+// `nhsrelay check-config` runs it on the config file's values, so the two
+// can never disagree.
+func (c Config) ValidateSettings() error {
+	_, errs := c.settings()
+	return errors.Join(errs...)
+}
+
 // withDefaults checks c and fills the zero values; every problem names its field.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
 	bad := func(field, why string) { errs = append(errs, fmt.Errorf("smtpd: %s: %s", field, why)) }
-	if c.Hostname == "" {
-		bad("Hostname", "required")
-	} else if !validHostname(c.Hostname) {
-		bad("Hostname", "not a domain name")
-	}
 	if c.TLS == nil {
 		bad("TLS", "required: AUTH and clinical mail need TLS")
 	} else if len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil && c.TLS.GetConfigForClient == nil {
@@ -167,6 +172,35 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Queue == nil {
 		bad("Queue", "required")
+	}
+	c, serrs := c.settings()
+	errs = append(errs, serrs...)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TLS != nil {
+		c.TLS = c.TLS.Clone()
+		if c.TLS.MinVersion < tls.VersionTLS12 { // DESIGN: TLS 1.2+ only
+			c.TLS.MinVersion = tls.VersionTLS12
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// settings checks the settings and fills their zero values.
+func (c Config) settings() (Config, []error) {
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("smtpd: %s: %s", field, why)) }
+	if c.Hostname == "" {
+		bad("Hostname", "required")
+	} else if !ValidHostname(c.Hostname) {
+		bad("Hostname", "not a domain name")
 	}
 	for _, p := range c.TrustedNetworks {
 		if !p.IsValid() {
@@ -211,32 +245,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.GreetWait == 0 {
 		c.GreetWait = DefaultGreetWait
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Metrics == nil {
-		c.Metrics = prometheus.NewRegistry()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.TLS != nil {
-		c.TLS = c.TLS.Clone()
-		if c.TLS.MinVersion < tls.VersionTLS12 { // DESIGN: TLS 1.2+ only
-			c.TLS.MinVersion = tls.VersionTLS12
-		}
-	}
-	return c, errors.Join(errs...)
+	return c, errs
 }
 
-// validHostname accepts letters, digits, '-' and '.' labels (RFC 1035 §2.3.1),
-// which is all that may go into our greeting and Received headers.
-func validHostname(h string) bool {
+// ValidHostname accepts letters, digits, '-' and '.' labels (RFC 1035 §2.3.1;
+// no label starts or ends with '-', RFC 1123 §2.1),
+// which is all that may go into our greeting and Received headers. A
+// trailing dot (an empty last label) is refused: "relay.nhs.uk." in EHLO
+// is not what RFC 5321 §4.1.2 Domain allows.
+func ValidHostname(h string) bool {
 	if len(h) > 253 {
 		return false
 	}
 	for _, label := range splitDots(h) {
-		if label == "" || len(label) > 63 {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' { // RFC 1123 §2.1
 			return false
 		}
 		for i := 0; i < len(label); i++ {

@@ -39,13 +39,7 @@ func certsInUseStatus(configPath string, stdout io.Writer, now time.Time) ([]cer
 		}
 		return c
 	}
-	own, errs := certsInUse(tlsCert, cfg.CertFile, cfg.SMIMEKeysDir)
-	var list []certs.CertStatus
-	for _, c := range own {
-		s := certs.Inspect(c.cert, now)
-		s.File, s.Role = c.file, c.role
-		list = append(list, s)
-	}
+	list, errs := certs.InUse(tlsCert, cfg.CertFile, cfg.SMIMEKeysDir, now)
 	for _, err := range errs {
 		fmt.Fprintf(stdout, "note: %v\n", err)
 	}

@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"nhsrelay/directory"
+	"nhsrelay/relay"
+	"nhsrelay/smtpd"
 )
 
 // exampleConfig documents every key with its default; `nhsrelay init`
@@ -107,7 +110,9 @@ type fileSMIME struct {
 
 // defaultFileConfig holds the value of every key a file leaves out. The
 // defaults are the secure, production choice: standard ports, admin API on
-// loopback, limits as Postfix sets them or tighter.
+// loopback, limits as Postfix sets them or tighter. Where a package has a
+// default, it is taken from the package (smtpd.Default..., relay.Default...,
+// directory.Default...), so there is one source for each.
 func defaultFileConfig() fileConfig {
 	return fileConfig{
 		Server: fileServer{DataDir: "data", LogFormat: "json", LogLevel: "info"},
@@ -115,38 +120,38 @@ func defaultFileConfig() fileConfig {
 			SubmissionListen:  ":587",
 			SubmissionsListen: ":465",
 			MXListen:          ":25",
-			MaxMessageBytes:   50 << 20, // Postfix message_size_limit is 10 MB; clinical attachments are larger
-			MaxRecipients:     1000,     // Postfix smtpd_recipient_limit
-			MaxHeaderBytes:    100 << 10,
-			MaxConnsPerIP:     50, // Postfix smtpd_client_connection_count_limit
-			MaxConns:          1000,
-			IdleTimeout:       "5m", // RFC 5321 §4.5.3.2.7: server timeout at least 5 minutes
-			DataTimeout:       "5m",
-			MinDataRate:       500, // Postfix smtpd_min_data_rate, bytes/s, against slowloris
-			MaxErrors:         20,  // Postfix smtpd_hard_error_limit
-			MaxJunkCommands:   100, // Postfix smtpd_junk_command_limit
-			GreetWait:         "500ms",
-			MaxAuthFailures:   10,
-			AuthFailureWindow: "15m",
+			MaxMessageBytes:   smtpd.DefaultMaxMessageBytes,
+			MaxRecipients:     smtpd.DefaultMaxRecipients,
+			MaxHeaderBytes:    smtpd.DefaultMaxHeaderBytes,
+			MaxConnsPerIP:     smtpd.DefaultMaxConnsPerIP,
+			MaxConns:          smtpd.DefaultMaxConns,
+			IdleTimeout:       durationDefault(smtpd.DefaultIdleTimeout),
+			DataTimeout:       durationDefault(smtpd.DefaultDataTimeout),
+			MinDataRate:       smtpd.DefaultMinDataRate,
+			MaxErrors:         smtpd.DefaultMaxErrors,
+			MaxJunkCommands:   smtpd.DefaultMaxJunkCommands,
+			GreetWait:         durationDefault(smtpd.DefaultGreetWait),
+			MaxAuthFailures:   smtpd.DefaultMaxAuthFailures,
+			AuthFailureWindow: durationDefault(smtpd.DefaultAuthFailureWindow),
 		},
 		TLS: fileTLS{ReloadInterval: "1m"}, // issue 5: reload on SIGHUP and on file change
 		Relay: fileRelay{
 			SpoolKeyFile:   "spool.key",
-			HopConcurrency: 10,
-			Concurrency:    100,
-			AttemptTimeout: "10m",
-			ConnIdle:       "30s",
-			RetryMin:       "1m",
-			RetryMax:       "1h",
-			DelayWarnAfter: "4h",   // Postfix delay_warning_time is off by default; the issue asks 4h
-			GiveUpAfter:    "120h", // Postfix maximal_queue_lifetime 5d
+			HopConcurrency: relay.DefaultHopConcurrency,
+			Concurrency:    relay.DefaultConcurrency,
+			AttemptTimeout: durationDefault(relay.DefaultAttemptTimeout),
+			ConnIdle:       durationDefault(relay.DefaultIdleTimeout),
+			RetryMin:       durationDefault(relay.DefaultRetryMin),
+			RetryMax:       durationDefault(relay.DefaultRetryMax),
+			DelayWarnAfter: durationDefault(relay.DefaultDelayWarnAfter),
+			GiveUpAfter:    durationDefault(relay.DefaultGiveUpAfter),
 		},
 		Admin: fileAdmin{Listen: "127.0.0.1:8025", TokenFile: "admin.token"},
 		Directory: fileDirectory{
-			ReverifyAfter: "8760h", // a year
-			WarnBefore:    "720h",  // 30 days
+			ReverifyAfter: durationDefault(directory.DefaultReverifyAfter),
+			WarnBefore:    durationDefault(directory.DefaultWarnBefore),
 			ExpiryCheck:   "24h",
-			AuthCacheTTL:  "5m",
+			AuthCacheTTL:  durationDefault(directory.DefaultAuthCacheTTL),
 		},
 		SMIME: fileSMIME{KeysDir: "keys"},
 	}
@@ -216,6 +221,18 @@ type config struct {
 	Fax faxConfig // [fax], config_fax.go
 }
 
+// configFieldKeys maps each config field name to its file key.
+func configFieldKeys() map[string]string {
+	m := map[string]string{}
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if k := t.Field(i).Tag.Get("key"); k != "" {
+			m[t.Field(i).Name] = k
+		}
+	}
+	return m
+}
+
 // Files that live in data_dir; not configurable, so that a backup of
 // data_dir is a backup of the server's state.
 func (c *config) SpoolDir() string       { return filepath.Join(c.DataDir, "spool") }
@@ -244,13 +261,9 @@ func loadConfig(path string) (*config, error) {
 // (absolute), against which relative paths resolve.
 func parseConfig(path, text string) (*config, error) {
 	fc := defaultFileConfig()
-	md, err := toml.Decode(text, &fc)
+	problems, err := decodeFile(text, &fc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	var problems []error
-	for _, k := range md.Undecoded() {
-		problems = append(problems, &keyError{Key: k.String(), Problem: "unknown key"})
 	}
 	c, errs := fc.validate(path)
 	problems = append(problems, errs...)

@@ -28,18 +28,18 @@ type fileFax struct {
 
 // faxConfig is [fax], checked.
 type faxConfig struct {
-	Enabled          bool
-	From             string
-	Account          string
-	DomainMailbox    string
-	T37Domain        string
-	SpoolDir         string
-	SpoolRescan      time.Duration
-	UploadListen     string
-	UploadMaxBytes   int64
-	HylaFAXDIDCallID int
-	HylaFAXNumber    string
-	DedupeWindow     time.Duration
+	Enabled          bool          `key:"fax.enabled"`
+	From             string        `key:"fax.from"`
+	Account          string        `key:"fax.account"`
+	DomainMailbox    string        `key:"fax.domain_mailbox"`
+	T37Domain        string        `key:"fax.t37_domain"`
+	SpoolDir         string        `key:"fax.spool_dir"`
+	SpoolRescan      time.Duration `key:"fax.spool_rescan"`
+	UploadListen     string        `key:"fax.upload_listen"`
+	UploadMaxBytes   int64         `key:"fax.upload_max_bytes"`
+	HylaFAXDIDCallID int           `key:"fax.hylafax_did_callid"`
+	HylaFAXNumber    string        `key:"fax.hylafax_number"`
+	DedupeWindow     time.Duration `key:"fax.dedupe_window"`
 }
 
 // FaxDir is where the bridge keeps its state and dead letters.

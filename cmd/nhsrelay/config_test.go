@@ -160,6 +160,15 @@ func TestBadConfigs(t *testing.T) {
 		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
 		{"bad duration reported once", set("give_up_after", `"2 days"`), []string{"relay.give_up_after: \"2 days\" is not a duration"}},
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
+		{"wrong types reported together", chain(set("max_errors", `"twenty"`), set("hop_concurrency", `"ten"`),
+			set("log_level", "3"), set("trusted_networks", `"127.0.0.1"`)),
+			[]string{"smtp.max_errors: wrong type: want a whole number", "relay.hop_concurrency: wrong type",
+				"server.log_level: wrong type: want a string", "smtp.trusted_networks: wrong type: want a list"}},
+		{"wrong type beside other problems", chain(set("max_errors", `"twenty"`), set("retry_min", `"x"`)),
+			[]string{"smtp.max_errors: wrong type", "relay.retry_min:"}},
+		{"a table that is a value", func(s string) string { return "relay = 3\n" + s }, []string{"relay"}},
+		// smtpd refuses it in EHLO and at start-up; check-config says so first.
+		{"hostname with a trailing dot", set("hostname", `"relay.nhs.example."`), []string{"server.hostname:", "not a host name"}},
 		{"no trust anchors", set("trust_anchors", "[]"), []string{"smime.trust_anchors: must list at least one"}},
 		{"missing anchor file", set("trust_anchors", `["nope.pem"]`), []string{"smime.trust_anchors[0]: no such file"}},
 		{"anchor file without a certificate", set("trust_anchors", `["spool.key"]`), []string{"smime.trust_anchors[0]:", "no CERTIFICATE"}},
@@ -269,9 +278,7 @@ func FuzzParseConfig(f *testing.F) {
 // config shows every key.
 func TestEveryKeyDocumented(t *testing.T) {
 	t.Parallel()
-	ct := reflect.TypeFor[config]()
-	for i := range ct.NumField() {
-		f := ct.Field(i)
+	for _, f := range configFields() {
 		key := f.Tag.Get("key")
 		if f.Name == "Path" {
 			continue
@@ -288,6 +295,24 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 }
 
+// configFields are config's fields, and those of a table's own struct
+// (config.Fax: faxConfig) in its place.
+func configFields() []reflect.StructField {
+	var out []reflect.StructField
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		if f.Tag.Get("key") == "" && f.Type.Kind() == reflect.Struct {
+			for j := range f.Type.NumField() {
+				out = append(out, f.Type.Field(j))
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // TestReadmeDocumentsEveryKey keeps the README's configuration reference in
 // step with the code.
 func TestReadmeDocumentsEveryKey(t *testing.T) {
@@ -296,9 +321,8 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := reflect.TypeFor[config]()
-	for i := range ct.NumField() {
-		key := ct.Field(i).Tag.Get("key")
+	for _, f := range configFields() {
+		key := f.Tag.Get("key")
 		if key == "" {
 			continue
 		}
@@ -306,6 +330,31 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 		at := strings.Index(string(readme), "### ["+section+"]")
 		if at < 0 || !strings.Contains(string(readme[at:]), "| `"+name+"` |") {
 			t.Errorf("README.md does not document %s in its [%s] table", key, section)
+		}
+	}
+}
+
+// check-config runs the packages' own start-up checks (ValidateSettings)
+// on the values it built, and names the key of each problem: a value the
+// file check let through (here set after it) is still refused, under its
+// key, as serve would refuse it.
+func TestPackageProblemsNameKeys(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(writeConfigDir(t, exampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Hostname = "relay.nhs.example."
+	c.RetryMin, c.RetryMax = time.Hour, time.Minute
+	v := &validator{}
+	v.packageProblems(c)
+	got := map[string]bool{}
+	for _, e := range v.errs {
+		got[problemKey(e)] = true
+	}
+	for _, k := range []string{"server.hostname", "relay.retry_max"} {
+		if !got[k] {
+			t.Errorf("package problems %v do not name %s", v.errs, k)
 		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"nhsrelay/admin"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
+	"nhsrelay/smtpd"
 )
 
 // validator collects problems, each prefixed with its key.
@@ -119,7 +121,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		}
 		c.Hostname = h
 	}
-	if c.Hostname != "" && !validHostname(c.Hostname) {
+	if c.Hostname != "" && !smtpd.ValidHostname(c.Hostname) {
 		v.addf("server.hostname", "%q is not a host name (letters, digits, '-' and '.')", c.Hostname)
 	}
 	c.DataDir = v.path(fc.Server.DataDir)
@@ -230,8 +232,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 		}
 		c.AdminTokenFile = v.file("admin.token_file", a.TokenFile, true)
 		if c.AdminTokenFile != "" {
-			if tok, err := os.ReadFile(c.AdminTokenFile); err == nil && len(strings.TrimSpace(string(tok))) < 16 {
-				v.addf("admin.token_file", "the token is shorter than 16 characters")
+			if tok, err := os.ReadFile(c.AdminTokenFile); err == nil && len(strings.TrimSpace(string(tok))) < admin.MinTokenLength {
+				v.addf("admin.token_file", "the token is shorter than %d characters", admin.MinTokenLength)
 			}
 		}
 	}
@@ -297,6 +299,12 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 
 	c.Fax = fc.Fax.validate(v, c.Hostname) // config_fax.go
 
+	if len(v.errs) == 0 {
+		// The checks serve's packages make at start-up, on a file that
+		// passed its own: after a file problem, values derived from the
+		// bad one (challenge_from from hostname) would be reported twice.
+		v.packageProblems(c)
+	}
 	return c, v.errs
 }
 
@@ -319,22 +327,4 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// validHostname checks RFC 1123 §2.1 host name syntax.
-func validHostname(h string) bool {
-	if len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -9,19 +9,25 @@
 //     nhsrelay.example.toml, a development CA and TLS server certificate
 //     (certs), the spool key (relay/spool), a sample directory with a
 //     sender account (directory, directory/boltstore) and audits it (audit).
-//   - serve -c FILE (serve_cmd.go): the server. Opens the audit log (audit),
-//     the directory (directory, directory/boltstore), the queue store
-//     (relay/queue), the S/MIME policy (relay/smimepolicy, certs), the relay
-//     (relay, relay/spool), the SMTP listeners (smtpd) with a reloading TLS
-//     certificate (certs.Reloader) and the admin HTTP API (admin.go:
-//     relay's queue handler, directory/api, Prometheus /metrics). SIGTERM
-//     stops it gracefully; SIGHUP reloads (serve_reload.go: config keys
-//     that can change at run time, TLS certificate, S/MIME keys, admin
-//     token; everything else is named as needing a restart). It writes the
-//     addresses it bound to <data_dir>/listeners.json (serve_listeners.go),
-//     so listen addresses may use port 0, and runs the daily expiry check
-//     (serve_expiry.go: the directory's verifications and certificates, and
-//     the server's own TLS and S/MIME certificates).
+//   - serve -c FILE (serve_cmd.go): the server, as a list of parts wired
+//     in order (serve_parts.go, one function each): folders made durably
+//     (internal/durable), the audit log (audit), the S/MIME trust
+//     (certs.LiveTrust) and the directory (directory, directory/boltstore),
+//     the queue store, S/MIME policy and relay (relay/queue,
+//     relay/smimepolicy, relay), the SMTP listeners (smtpd) with a
+//     reloading TLS certificate (certs.Reloader), the admin HTTP API
+//     (package admin; relay's queue handler, the quarantine, directory/api
+//     and Prometheus /metrics are mounted on it by path) and the expiry job
+//     (directory/expiry, with certs.InUse for the server's own
+//     certificates). serve_run.go binds every listener before serving any,
+//     writes <data_dir>/listeners.json (serve_listeners.go, so listen
+//     addresses may use port 0), runs the background jobs, and on SIGTERM
+//     stops the parts in order; SIGHUP reloads (serve_reload.go: config
+//     keys that can change at run time, TLS certificate, S/MIME keys and
+//     trust, admin token; everything else is named as needing a restart).
+//     New wiring: a part gets its own open function and one line in
+//     serve's list; a listener is a service (server.listen), a background
+//     job goes into server.jobs, an admin handler is Mounted in openAdmin.
 //   - check-config -c FILE (checkconfig_cmd.go): loads the config as serve
 //     does (config.go) and prints every problem, each naming its key.
 //   - queue list|show|retry|delete (queue_cmd.go, adminclient.go): talks
@@ -33,7 +39,11 @@
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and
 //     the expiry report (certs).
 //
-// Configuration: config.go reads the TOML file (BurntSushi/toml) and
-// config_validate.go checks it into a config; every key is documented in
+// Configuration: config_decode.go reads the TOML file (BurntSushi/toml) key
+// by key, so every unknown key and wrong type is reported; config_validate.go
+// checks it into a config and then runs each package's ValidateSettings on
+// the packages' Configs built from it (config_parts.go: the same builders
+// serve uses), so check-config and start-up agree. Defaults come from the
+// packages' Default constants. Every key is documented in
 // nhsrelay.example.toml and the README, and every problem names its key.
 package main

@@ -20,6 +20,7 @@ import (
 
 	"nhsrelay/faxbridge"
 	"nhsrelay/faxbridge/faxtiff"
+	"nhsrelay/internal/durable"
 )
 
 const faxUsage = `usage: nhsrelay fax [-c FILE] COMMAND
@@ -129,7 +130,7 @@ func faxConvertAll(dir string, ins []string, warn io.Writer) error {
 
 // faxIngest is the HylaFAX faxrcvd hook: `faxrcvd qfile devid commid
 // reason callid1 ... callidN`. It drops the fax and a sidecar into
-// fax.spool_dir (file and folder fsynced) for the server to pick up.
+// fax.spool_dir (durable.WriteFile: file and folder fsynced) for the server to pick up.
 func faxIngest(configPath string, args []string, warn io.Writer) error {
 	fs := flag.NewFlagSet("fax ingest", flag.ContinueOnError)
 	hylafax := fs.Bool("hylafax", false, "arguments are HylaFAX faxrcvd's: QFILE DEVID COMMID REASON [CALLID...]")
@@ -175,15 +176,15 @@ func faxIngest(configPath string, args []string, warn io.Writer) error {
 	case reason != "":
 		sc.Quality = "the fax server reports: " + reason
 	}
-	if err := os.MkdirAll(cfg.Fax.SpoolDir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.Fax.SpoolDir, 0o700, durable.SyncDir); err != nil {
 		return fmt.Errorf("fax ingest: %w", err)
 	}
 	side, _ := json.Marshal(sc)
-	if err := faxbridge.WriteFileDurable(cfg.Fax.SpoolDir, base+".json", side); err != nil {
+	if err := durable.WriteFile(filepath.Join(cfg.Fax.SpoolDir, base+".json"), side); err != nil {
 		return fmt.Errorf("fax ingest: %w", err)
 	}
 	if data != nil {
-		if err := faxbridge.WriteFileDurable(cfg.Fax.SpoolDir, base+".tif", data); err != nil {
+		if err := durable.WriteFile(filepath.Join(cfg.Fax.SpoolDir, base+".tif"), data); err != nil {
 			os.Remove(filepath.Join(cfg.Fax.SpoolDir, base+".json"))
 			return fmt.Errorf("fax ingest: %w", err)
 		}

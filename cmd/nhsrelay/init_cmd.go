@@ -21,6 +21,7 @@ import (
 	"nhsrelay/directory"
 	"nhsrelay/directory/boltstore"
 	"nhsrelay/relay/spool"
+	"nhsrelay/smtpd"
 )
 
 // Development ports: unprivileged, so `make run` needs no root, and on
@@ -81,7 +82,7 @@ func runInit(args []string) error {
 		fs.Usage()
 		return errors.New("want exactly one DIR")
 	}
-	if !validHostname(*hostname) {
+	if !smtpd.ValidHostname(*hostname) {
 		return fmt.Errorf("-hostname %q is not a host name", *hostname)
 	}
 	l := newInitLayout(fs.Arg(0))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"nhsrelay/admin"
 	"nhsrelay/certs"
 	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
@@ -74,11 +75,13 @@ func TestQuarantineCommand(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := loadAdminToken(tokFile)
+	tok, err := admin.LoadToken(tokFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newAdminHandler(adminHandlers{Quarantine: policy.AdminHandler(), Token: tok, Logger: logger}))
+	api := admin.New(admin.Config{Token: tok, Logger: logger})
+	api.Mount(policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
+	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	cfgFile := filepath.Join(tmp, "nhsrelay.toml")
 	conf := fmt.Sprintf("[admin]\nlisten = %q\ntoken_file = \"admin.token\"\n", strings.TrimPrefix(srv.URL, "http://"))

@@ -11,10 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"nhsrelay/audit"
-	"nhsrelay/directory"
 	"nhsrelay/faxbridge"
 	"nhsrelay/relay"
 	"nhsrelay/smtpd"
@@ -23,42 +19,48 @@ import (
 // faxRuntime is the fax bridge as serve runs it: nil-safe, so a server
 // without [fax] enabled calls the same methods and gets nothing.
 type faxRuntime struct {
-	cfg      faxConfig
-	bridge   *faxbridge.Bridge
-	uploadLn net.Listener
-	upload   *http.Server
-	logger   *slog.Logger
+	cfg    faxConfig
+	bridge *faxbridge.Bridge
 }
 
-// startFaxBridge opens the bridge and binds its upload listener (the
-// intakes start with run).
-func startFaxBridge(cfg *config, dir *directory.Directory, q faxbridge.Queue, key []byte, alog audit.Recorder,
-	reg prometheus.Registerer, logger *slog.Logger, tlsCfg *tls.Config) (*faxRuntime, error) {
-	if !cfg.Fax.Enabled {
-		return nil, nil
+// openFax opens the fax bridge (after the relay, before smtpd, which
+// takes its T.37 handler): its spool folder becomes a job and its upload
+// endpoint a service, served with the server's TLS certificate.
+func (s *server) openFax(context.Context) error {
+	if !s.cfg.Fax.Enabled {
+		return nil
 	}
-	bc := cfg.Fax.bridge()
-	bc.Directory, bc.Queue, bc.Dir, bc.SpoolKey = dir, q, cfg.FaxDir(), key
-	bc.Logger, bc.Audit, bc.Metrics = logger.With("component", "fax"), alog, reg
+	bc := s.cfg.Fax.bridge()
+	bc.Directory, bc.Queue, bc.Dir, bc.SpoolKey = s.dir, s.rel, s.cfg.FaxDir(), s.spoolKey
+	bc.Logger, bc.Audit, bc.Metrics = s.component("fax"), s.alog, s.reg
 	b, err := faxbridge.New(bc)
 	if err != nil {
-		return nil, fmt.Errorf("fax: %w", err)
+		return fmt.Errorf("fax: %w", err)
 	}
-	f := &faxRuntime{cfg: cfg.Fax, bridge: b, logger: bc.Logger}
-	if cfg.Fax.UploadListen != "" {
-		ln, err := net.Listen("tcp", cfg.Fax.UploadListen)
-		if err != nil {
-			b.Close()
-			return nil, fmt.Errorf("fax.upload_listen: %w", err)
-		}
-		// Fax servers send a credential: TLS always (DESIGN: secrets
-		// never in clear on the wire).
-		f.uploadLn = tls.NewListener(ln, tlsCfg)
-		f.upload = &http.Server{Handler: b.UploadHandler(cfg.Fax.UploadMaxBytes), ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-			ErrorLog: slog.NewLogLogger(bc.Logger.Handler(), slog.LevelWarn)}
+	s.closers = append(s.closers, b.Close)
+	s.fax = &faxRuntime{cfg: s.cfg.Fax, bridge: b}
+	if dir := s.cfg.Fax.SpoolDir; dir != "" {
+		sf := &faxbridge.SpoolFolder{Bridge: b, Dir: dir, Rescan: s.cfg.Fax.SpoolRescan}
+		s.jobs = append(s.jobs, func(ctx context.Context) {
+			if err := sf.Run(ctx); err != nil {
+				bc.Logger.Error("fax spool folder stopped; faxes dropped there wait until a restart", "dir", dir, "err", err)
+			}
+		})
 	}
-	return f, nil
+	if s.cfg.Fax.UploadListen == "" {
+		return nil
+	}
+	srv := &http.Server{Handler: b.UploadHandler(s.cfg.Fax.UploadMaxBytes), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(bc.Logger.Handler(), slog.LevelWarn)}
+	// Fax servers send a credential: always TLS. s.tls is the reloader
+	// openSMTP sets; the service serves only after every part is open.
+	return s.listen(service{name: "fax_upload", key: "fax.upload_listen",
+		serve: func(ln net.Listener) error {
+			return ignoreClosed(srv.Serve(tls.NewListener(ln, s.tls.ServerConfig())), http.ErrServerClosed)
+		},
+		stop: srv.Shutdown,
+	}, s.cfg.Fax.UploadListen)
 }
 
 // handlers are the fax bridge's smtpd recipient handlers: T.37 mail.
@@ -75,63 +77,6 @@ func (f *faxRuntime) admin() http.Handler {
 		return nil
 	}
 	return f.bridge.AdminHandler()
-}
-
-// bound records the upload listener's address.
-func (f *faxRuntime) bound(b *boundListeners) {
-	if f != nil && f.uploadLn != nil {
-		b.set("fax_upload", f.uploadLn.Addr().String())
-	}
-}
-
-// run starts the spool folder and upload intakes until ctx ends; a
-// listener that stops by itself reports to fatal.
-func (f *faxRuntime) run(ctx context.Context, fatal chan<- error) {
-	if f == nil {
-		return
-	}
-	if f.cfg.SpoolDir != "" {
-		sf := &faxbridge.SpoolFolder{Bridge: f.bridge, Dir: f.cfg.SpoolDir, Rescan: f.cfg.SpoolRescan}
-		go func() {
-			if err := sf.Run(ctx); err != nil {
-				f.report(fatal, fmt.Errorf("fax.spool_dir: %w", err))
-			}
-		}()
-		f.logger.Info("watching fax spool folder", "dir", f.cfg.SpoolDir)
-	}
-	if f.upload != nil {
-		go func() {
-			if err := f.upload.Serve(f.uploadLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				f.report(fatal, fmt.Errorf("fax.upload_listen: %w", err))
-			}
-		}()
-		go func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			f.upload.Shutdown(sctx)
-		}()
-		f.logger.Info("listening", "mode", "fax_upload", "addr", f.uploadLn.Addr().String())
-	}
-}
-
-// report hands err to serve's fatal channel, or logs it if that is full.
-func (f *faxRuntime) report(fatal chan<- error, err error) {
-	select {
-	case fatal <- err:
-	default:
-		f.logger.Error("fax intake stopped", "err", err)
-	}
-}
-
-func (f *faxRuntime) close() error {
-	if f == nil {
-		return nil
-	}
-	if f.uploadLn != nil {
-		f.uploadLn.Close()
-	}
-	return f.bridge.Close()
 }
 
 // t37Handler is faxbridge.T37 as smtpd's RecipientHandler: the fax

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 
+	"nhsrelay/admin"
 	"nhsrelay/smtpd"
 )
 
@@ -64,7 +65,7 @@ type reloadable interface{ Reload() error }
 type reloadTargets struct {
 	level *slog.LevelVar
 	tls   reloadable
-	token *adminToken // nil when the admin API is off
+	token *admin.Token // nil when the admin API is off
 	smime reloadable
 	smtp  interface{ SetLimits(smtpd.Limits) error }
 }
@@ -134,7 +135,7 @@ func reload(cur *config, t reloadTargets, logger *slog.Logger) (*config, reloadR
 		logger.Error("TLS reload failed; keeping the old certificate", "err", err)
 	}
 	if t.token != nil {
-		if err := t.token.reload(); err != nil {
+		if err := t.token.Reload(); err != nil {
 			res.failed = append(res.failed, "admin token")
 			logger.Error("admin token reload failed; keeping the old token", "err", err)
 		}

@@ -1,13 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 
 	"nhsrelay/audit"
@@ -211,8 +215,8 @@ func (s *server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxJSON))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -222,7 +226,61 @@ func (s *server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		}
 		return errorf(http.StatusBadRequest, "request body must hold one JSON object and nothing after it")
 	}
+	return decodeFields(raw, v)
+}
+
+// decodeFields decodes the JSON object data into v (a pointer to a
+// struct), refusing unknown fields. encoding/json stops at the first
+// field of the wrong type; so each member is first decoded alone, and
+// every unknown or wrongly typed one is named in one 400.
+func decodeFields(data []byte, v any) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return jsonError(err)
+	}
+	if obj == nil { // null
+		return errorf(http.StatusBadRequest, "request body must be a JSON object")
+	}
+	t := reflect.TypeOf(v).Elem()
+	problems := map[string]string{}
+	for name, val := range obj {
+		one, err := json.Marshal(map[string]json.RawMessage{name: val})
+		if err == nil {
+			err = decodeStrict(one, reflect.New(t).Interface())
+		}
+		if err == nil {
+			continue
+		}
+		var ae *apiError
+		if errors.As(jsonError(err), &ae) && len(ae.fields) > 0 {
+			maps.Copy(problems, ae.fields)
+		} else {
+			problems[name] = err.Error()
+		}
+	}
+	if len(problems) > 0 {
+		return fieldsError(problems)
+	}
+	if err := decodeStrict(data, v); err != nil {
+		return jsonError(err)
+	}
 	return nil
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// fieldsError is a 400 naming every bad field.
+func fieldsError(fields map[string]string) *apiError {
+	names := slices.Sorted(maps.Keys(fields))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + ": " + fields[n]
+	}
+	return &apiError{status: http.StatusBadRequest, msg: strings.Join(parts, "; "), fields: fields}
 }
 
 // jsonError turns a decoding error into words and, where possible, a field.

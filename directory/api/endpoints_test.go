@@ -129,6 +129,33 @@ func TestEndpointErrors(t *testing.T) {
 	}
 }
 
+// Every wrongly typed or unknown field is named in one 400, not only the
+// first encoding/json meets; nothing is written.
+func TestEndpointErrorsNameEveryField(t *testing.T) {
+	t.Parallel()
+	f := start(t, options{}, verified("gp@a81001.nhs.example"))
+	base := "/v1/directory/endpoints"
+	e := f.do(t, "POST", base, `{"address": 7, "ods": "A81001", "tls_only": "yes", "fax_numbers": "0123", "colour": "blue"}`).wantError(t, 400, "address")
+	for _, field := range []string{"address", "tls_only", "fax_numbers", "colour"} {
+		if e.Fields[field] == "" {
+			t.Errorf("fields = %v, want a message for %q", e.Fields, field)
+		}
+		if !strings.Contains(e.Error, field+":") {
+			t.Errorf("error %q does not name %s", e.Error, field)
+		}
+	}
+	if e.Fields["ods"] != "" {
+		t.Errorf("a good field was named: %v", e.Fields)
+	}
+	e = f.do(t, "POST", base, `{"address": "x@y.nhs.example", "ods": "A81001", "next_hop": {"kind": 1, "host": 2}}`).wantError(t, 400, "next_hop.kind")
+	if e.Fields["next_hop.kind"] == "" {
+		t.Errorf("fields = %v, want next_hop.kind", e.Fields)
+	}
+	if n := len(f.d.Endpoints(t.Context(), directory.Filter{})); n != 1 {
+		t.Errorf("%d endpoints after refused requests, want 1", n)
+	}
+}
+
 func TestEndpointLifecycle(t *testing.T) {
 	t.Parallel()
 	f := start(t, options{}, directorytest.Pending("gp@a81001.nhs.example"), verified("other@a81001.nhs.example"))

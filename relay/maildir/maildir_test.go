@@ -3,7 +3,7 @@ package maildir
 import (
 	"errors"
 	"fmt"
-	"nhsrelay/relay/internal/durable"
+	"nhsrelay/internal/durable"
 	"os"
 	"path/filepath"
 	"slices"

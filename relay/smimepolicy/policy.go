@@ -97,20 +97,17 @@ type Policy struct {
 	keys map[string]*certs.KeyPair // name → pair, loaded on first use
 }
 
-// New checks cfg and opens the quarantine.
-func New(cfg Config) (*Policy, error) {
+// ValidateSettings reports every problem with cfg's settings alone (not
+// the trust, directory and other parts a running server passes in). New
+// runs it; `nhsrelay check-config` runs it on the config file's values, so
+// the two can never disagree.
+func (cfg Config) ValidateSettings() error {
 	var problems []error
 	if cfg.Hostname == "" {
 		problems = append(problems, errors.New("smimepolicy: Config.Hostname is empty"))
 	}
 	if cfg.KeysDir == "" {
 		problems = append(problems, errors.New("KeysDir is empty"))
-	}
-	if cfg.Trust == nil || cfg.Trust.Roots == nil {
-		problems = append(problems, errors.New("Trust.Roots (S/MIME trust anchors) is nil"))
-	}
-	if cfg.Directory == nil {
-		problems = append(problems, errors.New("Directory is nil"))
 	}
 	if cfg.QuarantineDir == "" {
 		problems = append(problems, errors.New("QuarantineDir is empty"))
@@ -119,7 +116,25 @@ func New(cfg Config) (*Policy, error) {
 		problems = append(problems, fmt.Errorf("RelayODS %q is not an ODS code", cfg.RelayODS))
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("smimepolicy: config: %w", errors.Join(problems...))
+		return fmt.Errorf("smimepolicy: config: %w", errors.Join(problems...))
+	}
+	return nil
+}
+
+// New checks cfg and opens the quarantine.
+func New(cfg Config) (*Policy, error) {
+	var problems []error
+	if err := cfg.ValidateSettings(); err != nil {
+		problems = append(problems, err)
+	}
+	if cfg.Trust == nil || cfg.Trust.Roots == nil {
+		problems = append(problems, errors.New("smimepolicy: config: Trust.Roots (S/MIME trust anchors) is nil"))
+	}
+	if cfg.Directory == nil {
+		problems = append(problems, errors.New("smimepolicy: config: Directory is nil"))
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -18,6 +18,7 @@ import (
 
 	"nhsrelay/audit"
 	"nhsrelay/directory"
+	"nhsrelay/internal/durable"
 	"nhsrelay/relay"
 	"nhsrelay/relay/maildir"
 	"nhsrelay/relay/queue"
@@ -95,39 +96,12 @@ func orNull(from string) string {
 
 // writeRecord writes rec to path atomically and durably (temp file,
 // fsync, rename, fsync of the folder), mode 0600.
-func writeRecord(path string, rec Record) (err error) {
+func writeRecord(path string, rec Record) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp") // 0600; spool.Open clears *.tmp
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(append(data, '\n')); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.WriteFile(path, append(data, '\n'))
 }
 
 // notify puts a notice into the endpoint's own Maildir (whoever reads the

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"nhsrelay/relay/internal/durable"
+	"nhsrelay/internal/durable"
 	"os"
 	"path/filepath"
 )

@@ -2,7 +2,7 @@ package spool
 
 import (
 	"errors"
-	"nhsrelay/relay/internal/durable"
+	"nhsrelay/internal/durable"
 	"os"
 	"path/filepath"
 	"slices"

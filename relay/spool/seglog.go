@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -209,18 +208,6 @@ func (s *Spool) currentLocked() (*segment, error) {
 	seg.sync.do = func() error { return fdatasync(f) }
 	s.cur = seg
 	return seg, nil
-}
-
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return fmt.Errorf("fdatasync %s: %w", f.Name(), err)
-			}
-			return nil
-		}
-	}
 }
 
 // dropLocked deletes seg once it takes no more records, holds no live one

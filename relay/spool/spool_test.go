@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"nhsrelay/relay/internal/durable"
+	"nhsrelay/internal/durable"
 	"os"
 	"path/filepath"
 	"strings"

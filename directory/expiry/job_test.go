@@ -1,6 +1,7 @@
-package main
+package expiry
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nhsrelay/certs"
 	"nhsrelay/certs/certstest"
 	"nhsrelay/directory"
 )
@@ -28,8 +30,17 @@ type fakeExpiryDir struct {
 	err error
 }
 
-func (f fakeExpiryDir) CheckExpiry(context.Context) (directory.ExpiryReport, error) {
+func (f *fakeExpiryDir) CheckExpiry(context.Context) (directory.ExpiryReport, error) {
 	return f.rep, f.err
+}
+
+func newJob(t *testing.T, cfg Config) *Job {
+	t.Helper()
+	j, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }
 
 type sentMail struct{ from, to, body string }
@@ -99,27 +110,32 @@ func TestExpiryCheckCoversCertificatesInUse(t *testing.T) {
 	tlsCert := &tls.Certificate{Certificate: [][]byte{serverCert.Raw, ca.Cert.Raw}}
 
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs bytes.Buffer // Once logs before it returns
 	mailer := &fakeMailer{}
-	e := &expiryCheck{
-		dir:    fakeExpiryDir{rep: directory.ExpiryReport{Checked: 2}},
-		mailer: mailer, from: "postmaster@relay.nhs.example", summaryTo: "admin@nhs.example",
-		interval: time.Hour, warnBefore: 30 * 24 * time.Hour, metrics: newExpiryMetrics(reg),
-		logger: slog.New(slog.NewJSONHandler(&logs, nil)), now: time.Now,
-		certs: func() ([]certInUse, []error) {
-			return certsInUse(func() *tls.Certificate { return tlsCert }, "/etc/nhsrelay/tls/server.crt", keys)
+	e := newJob(t, Config{
+		Directory: &fakeExpiryDir{rep: directory.ExpiryReport{Checked: 2}},
+		Mailer:    mailer, From: "postmaster@relay.nhs.example", SummaryTo: "admin@nhs.example",
+		Interval: time.Hour, WarnBefore: 30 * 24 * time.Hour, Metrics: reg,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: time.Now,
+		Certs: func(now time.Time) ([]Cert, []error) {
+			list, errs := certs.InUse(func() *tls.Certificate { return tlsCert }, "/etc/nhsrelay/tls/server.crt", keys, now)
+			out := make([]Cert, len(list))
+			for i, s := range list {
+				out[i] = Cert(s)
+			}
+			return out, errs
 		},
-	}
-	e.once(t.Context())
+	})
+	e.Once(t.Context())
 
 	for _, c := range []struct {
 		role, subject string
 		min, max      float64
 	}{
-		{roleTLSServer, "relay.nhs.example", 4.9, 5},
-		{roleTLSServer + chainSuffix, ca.Cert.Subject.CommonName, 0.9, 1},
-		{roleSMIMEOrg, "ODS A81001", 9.9, 10},
-		{roleSMIMEHost, "gp.a81001@nhs.example", 399.9, 400},
+		{certs.RoleTLSServer, "relay.nhs.example", 4.9, 5},
+		{certs.RoleTLSServer + certs.ChainSuffix, ca.Cert.Subject.CommonName, 0.9, 1},
+		{certs.RoleSMIMEOrg, "ODS A81001", 9.9, 10},
+		{certs.RoleSMIMEHost, "gp.a81001@nhs.example", 399.9, 400},
 	} {
 		got, ok := gauge(t, reg, "nhsrelay_certificate_days_left", map[string]string{"role": c.role, "subject": c.subject})
 		if !ok || got < c.min || got > c.max {
@@ -153,8 +169,8 @@ func TestExpiryCheckCoversCertificatesInUse(t *testing.T) {
 	// A renewed TLS certificate: the warning and the old series go.
 	tlsCert = &tls.Certificate{Certificate: [][]byte{issueFor(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "relay2.nhs.example"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, 90*24*time.Hour).Raw}}
-	e.once(t.Context())
-	if _, ok := gauge(t, reg, "nhsrelay_certificate_days_left", map[string]string{"role": roleTLSServer, "subject": "relay.nhs.example"}); ok {
+	e.Once(t.Context())
+	if _, ok := gauge(t, reg, "nhsrelay_certificate_days_left", map[string]string{"role": certs.RoleTLSServer, "subject": "relay.nhs.example"}); ok {
 		t.Error("the replaced certificate's series is still exported")
 	}
 	if got, _ := gauge(t, reg, "nhsrelay_certificate_expiry_warnings", nil); got != 1 {
@@ -166,17 +182,18 @@ func TestExpiryCheckCoversCertificatesInUse(t *testing.T) {
 func TestExpiryCheckMailsOnlyWhenDue(t *testing.T) {
 	t.Parallel()
 	mailer := &fakeMailer{}
-	e := &expiryCheck{dir: fakeExpiryDir{rep: directory.ExpiryReport{Checked: 4}}, mailer: mailer,
-		from: "postmaster@relay.nhs.example", summaryTo: "admin@nhs.example", interval: time.Hour,
-		warnBefore: 30 * 24 * time.Hour, metrics: newExpiryMetrics(prometheus.NewRegistry()),
-		logger: slog.New(slog.DiscardHandler), now: time.Now,
-		certs: func() ([]certInUse, []error) { return nil, nil }}
-	e.once(t.Context())
+	dir := &fakeExpiryDir{rep: directory.ExpiryReport{Checked: 4}}
+	e := newJob(t, Config{Directory: dir, Mailer: mailer,
+		From: "postmaster@relay.nhs.example", SummaryTo: "admin@nhs.example", Interval: time.Hour,
+		WarnBefore: 30 * 24 * time.Hour, Metrics: prometheus.NewRegistry(),
+		Logger: slog.New(slog.DiscardHandler), Now: time.Now,
+		Certs: func(time.Time) ([]Cert, []error) { return nil, nil }})
+	e.Once(t.Context())
 	if len(mailer.sent) != 0 {
 		t.Fatalf("mail sent with nothing due:\n%s", mailer.sent[0].body)
 	}
-	e.dir = fakeExpiryDir{err: errors.New("store closed")}
-	e.once(t.Context())
+	*dir = fakeExpiryDir{err: errors.New("store closed")}
+	e.Once(t.Context())
 	if len(mailer.sent) != 1 || !strings.Contains(mailer.sent[0].body, "expiry check failed") {
 		t.Fatalf("failed check: %d mails %v", len(mailer.sent), mailer.sent)
 	}

@@ -1,4 +1,4 @@
-package main
+package expiry
 
 import (
 	"net/mail"
@@ -17,8 +17,12 @@ func TestExpirySummaryMail(t *testing.T) {
 		Lines: []string{"a@nhs.example: verification expires in 10 days",
 			"b@nhs.example: suspended\r\n.\r\nRCPT TO:<x@evil.example>"}} // hostile: must stay one line
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	msg := expirySummaryMail("verification@nhs.example", "admin@nhs.example",
-		expirySummary{dir: rep, certLines: []string{"tls-server certificate relay.nhs.example (/etc/tls.crt): expires in 3 days\n.\n"}}, now)
+	raw, err := summaryMail("verification@nhs.example", "admin@nhs.example",
+		summary{dir: rep, certLines: []string{"tls-server certificate relay.nhs.example (/etc/tls.crt): expires in 3 days\n.\n"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := string(raw)
 	if strings.Contains(strings.ReplaceAll(msg, "\r\n", ""), "\n") || strings.Contains(strings.ReplaceAll(msg, "\r\n", ""), "\r") {
 		t.Errorf("message has a bare CR or LF:\n%q", msg)
 	}

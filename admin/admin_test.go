@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"io"
@@ -22,7 +22,7 @@ func TestAdminAPI(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := loadAdminToken(tokFile)
+	tok, err := LoadToken(tokFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +31,9 @@ func TestAdminAPI(t *testing.T) {
 	queueH := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "queue "+r.URL.Path+" actor="+audit.ActorFrom(r.Context()))
 	})
-	srv := httptest.NewServer(newAdminHandler(adminHandlers{Queue: queueH, Metrics: reg, Token: tok,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}))
+	api := New(Config{Metrics: reg, Token: tok, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	api.Mount(queueH, "/v1/queue", "/v1/queue/")
+	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 
 	get := func(path, auth string) (int, string) {
@@ -60,6 +61,11 @@ func TestAdminAPI(t *testing.T) {
 		{"/v1/queue", "Bearer " + token[:31], 401, "admin token"},
 		{"/v1/queue", "Basic " + token, 401, "admin token"},
 		{"/v1/queue", "Bearer " + token, 200, "queue /v1/queue actor=admin"},
+		// RFC 9110 §11.1: the scheme name is case-insensitive.
+		{"/v1/queue", "bearer " + token, 200, "queue /v1/queue actor=admin"},
+		{"/v1/queue", "BEARER  " + token, 200, "queue /v1/queue actor=admin"},
+		{"/v1/queue", "bearer wrong", 401, "admin token"},
+		{"/v1/queue", "Bearer" + token, 401, "admin token"},
 		{"/v1/queue/ABC/retry", "Bearer " + token, 200, "queue /v1/queue/ABC/retry actor=admin"},
 		{"/metrics", "", 401, "admin token"},
 		{"/metrics", "Bearer " + token, 200, "nhsrelay_test_total 0"},
@@ -77,7 +83,7 @@ func TestAdminAPI(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(rotated), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := tok.reload(); err != nil {
+	if err := tok.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := get("/v1/queue", "Bearer "+token); code != 401 {

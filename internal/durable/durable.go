@@ -1,11 +1,13 @@
-// Package durable holds the two file-system steps every durable write in
-// the relay needs beyond fsyncing a file's data: fsyncing a folder so the
+// Package durable holds the file-system steps every durable write in
+// the server needs beyond fsyncing a file's data: fsyncing a folder so the
 // names created, linked or removed in it survive a power cut (POSIX leaves
 // directory entries in the page cache until the folder itself is synced;
 // fsync(2) "does not necessarily ensure that the entry in the directory
 // containing the file has also reached disk"), and creating folders so that
-// each new name is made durable in its parent. The spool and Maildir
-// delivery share them.
+// each new name is made durable in its parent; and writing a small file
+// atomically. The spool, Maildir delivery, the quarantine and serve's
+// start-up share them. It sits at the module root (internal/) so that every
+// layer may import it; it imports nothing of ours.
 package durable
 
 import (
@@ -70,4 +72,35 @@ func MkdirAll(path string, perm fs.FileMode, sync func(dir string) error) error 
 		return fmt.Errorf("fsync %s after creating %s: %w", parent, filepath.Base(path), err)
 	}
 	return nil
+}
+
+// WriteFile writes data to path atomically and durably with mode 0600: a
+// temporary file in the same folder, fsync, rename over path, fsync of the
+// folder. A crash leaves the old file or the new one, never a mix; the
+// temporary file is named path's base + ".*.tmp" (spool.Open clears those).
+func WriteFile(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp") // 0600
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", f.Name(), err)
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(dir)
 }
