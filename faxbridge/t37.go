@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"net/netip"
 	"strings"
 
 	"nhsrelay/relay"
@@ -42,6 +43,28 @@ func (e *Refusal) Unwrap() error { return e.Err }
 type T37 struct {
 	Bridge *Bridge
 	Domain string // the fax domain, "fax.relay.nhs.example"
+	// Gateways are the networks of the T.37 fax gateways this relay takes
+	// fax mail from without AUTH; an authenticated account may send it
+	// from anywhere. Anyone else is refused: a fax becomes a clinical
+	// message, so who may make one is the operator's choice.
+	Gateways []netip.Prefix
+}
+
+// allowed reports whether the sender may hand in fax mail.
+func (h *T37) allowed(env relay.Envelope) bool {
+	if env.Account != "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(env.ClientIP)
+	if err != nil {
+		return false
+	}
+	for _, p := range h.Gateways {
+		if p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // Accepts reports whether addr is a fax address in our fax domain.
@@ -84,6 +107,10 @@ func (h *T37) Handle(ctx context.Context, env relay.Envelope, body io.Reader) (s
 	raw, err := io.ReadAll(body)
 	if err != nil {
 		return "", err // smtpd answers its own reader's error
+	}
+	if !h.allowed(env) {
+		return "", &Refusal{Code: 550, Subject: 7, Detail: 1,
+			Text: "fax mail is taken only from this relay's fax gateways (fax.t37_gateways) or an authenticated account"}
 	}
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {

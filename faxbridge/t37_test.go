@@ -3,6 +3,7 @@ package faxbridge
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -12,12 +13,19 @@ import (
 func TestT37FixtureDelivered(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil)
-	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test"}
+	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test", Gateways: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
 	rcpt := "FAX=+441632960001@fax.nhsrelay.test"
+	// Not a gateway, no account: refused before anything is stored.
+	_, err := h.Handle(t.Context(), relay.Envelope{ClientIP: "198.51.100.7", Recipients: []string{rcpt}},
+		bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
+	var r *Refusal
+	if !errors.As(err, &r) || r.Code != 550 {
+		t.Fatalf("Handle from a stranger = %v, want 550", err)
+	}
 	if !h.Accepts(rcpt) || h.Accepts("gp@nhsrelay.test") || h.Accepts("FAX=+44@other.test") {
 		t.Fatal("Accepts is wrong")
 	}
-	text, err := h.Handle(t.Context(), relay.Envelope{From: "gateway@x", Recipients: []string{rcpt}},
+	text, err := h.Handle(t.Context(), relay.Envelope{From: "gateway@x", ClientIP: "192.0.2.9", Recipients: []string{rcpt}},
 		bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
 	if err != nil || !strings.Contains(text, "FX-") {
 		t.Fatalf("Handle = %q, %v", text, err)
@@ -35,7 +43,7 @@ func TestT37WithoutTIFFRefused(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil)
 	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test"}
-	_, err := h.Handle(t.Context(), relay.Envelope{Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test"}},
+	_, err := h.Handle(t.Context(), relay.Envelope{Account: "gw", Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test"}},
 		strings.NewReader("Subject: hi\r\n\r\nno fax here\r\n"))
 	var r *Refusal
 	if !errors.As(err, &r) || r.Code != 554 {
@@ -62,7 +70,7 @@ func TestT37CannotStoreAnswers451(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, func(c *Config) { c.Queue = refusingQueue{} })
 	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test"}
-	_, err := h.Handle(t.Context(), relay.Envelope{Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test"}},
+	_, err := h.Handle(t.Context(), relay.Envelope{Account: "gw", Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test"}},
 		bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
 	var r *Refusal
 	if !errors.As(err, &r) || r.Code != 451 {

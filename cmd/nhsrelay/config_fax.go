@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -12,34 +14,36 @@ import (
 // fileFax is the [fax] table: the fax bridge (issue 10). Every key is
 // optional; with enabled = false (the default) no fax intake runs.
 type fileFax struct {
-	Enabled          bool   `toml:"enabled"`
-	From             string `toml:"from"`
-	Account          string `toml:"account"`
-	DomainMailbox    string `toml:"domain_mailbox"`
-	T37Domain        string `toml:"t37_domain"`
-	SpoolDir         string `toml:"spool_dir"`
-	SpoolRescan      string `toml:"spool_rescan"`
-	UploadListen     string `toml:"upload_listen"`
-	UploadMaxBytes   int64  `toml:"upload_max_bytes"`
-	HylaFAXDIDCallID int    `toml:"hylafax_did_callid"`
-	HylaFAXNumber    string `toml:"hylafax_number"`
-	DedupeWindow     string `toml:"dedupe_window"`
+	Enabled          bool     `toml:"enabled"`
+	From             string   `toml:"from"`
+	Account          string   `toml:"account"`
+	DomainMailbox    string   `toml:"domain_mailbox"`
+	T37Domain        string   `toml:"t37_domain"`
+	T37Gateways      []string `toml:"t37_gateways"`
+	SpoolDir         string   `toml:"spool_dir"`
+	SpoolRescan      string   `toml:"spool_rescan"`
+	UploadListen     string   `toml:"upload_listen"`
+	UploadMaxBytes   int64    `toml:"upload_max_bytes"`
+	HylaFAXDIDCallID int      `toml:"hylafax_did_callid"`
+	HylaFAXNumber    string   `toml:"hylafax_number"`
+	DedupeWindow     string   `toml:"dedupe_window"`
 }
 
 // faxConfig is [fax], checked.
 type faxConfig struct {
-	Enabled          bool          `key:"fax.enabled"`
-	From             string        `key:"fax.from"`
-	Account          string        `key:"fax.account"`
-	DomainMailbox    string        `key:"fax.domain_mailbox"`
-	T37Domain        string        `key:"fax.t37_domain"`
-	SpoolDir         string        `key:"fax.spool_dir"`
-	SpoolRescan      time.Duration `key:"fax.spool_rescan"`
-	UploadListen     string        `key:"fax.upload_listen"`
-	UploadMaxBytes   int64         `key:"fax.upload_max_bytes"`
-	HylaFAXDIDCallID int           `key:"fax.hylafax_did_callid"`
-	HylaFAXNumber    string        `key:"fax.hylafax_number"`
-	DedupeWindow     time.Duration `key:"fax.dedupe_window"`
+	Enabled          bool           `key:"fax.enabled"`
+	From             string         `key:"fax.from"`
+	Account          string         `key:"fax.account"`
+	DomainMailbox    string         `key:"fax.domain_mailbox"`
+	T37Domain        string         `key:"fax.t37_domain"`
+	T37Gateways      []netip.Prefix `key:"fax.t37_gateways"`
+	SpoolDir         string         `key:"fax.spool_dir"`
+	SpoolRescan      time.Duration  `key:"fax.spool_rescan"`
+	UploadListen     string         `key:"fax.upload_listen"`
+	UploadMaxBytes   int64          `key:"fax.upload_max_bytes"`
+	HylaFAXDIDCallID int            `key:"fax.hylafax_did_callid"`
+	HylaFAXNumber    string         `key:"fax.hylafax_number"`
+	DedupeWindow     time.Duration  `key:"fax.dedupe_window"`
 }
 
 // FaxDir is where the bridge keeps its state and dead letters.
@@ -62,6 +66,14 @@ func (f fileFax) validate(v *validator, hostname string) faxConfig {
 		if _, err := directory.NormaliseAddress(c.T37Domain); err != nil || strings.Contains(c.T37Domain, "@") {
 			v.addf("fax.t37_domain", "%q is not a domain (T.37 mail goes to FAX=<number>@<domain>)", f.T37Domain)
 		}
+	}
+	for i, n := range f.T37Gateways {
+		p, err := parsePrefix(n)
+		if err != nil || p.Bits() == 0 {
+			v.addf(fmt.Sprintf("fax.t37_gateways[%d]", i), "%q is not an address or CIDR prefix of your fax gateways", n)
+			continue
+		}
+		c.T37Gateways = append(c.T37Gateways, p)
 	}
 	c.SpoolRescan = 30 * time.Second
 	if f.SpoolRescan != "" {

@@ -44,7 +44,7 @@ func TestFaxEndToEnd(t *testing.T) {
 	if i := strings.Index(text, "\n[fax]\n"); i >= 0 {
 		text = text[:i] // the generated [fax] table, off, is the last; ours replaces it
 	}
-	text += "\n[fax]\nenabled = true\nfrom = \"fax-bridge@relay.nhs.example\"\naccount = \"" + sampleSenderUser + "\"\nt37_domain = \"fax.nhsrelay.test\"\nspool_dir = " + strconv.Quote(spoolDir) +
+	text += "\n[fax]\nenabled = true\nfrom = \"fax-bridge@relay.nhs.example\"\naccount = \"" + sampleSenderUser + "\"\nt37_domain = \"fax.nhsrelay.test\"\nt37_gateways = [\"127.0.0.1\"]\nspool_dir = " + strconv.Quote(spoolDir) +
 		"\nspool_rescan = \"1s\"\nupload_listen = \"127.0.0.1:0\"\nupload_max_bytes = 1048576\nhylafax_did_callid = 3\n"
 	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

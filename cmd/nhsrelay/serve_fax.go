@@ -68,7 +68,7 @@ func (f *faxRuntime) handlers() []smtpd.RecipientHandler {
 	if f == nil || f.cfg.T37Domain == "" {
 		return nil
 	}
-	return []smtpd.RecipientHandler{t37Handler{&faxbridge.T37{Bridge: f.bridge, Domain: f.cfg.T37Domain}}}
+	return []smtpd.RecipientHandler{t37Handler{&faxbridge.T37{Bridge: f.bridge, Domain: f.cfg.T37Domain, Gateways: f.cfg.T37Gateways}}}
 }
 
 // admin is the /v1/faxes/ admin API, nil without a bridge.
