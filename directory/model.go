@@ -109,6 +109,7 @@ type Account struct {
 	ODS          string   `json:"ods,omitempty"` // organisation the account sends for
 	Addresses    []string `json:"addresses"`     // From / MAIL FROM addresses it owns
 	Disabled     bool     `json:"disabled,omitempty"`
+	Receipts     string   `json:"receipts,omitempty"` // success DSNs: "always", "on-request" (default, also ""), "never" (issue 12)
 }
 
 // Owns reports whether addr is one of the account's addresses

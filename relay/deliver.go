@@ -41,6 +41,15 @@ type result struct {
 	// redirect for the recipient; report audits it once the recipient's
 	// outcome is final.
 	redirect *directory.Resolution
+
+	// For the timeline and receipts: the next hop's TLS version and
+	// certificate ("CN=…; sha256=…"), whether it offered DSN and was given
+	// the sender's NOTIFY (dsnPassed), and what a hosted delivery wrote
+	// (attachments counted, -1 if not; bytes).
+	tls, peer   string
+	dsnPassed   bool
+	attachments int
+	bytes       int64
 }
 
 // failure builds a non-delivered result; the enhanced code's class follows
@@ -249,7 +258,8 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 	if !strings.EqualFold(to, rcpt) {
 		trace += "X-Original-To: " + rcpt + "\r\n"
 	}
-	br := &bodyReader{r: body}
+	tap := newDeliveryTap(body, r.wantsReceipt(m, rcpt))
+	br := &bodyReader{r: tap}
 	err = maildir.Deliver(filepath.Join(r.cfg.MaildirRoot, box), key, io.MultiReader(strings.NewReader(trace), br))
 	if br.err != nil {
 		return r.bodyFailure(m.ID, br.err)
@@ -258,7 +268,20 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 		r.log.Error("maildir delivery failed", "msgid", m.ID, "rcpt", to, "endpoint", ep.Address, "err", err)
 		return failure(temporary, 2, 0, "local mailbox unavailable; will retry") // §3.3 X.2.0
 	}
-	return result{outcome: delivered, status: "2.0.0", text: "delivered to mailbox", kind: "maildir"}
+	r.noteReport(m, box, tap)
+	return result{outcome: delivered, status: "2.0.0", text: "delivered to mailbox", kind: "maildir",
+		attachments: tap.attachments(), bytes: tap.n}
+}
+
+// wantsReceipt reports whether queued recipient rcpt asked for a success
+// notice, so its delivery counts what a receipt names.
+func (r *Relay) wantsReceipt(m queue.Message, rcpt string) bool {
+	for _, rc := range m.Recipients {
+		if rc.Address == rcpt {
+			return wants(rc, notifySuccess)
+		}
+	}
+	return false
 }
 
 // openBody returns the message as it should leave: the spool body, sealed

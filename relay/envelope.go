@@ -22,4 +22,19 @@ type Envelope struct {
 	// idempotent by queue ID (relay/maildir), so one already delivered is
 	// not delivered twice. The fax bridge uses its fax reference.
 	ID string
+
+	// DSN request (RFC 3461) from the intake's MAIL and RCPT parameters:
+	// RcptDSN[i] is Recipients[i]'s (a shorter slice, or a zero value,
+	// means none: the default, failure and delay notices). Ret is "FULL"
+	// or "HDRS" (RET), EnvID the sender's ENVID.
+	RcptDSN []RcptDSN
+	Ret     string
+	EnvID   string
+}
+
+// RcptDSN is one recipient's DSN request: NOTIFY's keywords ("SUCCESS",
+// "FAILURE", "DELAY", or "NEVER" alone) and ORCPT as "type;address".
+type RcptDSN struct {
+	Notify []string
+	ORcpt  string
 }

@@ -62,7 +62,7 @@ func (ss *session) Data(r io.Reader) error {
 		hr.check = func(h textproto.Header) error { return checkFrom(h, acct) }
 	}
 	env := relay.Envelope{From: ss.from, Recipients: slices.Clone(ss.rcpts), Account: ss.user(),
-		ClientIP: ss.w.ip.String(), Inbound: ss.inbound}
+		ClientIP: ss.w.ip.String(), Inbound: ss.inbound, RcptDSN: ss.dsn.rcpts, Ret: ss.dsn.ret, EnvID: ss.dsn.envID}
 	body := io.MultiReader(strings.NewReader(ss.received()), hr)
 	if i := ss.txnHandler(); i >= 0 { // handler.go: to a RecipientHandler, not the queue
 		return ss.handleData(ss.s.cfg.Handlers[i], env, body, dr, eol, hr)

@@ -22,6 +22,9 @@
 //     are refused (554 5.5.1) and disconnected — see wire.go for what can be
 //     seen and when.
 //   - RFC 1870 (SIZE): advertised; 552 5.3.4 past MaxMessageBytes.
+//   - RFC 3461 (DSN): offered on every listener; RET and ENVID from MAIL,
+//     NOTIFY and ORCPT from each RCPT go to the queue with the envelope
+//     (dsn.go), with the account's Receipts default applied.
 //   - RFC 3030 (CHUNKING): BDAT, which go-smtp always offers; chunks that
 //     carry data count as progress, not as junk commands, and BDAT bodies
 //     meet every check DATA bodies do.

@@ -42,7 +42,8 @@ const (
 
 // fakeDir is a consumer-side Directory: a few endpoints and one account.
 type fakeDir struct {
-	authErr error // when set, Authenticate fails with it
+	authErr  error  // when set, Authenticate fails with it
+	receipts string // the account's Receipts default
 }
 
 func (fakeDir) CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error) {
@@ -72,7 +73,7 @@ func (d fakeDir) Authenticate(ctx context.Context, u, p string) (directory.Accou
 	if u != user || p != pass {
 		return directory.Account{}, directory.ErrAuthFailed
 	}
-	return directory.Account{Username: user, Addresses: []string{own}}, nil
+	return directory.Account{Username: user, Addresses: []string{own}, Receipts: d.receipts}, nil
 }
 
 // recQueue records what it is given, as the relay would store it.

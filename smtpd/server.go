@@ -64,6 +64,7 @@ func (s *Server) Serve(ln net.Listener, mode Mode) error {
 	// We refuse AUTH without TLS ourselves (session.Auth), so that 465,
 	// where go-smtp does not see our TLS layer, works the same way.
 	gs.AllowInsecureAuth = true
+	gs.EnableDSN = true // RFC 3461 on every listener: NOTIFY, ORCPT, RET, ENVID (dsn.go)
 	gs.MaxMessageBytes = s.cfg.MaxMessageBytes
 	gs.MaxRecipients = s.cfg.MaxRecipients
 	gs.MaxLineLength = 2000 // go-smtp's default: twice RFC 5321 §4.5.3.1.6's 1000

@@ -35,8 +35,9 @@ type session struct {
 	account *directory.Account
 	from    string
 	rcpts   []string
-	inbound bool  // every recipient so far is hosted here
-	dataSeq int64 // last wireConn.dataSeq this session consumed
+	dsn     txnDSN // RFC 3461 parameters of the transaction (dsn.go)
+	inbound bool   // every recipient so far is hosted here
+	dataSeq int64  // last wireConn.dataSeq this session consumed
 }
 
 func (s *Server) newSession(c *smtp.Conn, mode Mode) (smtp.Session, error) {
@@ -130,6 +131,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	ss.from, ss.rcpts, ss.inbound = from, nil, ss.mode == MX
+	ss.dsn = newTxnDSN(opts)
 	ss.w.setTxn(true)
 	ss.w.progress()
 	return nil
@@ -175,12 +177,13 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		ss.inbound = false
 	}
 	ss.rcpts = append(ss.rcpts, to)
+	ss.dsn.addRcpt(opts, ss.account)
 	ss.w.progress()
 	return nil
 }
 
 func (ss *session) Reset() {
-	ss.from, ss.rcpts = "", nil
+	ss.from, ss.rcpts, ss.dsn = "", nil, txnDSN{}
 	ss.w.setTxn(false)
 }
 

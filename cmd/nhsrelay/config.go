@@ -35,6 +35,7 @@ type fileConfig struct {
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
 	Fax       fileFax       `toml:"fax"` // config_fax.go
+	Receipts  fileReceipts  `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
 type fileServer struct {
@@ -219,6 +220,7 @@ type config struct {
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
 	Fax faxConfig // [fax], config_fax.go
+	StatusListen string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
@@ -240,6 +242,7 @@ func (c *config) QueueDB() string        { return filepath.Join(c.DataDir, "queu
 func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "directory.db") }
 func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quarantine") }
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
+func (c *config) TimelineDB() string     { return filepath.Join(c.DataDir, "timeline.db") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
 
 // loadConfig reads and checks the file at path. The error from a file that

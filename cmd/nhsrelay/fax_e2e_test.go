@@ -41,8 +41,13 @@ func TestFaxEndToEnd(t *testing.T) {
 		}
 	}
 	spoolDir := filepath.Join(dir, "faxin")
-	if i := strings.Index(text, "\n[fax]\n"); i >= 0 {
-		text = text[:i] // the generated [fax] table, off, is the last; ours replaces it
+	if i := strings.Index(text, "\n[fax]\n"); i >= 0 { // the generated [fax] table (off): ours replaces it
+		rest := text[i+1:]
+		end := strings.Index(rest, "\n[")
+		if end < 0 {
+			end = len(rest)
+		}
+		text = text[:i] + rest[end:]
 	}
 	text += "\n[fax]\nenabled = true\nfrom = \"fax-bridge@relay.nhs.example\"\naccount = \"" + sampleSenderUser + "\"\nt37_domain = \"fax.nhsrelay.test\"\nt37_gateways = [\"127.0.0.1\"]\nspool_dir = " + strconv.Quote(spoolDir) +
 		"\nspool_rescan = \"1s\"\nupload_listen = \"127.0.0.1:0\"\nupload_max_bytes = 1048576\nhylafax_did_callid = 3\n"

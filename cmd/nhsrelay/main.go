@@ -15,6 +15,8 @@ commands:
                             inspect and act on the running server's queue
   quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
+  trace ID|MESSAGE-ID|RCPT [-since T]
+                            a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
   fax ...                   fax bridge: convert, HylaFAX ingest, dead letters, report
@@ -34,6 +36,7 @@ func commands() map[string]command {
 		"directory":    runDirectory,
 		"certs":        runCerts,
 		"fax":          runFax,
+		"trace":        runTrace,
 	}
 }
 

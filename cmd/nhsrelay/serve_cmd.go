@@ -99,12 +99,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	for _, open := range []func(context.Context) error{
 		s.makeFolders,     // data_dir, spool, quarantine, maildir: durable
 		s.openAudit,       // audit log: everyone writes to it
+		s.openTimeline,    // message timelines, an index over the audit log (serve_timeline.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
 		s.openRelay,       // spool key, queue store, S/MIME policy, relay
 		s.openFax,         // fax bridge (serve_fax.go): T.37 handler, spool folder, upload listener
 		s.forgetListeners, // the listeners file of a previous run
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener
+		s.openStatus,      // senders' status API (serve_timeline.go)
 		s.openExpiry,      // expiry job (started with the other jobs)
 	} {
 		if err := open(ctx); err != nil {

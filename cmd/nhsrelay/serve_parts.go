@@ -14,6 +14,7 @@ import (
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
@@ -46,6 +47,8 @@ type server struct {
 	smtp     *smtpd.Server
 	token    *admin.Token // nil when the admin API is off
 	fax      *faxRuntime  // nil when [fax] is off (serve_fax.go)
+
+	timelines *timeline.Indexer // serve_timeline.go (issue 12)
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -241,6 +244,7 @@ func (s *server) openAdmin(context.Context) error {
 	if h := s.fax.admin(); h != nil {
 		a.Mount(h, "/v1/faxes/")
 	}
+	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,
 		serve: func(ln net.Listener) error { return ignoreClosed(srv.Serve(ln), http.ErrServerClosed) },
