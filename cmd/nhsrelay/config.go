@@ -34,7 +34,7 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
-	Fax       fileFax       `toml:"fax"` // config_fax.go
+	Fax       fileFax       `toml:"fax"`      // config_fax.go
 	Receipts  fileReceipts  `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
@@ -219,8 +219,8 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	Fax faxConfig // [fax], config_fax.go
-	StatusListen string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
+	Fax          faxConfig // [fax], config_fax.go
+	StatusListen string    `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
