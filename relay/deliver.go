@@ -37,6 +37,9 @@ type result struct {
 	reply     string // the remote SMTP reply ("550 5.1.1 ..."), "" if none
 	kind      string // "maildir" or "smtp", for metrics
 	endpoint  string // endpoint ID or address, for logs and audit
+	// lost is set when the message's body can never be read (lost.go):
+	// why, in words for the operator.
+	lost string
 	// redirect is set when this attempt followed an administrator's
 	// redirect for the recipient; report audits it once the recipient's
 	// outcome is final.
@@ -102,8 +105,18 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		r.deferEntry(id)
 		return
 	}
+	if err := r.auditDown(); err != nil { // audit.go: no delivery that cannot be audited
+		r.log.Warn("delivery deferred: audit log unavailable", "msgid", id, "err", err)
+		r.deferEntry(id)
+		return
+	}
 	now := r.cfg.Now()
 	results := map[string]result{}
+	if why, ok := r.startupLoss(id); ok {
+		failLost(m, results, why)
+		r.finish(ctx, m, results)
+		return
+	}
 	redirects := map[string]*directory.Resolution{} // recipient → the redirect this attempt followed
 	groups := map[string]*group{}
 	var order []string
@@ -168,6 +181,9 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		})
 	}
 	wg.Wait()
+	if why := lostIn(results); why != "" {
+		failLost(m, results, why)
+	}
 	for rcpt, rs := range redirects {
 		if res, ok := results[rcpt]; ok {
 			res.redirect = rs
@@ -309,8 +325,12 @@ func (r *Relay) spoolThrough(m queue.Message, transform func(f io.Reader, w io.W
 		return f, nil
 	}
 	pr, pw := io.Pipe()
+	sf := &bodyReader{r: f} // the spool's own error, however the transform wraps it
 	go func() {
-		err := transform(f, pw)
+		err := transform(sf, pw)
+		if sf.err != nil {
+			err = fmt.Errorf("read spooled body: %w", sf.err)
+		}
 		f.Close()
 		pw.CloseWithError(err)
 	}()
@@ -332,6 +352,9 @@ func (r *Relay) bodyFailure(id string, err error) result {
 	}
 	if errors.Is(err, ErrQuarantine) { // the Opener kept it and told the owner; the sender learns why
 		return failure(permanent, 7, 5, err.Error()) // §3.8 X.7.5: could not validate or decrypt
+	}
+	if bodyLost(err) {
+		return lostResult(err.Error())
 	}
 	r.log.Error("queued message unreadable or could not be protected", "msgid", id, "err", err)
 	return failure(temporary, 3, 0, "the queued message could not be read or protected; will retry")

@@ -113,6 +113,10 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 				"cannot by " + giveUp.UTC().Format(time.RFC1123) + ", it gives up and you will be told. " +
 				"An administrator can have it looked at again at once, or delete it (queue ID " + m.ID + ")."
 		}
+		if why := lostIn(results); why != "" { // lost.go
+			expl = r.lostExplanation(m)
+			r.alertLost(m, why)
+		}
 		r.sendDSN(ctx, m, failed, expl)
 	}
 	if len(delayed) > 0 {

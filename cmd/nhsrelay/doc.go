@@ -43,6 +43,8 @@
 //     that account's messages).
 //   - directory ... (directory_cmd*.go): manages the directory of NHS
 //     endpoints through the admin API (directory, directory/ods).
+//   - account ... (account_cmd.go): sender accounts through the admin API
+//     (directory/api's /v1/accounts types).
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and
 //     the expiry report (certs).
 //   - fax convert|ingest|deadletter|report|server (fax_cmd.go): the fax

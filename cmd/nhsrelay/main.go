@@ -18,6 +18,8 @@ commands:
   trace ID|MESSAGE-ID|RCPT [-since T]
                             a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
+  account add|set|list|show|passwd|disable|enable|delete|owns
+                            manage sender accounts (SMTP AUTH logins)
   certs ...                 development CA, certificate issue and status
   fax ...                   fax bridge: convert, HylaFAX ingest, dead letters, report
 `
@@ -34,6 +36,7 @@ func commands() map[string]command {
 		"quarantine":   runQuarantine,
 		"audit":        runAudit,
 		"directory":    runDirectory,
+		"account":      runAccount,
 		"certs":        runCerts,
 		"fax":          runFax,
 		"trace":        runTrace,

@@ -108,7 +108,7 @@ func (s *server) makeFolders(context.Context) error {
 }
 
 func (s *server) openAudit(context.Context) error {
-	alog, err := audit.Open(s.cfg.AuditLogPath(), time.Now)
+	alog, err := audit.OpenWith(s.cfg.AuditLogPath(), audit.Options{Logger: s.component("audit"), Metrics: s.reg})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -240,7 +240,7 @@ func (s *server) openAdmin(context.Context) error {
 	a := admin.New(admin.Config{Token: token, Metrics: s.reg, Logger: alogger})
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
-	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/fhir/")
+	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/v1/accounts", "/v1/accounts/", "/fhir/")
 	if h := s.fax.admin(); h != nil {
 		a.Mount(h, "/v1/faxes/")
 	}
