@@ -16,6 +16,14 @@ type Envelope struct {
 	System bool
 	// Kind is clinical (zero) or notice mail; see Kind.
 	Kind Kind
+	// ID, if set, is the intake's own idempotency key, used as the queue
+	// ID (spool ID rules: letters, digits, '.', '_', '-'). Submitting
+	// again with the ID of a message still queued stores nothing and
+	// returns the ID, so an intake that crashed between Submit and
+	// recording it can simply submit again; a hosted delivery is
+	// idempotent by queue ID (relay/maildir), so one already delivered is
+	// not delivered twice. The fax bridge uses its fax reference.
+	ID string
 
 	// DSN request (RFC 3461) from the intake's MAIL and RCPT parameters:
 	// RcptDSN[i] is Recipients[i]'s (a shorter slice, or a zero value,

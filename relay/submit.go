@@ -2,12 +2,14 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"nhsrelay/audit"
 	"nhsrelay/relay/queue"
+	"nhsrelay/relay/spool"
 )
 
 // bodyReader remembers the error of the caller's reader, so Submit can
@@ -42,9 +44,17 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 		return "", fmt.Errorf("relay: submit: %w", ErrBadKind)
 	}
 	id := NewID()
+	if env.ID != "" {
+		id = env.ID
+	}
 	tap := &headerTap{r: body}
 	br := &bodyReader{r: tap}
 	n, err := r.spool.Write(id, br)
+	if env.ID != "" && errors.Is(err, spool.ErrExists) {
+		if _, gerr := r.store.Get(ctx, id); gerr == nil {
+			return id, nil // already queued: the intake is retrying (Envelope.ID)
+		}
+	}
 	// A failed Write leaves nothing behind itself; removing id here could
 	// only ever delete another message's body (spool.ErrExists).
 	if br.err != nil {

@@ -37,6 +37,7 @@ type fileConfig struct {
 	Notices   fileNotices   `toml:"notices"` // notices_config.go
 	// Federation is federation_config.go's [federation] table.
 	Federation fileFederation `toml:"federation"`
+	Fax        fileFax        `toml:"fax"`      // config_fax.go
 	Receipts   fileReceipts   `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
@@ -225,6 +226,7 @@ type config struct {
 
 	Notices          noticesConfig `key:"notices.http_listen"` // the [notices] table, notices_config.go
 	federationConfig               // [federation], federation_config.go
+	Fax              faxConfig     // [fax], config_fax.go
 	StatusListen     string        `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 

@@ -284,7 +284,7 @@ func FuzzParseConfig(f *testing.F) {
 // config shows every key.
 func TestEveryKeyDocumented(t *testing.T) {
 	t.Parallel()
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) {
+	for _, f := range configFields() {
 		key := f.Tag.Get("key")
 		if f.Name == "Path" || f.Anonymous { // an embedded table's fields are visited themselves
 			continue
@@ -301,6 +301,24 @@ func TestEveryKeyDocumented(t *testing.T) {
 	}
 }
 
+// configFields are config's fields, and those of a table's own struct
+// (config.Fax: faxConfig) in its place.
+func configFields() []reflect.StructField {
+	var out []reflect.StructField
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		if f.Tag.Get("key") == "" && f.Type.Kind() == reflect.Struct {
+			for j := range f.Type.NumField() {
+				out = append(out, f.Type.Field(j))
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // TestReadmeDocumentsEveryKey keeps the README's configuration reference in
 // step with the code.
 func TestReadmeDocumentsEveryKey(t *testing.T) {
@@ -309,7 +327,7 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[config]()) {
+	for _, f := range configFields() {
 		key := f.Tag.Get("key")
 		if key == "" {
 			continue

@@ -299,7 +299,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	c.LegacyKeyTransport = m.LegacyKeyTransport
 	c.Notices = v.notices(fc.Notices) // notices_config.go
 
-	v.receipts(c, fc.Receipts) // config_receipts.go
+	c.Fax = fc.Fax.validate(v, c.Hostname) // config_fax.go
+	v.receipts(c, fc.Receipts)             // config_receipts.go
 
 	if len(v.errs) == 0 {
 		// The checks serve's packages make at start-up, on a file that

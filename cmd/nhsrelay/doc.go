@@ -52,6 +52,13 @@
 //     (directory/api's /v1/accounts types).
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and
 //     the expiry report (certs).
+//   - fax convert|ingest|deadletter|report|server (fax_cmd.go): the fax
+//     bridge (faxbridge): standalone conversion, the HylaFAX faxrcvd hook
+//     (a durable drop into fax.spool_dir), and the admin API's /v1/faxes/.
+//     In serve, openFax (serve_fax.go) opens the bridge; its T.37 handler
+//     joins smtpd's recipient handlers through an adapter (faxbridge may
+//     not import smtpd), its spool folder is a job, its HTTPS upload a
+//     service.
 //
 // Configuration: config_decode.go reads the TOML file (BurntSushi/toml) key
 // by key, so every unknown key and wrong type is reported; config_validate.go

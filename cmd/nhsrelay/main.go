@@ -24,6 +24,7 @@ commands:
   certs ...                 development CA, certificate issue and status
   notices ...               appointment notices: credentials, letters, dns-check
   dkim keygen DOMAIN SEL    DKIM key for notice mail and its DNS TXT record
+  fax ...                   fax bridge: convert, HylaFAX ingest, dead letters, report
 `
 
 // command is one subcommand: it gets the arguments after its name.
@@ -42,6 +43,7 @@ func commands() map[string]command {
 		"certs":        runCerts,
 		"notices":      runNotices,
 		"dkim":         runDKIM,
+		"fax":          runFax,
 		"trace":        runTrace,
 	}
 }

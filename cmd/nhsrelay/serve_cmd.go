@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.openNoticeParts, // DKIM signer and MTA-STS the relay uses for notice mail
 		s.openRelay,       // spool key, queue store, S/MIME policy, relay
 		s.openNotices,     // notices store, service, its HTTPS API (notices_serve.go)
+		s.openFax,         // fax bridge (serve_fax.go): T.37 handler, spool folder, upload listener
 		s.forgetListeners, // the listeners file of a previous run
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener

@@ -10,8 +10,8 @@ import (
 
 // recipientHandlers are smtpd's special recipients (smtpd.Config.Handlers):
 // replies to the directory's verification challenges, sent to
-// directory.challenge_from, confirm them (issue 4). T.37 fax mail joins
-// here when the fax bridge takes it.
+// directory.challenge_from, confirm them (issue 4). T.37 fax mail's handler
+// comes from the fax bridge (serve_fax.go) and is added in openSMTP.
 func recipientHandlers(cfg *config, dir *directory.Directory) ([]smtpd.RecipientHandler, error) {
 	var hs []smtpd.RecipientHandler
 	if cfg.ChallengeFrom != "" {

@@ -21,7 +21,8 @@ type boundListeners struct {
 	MX          string `json:"mx,omitempty"`
 	Admin       string `json:"admin,omitempty"`
 	Notices     string `json:"notices,omitempty"`
-	FHIR        string `json:"fhir,omitempty"` // [federation] fhir_listen
+	FHIR        string `json:"fhir,omitempty"`       // [federation] fhir_listen
+	FaxUpload   string `json:"fax_upload,omitempty"` // serve_fax.go
 }
 
 // ListenersFile is where serve records its bound addresses.
@@ -43,6 +44,8 @@ func (b *boundListeners) set(mode, addr string) {
 		b.Notices = addr
 	case "fhir":
 		b.FHIR = addr
+	case "fax_upload":
+		b.FaxUpload = addr
 	}
 }
 

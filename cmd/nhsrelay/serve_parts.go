@@ -48,6 +48,7 @@ type server struct {
 	smtp     *smtpd.Server
 	token    *admin.Token // nil when the admin API is off
 	notice   *noticeParts // notices_serve.go
+	fax      *faxRuntime  // nil when [fax] is off (serve_fax.go)
 
 	// Federation (serve_federation.go).
 	peers     *peers.Manager
@@ -205,6 +206,7 @@ func (s *server) openSMTP(context.Context) error {
 		return err
 	}
 	handlers = append(handlers, s.notice.handlers()...) // bounces of notice mail
+	handlers = append(handlers, s.fax.handlers()...)    // T.37 fax mail
 	scfg := smtpdConfig(s.cfg)
 	scfg.TLS, scfg.Directory, scfg.Queue, scfg.Handlers = reloader.ServerConfig(), s.dir, s.rel, handlers
 	scfg.Logger, scfg.Metrics, scfg.Audit = s.component("smtpd"), s.reg, s.alog
@@ -254,6 +256,9 @@ func (s *server) openAdmin(context.Context) error {
 	// FHIR answers a wrong token with its own 401, an OperationOutcome.
 	a.MountOpen(api.FHIRAuth(fhirTokenCheck(token, s.fhirToken), s.fhirAPI()), "/fhir/")
 	s.notice.mount(a)
+	if h := s.fax.admin(); h != nil {
+		a.Mount(h, "/v1/faxes/")
+	}
 	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,
