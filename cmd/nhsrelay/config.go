@@ -34,6 +34,7 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
+	Redis     fileRedis     `toml:"redis"` // cluster mode (config_redis.go)
 }
 
 type fileServer struct {
@@ -216,6 +217,8 @@ type config struct {
 	SMIMECRLs          []string `key:"smime.crls"`
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
+
+	RedisURL string `key:"redis.url"` // "" runs every store embedded (one node)
 }
 
 // configFieldKeys maps each config field name to its file key.

@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	for _, open := range []func(context.Context) error{
 		s.makeFolders,     // data_dir, spool, quarantine, maildir: durable
 		s.openAudit,       // audit log: everyone writes to it
+		s.openRedis,       // cluster mode only: the shared Redis, checked (serve_redis.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
 		s.openRelay,       // spool key, queue store, S/MIME policy, relay
 		s.forgetListeners, // the listeners file of a previous run

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"nhsrelay/admin"
@@ -17,11 +18,9 @@ import (
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
-	"nhsrelay/directory/boltstore"
 	"nhsrelay/directory/expiry"
 	"nhsrelay/internal/durable"
 	"nhsrelay/relay"
-	"nhsrelay/relay/queue"
 	"nhsrelay/relay/smimepolicy"
 	"nhsrelay/relay/spool"
 	"nhsrelay/smtpd"
@@ -45,6 +44,7 @@ type server struct {
 	tls      *certs.Reloader
 	smtp     *smtpd.Server
 	token    *admin.Token // nil when the admin API is off
+	rdb      *redis.Client // nil unless redis.url is set (cluster mode)
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -123,11 +123,10 @@ func (s *server) openDirectory(ctx context.Context) error {
 		return fmt.Errorf("smime: %w", err)
 	}
 	s.trust = trust
-	dstore, err := boltstore.Open(s.cfg.DirectoryDB())
+	dstore, err := s.directoryStore() // serve_redis.go: embedded or Redis
 	if err != nil {
 		return fmt.Errorf("directory store: %w", err)
 	}
-	s.closers = append(s.closers, dstore.Close)
 	s.mailer = &relayMailer{}
 	dcfg := directoryConfig(s.cfg)
 	dcfg.Store, dcfg.Logger, dcfg.Audit, dcfg.Mailer = dstore, s.component("directory"), s.alog, s.mailer
@@ -148,11 +147,10 @@ func (s *server) openRelay(context.Context) error {
 		return fmt.Errorf("relay.spool_key_file: %w", err)
 	}
 	s.spoolKey = key
-	qstore, err := queue.OpenBolt(s.cfg.QueueDB())
+	qstore, err := s.queueStore() // serve_redis.go: embedded or Redis
 	if err != nil {
 		return fmt.Errorf("queue store: %w", err)
 	}
-	s.closers = append(s.closers, qstore.Close)
 	roots, err := certs.RootPool(s.cfg.CAFiles)
 	if err != nil {
 		return fmt.Errorf("tls.ca_files: %w", err)
