@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
@@ -43,7 +43,7 @@ type server struct {
 	rel      *relay.Relay
 	tls      *certs.Reloader
 	smtp     *smtpd.Server
-	token    *admin.Token // nil when the admin API is off
+	token    *admin.Token  // nil when the admin API is off
 	rdb      *redis.Client // nil unless redis.url is set (cluster mode)
 
 	// services are what run serves on listeners: the SMTP listeners,
