@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
@@ -62,9 +63,12 @@ type Sealer interface {
 // Config is what New needs. Zero durations and limits take the defaults
 // named beside them.
 type Config struct {
-	Hostname  string // our name in EHLO, Reporting-MTA and DSN addresses
-	SpoolDir  string
-	SpoolKey  []byte
+	Hostname string // our name in EHLO, Reporting-MTA and DSN addresses
+	SpoolDir string
+	SpoolKey []byte
+	// Bodies, if set, keeps message bodies instead of a spool folder at
+	// SpoolDir: the Redis body store of a cluster (spool.NewRedis).
+	Bodies    spool.Bodies
 	Store     queue.Store
 	Directory Directory
 	// MaildirRoot holds hosted endpoints' mailboxes, one per endpoint
@@ -148,7 +152,7 @@ func (c *Config) defaults() error {
 	if err := c.ValidateSettings(); err != nil {
 		return err
 	}
-	if c.SpoolDir == "" {
+	if c.SpoolDir == "" && c.Bodies == nil {
 		return errors.New("relay: config: SpoolDir is empty")
 	}
 	if c.Store == nil {
@@ -183,7 +187,7 @@ func setDefault[T int | time.Duration](p *T, v T) {
 // Relay is the durable queue and its delivery workers.
 type Relay struct {
 	cfg     Config
-	spool   *spool.Spool
+	spool   spool.Bodies
 	bufs    *bufs
 	store   queue.Store
 	log     *slog.Logger
@@ -210,9 +214,13 @@ func New(cfg Config) (*Relay, error) {
 	}
 	// Bodies up to one chunk share segment files and their fdatasyncs
 	// (group commit); larger ones get a file each.
-	sp, err := spool.OpenWith(cfg.SpoolDir, cfg.SpoolKey, spool.Options{SmallMax: spool.MaxSmall})
-	if err != nil {
-		return nil, fmt.Errorf("relay: open spool: %w", err)
+	sp := cfg.Bodies
+	if sp == nil {
+		folder, err := spool.OpenWith(cfg.SpoolDir, cfg.SpoolKey, spool.Options{SmallMax: spool.MaxSmall})
+		if err != nil {
+			return nil, fmt.Errorf("relay: open spool: %w", err)
+		}
+		sp = folder
 	}
 	r := &Relay{
 		cfg:     cfg,
@@ -228,6 +236,7 @@ func New(cfg Config) (*Relay, error) {
 	if err := r.recover(context.Background()); err != nil {
 		return nil, err
 	}
+	var err error
 	if r.metrics, err = newMetrics(cfg.Metrics, r); err != nil {
 		return nil, err
 	}
@@ -252,7 +261,7 @@ func (r *Relay) recover(ctx context.Context) error {
 		return fmt.Errorf("relay: recover: list queue: %w", err)
 	}
 	for _, m := range msgs {
-		if !onDisk[m.ID] {
+		if !onDisk[m.ID] && !r.bodyKept(m.ID) {
 			r.log.Error("queue record without its spool file: message lost, record dropped",
 				"msgid", m.ID, "from", m.From, "recipients", len(m.Recipients))
 			r.audit(audit.Event{Action: "lost", QueueID: m.ID, Outcome: "failed",
@@ -278,6 +287,18 @@ func (r *Relay) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bodyKept reports whether id's body can be opened: a shared body store's
+// IDs leave out young bodies (spool.Bodies.IDs), which are not lost. Only
+// a body that is not there at all counts as missing.
+func (r *Relay) bodyKept(id string) bool {
+	f, err := r.spool.Open(id)
+	if err == nil {
+		f.Close()
+		return true
+	}
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // done reports whether every recipient is final (Delivered or Failed).

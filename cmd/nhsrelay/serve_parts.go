@@ -163,6 +163,9 @@ func (s *server) openRelay(context.Context) error {
 	}
 	rcfg := relayConfig(s.cfg)
 	rcfg.SpoolKey, rcfg.Store, rcfg.Directory, rcfg.RootCAs = key, qstore, s.dir, roots
+	if rcfg.Bodies, err = s.bodyStore(key); err != nil { // serve_redis.go: nil (spool folder) or Redis
+		return fmt.Errorf("body store: %w", err)
+	}
 	rcfg.Logger, rcfg.Audit, rcfg.Metrics = s.component("relay"), s.alog, s.reg
 	rcfg.Sealer, rcfg.Opener = s.policy.Sealer(), s.policy.Opener()
 	if s.rel, err = relay.New(rcfg); err != nil {

@@ -8,6 +8,7 @@ import (
 	"nhsrelay/directory/redisstore"
 	"nhsrelay/internal/redisconn"
 	"nhsrelay/relay/queue"
+	"nhsrelay/relay/spool"
 )
 
 // redisPrefix starts every key nhsrelay keeps in Redis, so one Redis can
@@ -59,4 +60,13 @@ func (s *server) queueStore() (queue.Store, error) {
 	}
 	s.closers = append(s.closers, st.Close)
 	return st, nil
+}
+
+// bodyStore is the Redis body store in cluster mode (sealed with the spool
+// key, durable per redisconn's check), else nil: the relay's spool folder.
+func (s *server) bodyStore(key []byte) (spool.Bodies, error) {
+	if s.rdb == nil {
+		return nil, nil
+	}
+	return spool.NewRedis(s.rdb, redisPrefix, key, 0)
 }
