@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -61,4 +62,55 @@ func TestRedisRecoveryKeepsYoungBodies(t *testing.T) {
 	second := start(t, d, withKey)
 	second.waitGone(t, id)
 	second.waitMailbox(t, "ward7@hosted.nhs.example", 1)
+}
+
+// Two nodes share one Redis and one Maildir root: mail accepted on either
+// is delivered exactly once, whichever node picks it up; a node that never
+// runs (crashed after its 250s) has its messages delivered by the other.
+func TestTwoNodesDeliverOnce(t *testing.T) {
+	t.Parallel()
+	srv := queuetest.StartRedisServer(t)
+	d := newDir()
+	d.add("ward7@hosted.nhs.example", directory.NextHop{Kind: directory.HopHosted})
+	key, mail := spoolKey(t), t.TempDir()
+	node := func(name string) func(*relay.Config) {
+		return func(c *relay.Config) {
+			c.SpoolKey, c.MaildirRoot = key, mail
+			redisStores(t, srv, "n:")(c)
+			st := c.Store.(*queue.RedisStore)
+			st.SetNode(name)
+			c.Leases = st
+		}
+	}
+	dead := newEnv(t, d, node("dead")) // accepts, then never delivers
+	a, b := start(t, d, node("a")), start(t, d, node("b"))
+	const n = 12
+	var ids []string
+	for i := range n {
+		e := []*env{a, b, dead}[i%3]
+		ids = append(ids, e.submit(t, sender, []string{"ward7@hosted.nhs.example"}, message("referral", fmt.Sprintf("tok%02d", i))))
+	}
+	for range 2 { // both survivors learn of every message, so each is tried twice
+		if err := a.r.Rescan(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.r.Rescan(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		a.waitGone(t, id)
+	}
+	got := a.waitMailbox(t, "ward7@hosted.nhs.example", n)
+	seen := map[string]int{}
+	for _, m := range got {
+		for i := range n {
+			if strings.Contains(string(m), fmt.Sprintf("tok%02d", i)) {
+				seen[fmt.Sprintf("tok%02d", i)]++
+			}
+		}
+	}
+	if len(got) != n || len(seen) != n {
+		t.Fatalf("mailbox holds %d messages (%d distinct), want %d, each once: %v", len(got), len(seen), n, seen)
+	}
 }

@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener
 		s.openExpiry,      // expiry job (started with the other jobs)
+		s.openCluster,     // cluster mode: queue rescan, directory refresh (serve_redis.go)
 	} {
 		if err := open(ctx); err != nil {
 			return err

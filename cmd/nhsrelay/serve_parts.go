@@ -21,6 +21,7 @@ import (
 	"nhsrelay/directory/expiry"
 	"nhsrelay/internal/durable"
 	"nhsrelay/relay"
+	"nhsrelay/relay/queue"
 	"nhsrelay/relay/smimepolicy"
 	"nhsrelay/relay/spool"
 	"nhsrelay/smtpd"
@@ -45,6 +46,7 @@ type server struct {
 	smtp     *smtpd.Server
 	token    *admin.Token  // nil when the admin API is off
 	rdb      *redis.Client // nil unless redis.url is set (cluster mode)
+	leases   queue.Leaser  // cluster mode: one node at a time delivers a message
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -163,6 +165,7 @@ func (s *server) openRelay(context.Context) error {
 	}
 	rcfg := relayConfig(s.cfg)
 	rcfg.SpoolKey, rcfg.Store, rcfg.Directory, rcfg.RootCAs = key, qstore, s.dir, roots
+	rcfg.Leases = s.leases
 	if rcfg.Bodies, err = s.bodyStore(key); err != nil { // serve_redis.go: nil (spool folder) or Redis
 		return fmt.Errorf("body store: %w", err)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"strconv"
+	"time"
 
 	"nhsrelay/directory"
 	"nhsrelay/directory/boltstore"
@@ -52,7 +55,10 @@ func (s *server) directoryStore() (directory.Store, error) {
 // one in data_dir.
 func (s *server) queueStore() (queue.Store, error) {
 	if s.rdb != nil {
-		return queue.NewRedis(s.rdb, redisPrefix+"queue:"), nil
+		st := queue.NewRedis(s.rdb, redisPrefix+"queue:")
+		st.SetNode(nodeName())
+		s.leases = st
+		return st, nil
 	}
 	st, err := queue.OpenBolt(s.cfg.QueueDB())
 	if err != nil {
@@ -69,4 +75,55 @@ func (s *server) bodyStore(key []byte) (spool.Bodies, error) {
 		return nil, nil
 	}
 	return spool.NewRedis(s.rdb, redisPrefix, key, 0)
+}
+
+// Cluster timing: how often a node looks for mail other nodes accepted (or
+// a crashed node left), and for directory changes other nodes made (one
+// GET of the revision each time; a change reloads the directory).
+const (
+	rescanEvery           = 2 * time.Second
+	directoryRefreshEvery = 500 * time.Millisecond
+)
+
+// openCluster adds, in cluster mode, the jobs that keep this node in step
+// with the others: the queue rescan (relay.Rescan) and the directory
+// refresh, so a suspension made on any node holds on every node within a
+// second.
+func (s *server) openCluster(context.Context) error {
+	if s.rdb == nil {
+		return nil
+	}
+	s.jobs = append(s.jobs,
+		every(rescanEvery, s.rel.Rescan, s.component("cluster"), "rescan the shared queue"),
+		every(directoryRefreshEvery, s.dir.Refresh, s.component("cluster"), "refresh the directory"))
+	return nil
+}
+
+// every runs fn each interval until ctx ends, logging failures (Redis
+// down: the next tick tries again).
+func every(interval time.Duration, fn func(context.Context) error, log interface{ Warn(string, ...any) }, what string) func(context.Context) {
+	return func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := fn(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("cluster: "+what+" failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// nodeName names this node in delivery leases and nhsrelay status: the
+// machine's host name and the process ID.
+func nodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "unknown"
+	}
+	return h + "/" + strconv.Itoa(os.Getpid())
 }

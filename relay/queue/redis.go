@@ -30,6 +30,7 @@ var ErrNotDurable = errors.New("queue: redis does not fsync every write (want ap
 type RedisStore struct {
 	rdb    *redis.Client
 	prefix string
+	node   string // named in leases (lease.go)
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -37,7 +38,7 @@ var _ Store = (*RedisStore)(nil)
 // NewRedis returns a Store keeping its records under keys starting with
 // prefix ("nhsrelay:queue:"). rdb is shared: Close does not close it.
 func NewRedis(rdb *redis.Client, prefix string) *RedisStore {
-	return &RedisStore{rdb: rdb, prefix: prefix}
+	return &RedisStore{rdb: rdb, prefix: prefix, node: "node"}
 }
 
 func (s *RedisStore) key(id string) string { return s.prefix + "msg:" + id }

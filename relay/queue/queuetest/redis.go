@@ -115,3 +115,6 @@ func (s *RedisServer) start() error {
 	s.stop()
 	return fmt.Errorf("redis-server on port %d did not answer PING: %s", s.port, out.String())
 }
+
+// URL is the server's address as nhsrelay's redis.url takes it.
+func (s *RedisServer) URL() string { return "redis://" + s.addr() + "/0" }

@@ -1,0 +1,151 @@
+package crashtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"nhsrelay/directory/boltstore"
+	"nhsrelay/directory/redisstore"
+	"nhsrelay/relay/queue/queuetest"
+)
+
+// Cluster load: a few senders per node, small enough for 2 CI cores.
+const (
+	clusterNodes     = 3
+	clusterSenders   = 3 // per node
+	clusterPerSender = 15
+	clusterKillAfter = 30 // acknowledgements (all nodes) before node 2 is killed
+)
+
+// TestClusterKill9 runs three nhsrelay nodes on one redis-server (AOF
+// fsynced on every write), submits to all three at once, kills one node
+// with SIGKILL mid-load and never restarts it, then kills and restarts
+// redis-server itself mid-load: every message that got a 250 must reach
+// the hosted Maildir (shared by the nodes) exactly once, delivered by the
+// survivors.
+func TestClusterKill9(t *testing.T) {
+	t.Parallel()
+	bin := buildRelay(t)
+	srv := queuetest.StartRedisServer(t)
+	maildirRoot := filepath.Join(t.TempDir(), "maildir")
+	domain := "hosted.cluster.nhs.test"
+	edit := func(cfg map[string]any) {
+		rl := table(cfg, "relay")
+		rl["maildir_root"] = maildirRoot
+		rl["retry_min"] = "1s"
+		rl["retry_max"] = "2s"
+		rl["attempt_timeout"] = "5s" // a dead node's leases expire 10s after it took them
+		table(cfg, "redis")["url"] = srv.URL()
+	}
+	node1 := newRelay(t, bin, edit)
+	seedDirectory(t, node1, srv)
+	nodes := []*relayProc{node1}
+	for i := 2; i <= clusterNodes; i++ {
+		nodes = append(nodes, cloneNode(t, node1, i))
+	}
+	for _, n := range nodes {
+		n.start(t)
+	}
+	node1.addEndpoint(t, domain, `{"kind":"hosted"}`, false)
+	time.Sleep(time.Second) // the other nodes refresh the directory every 500ms
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	src := newSenders()
+	for i, n := range nodes {
+		src.startSubmit(t, ctx, n.smtpAddr, node1.relayCA(), node1.account, "n"+strconv.Itoa(i+1)+"w1s", domain, clusterSenders, clusterPerSender)
+	}
+	waitFor(t, 90*time.Second, fmt.Sprintf("%d acknowledgements", clusterKillAfter), func() bool {
+		return src.acks.Load() >= clusterKillAfter
+	})
+	nodes[1].kill9(t)
+	t.Logf("killed node 2 after %d acknowledgements", src.acks.Load())
+	waitFor(t, 90*time.Second, "more acknowledgements from the survivors", func() bool {
+		return src.acks.Load() >= 2*clusterKillAfter || src.alive.Load() == 0
+	})
+	srv.Crash(t) // redis-server: SIGKILL and start again on its AOF
+	t.Logf("restarted redis-server after %d acknowledgements", src.acks.Load())
+	src.wait()
+
+	// A second, short wave after Redis came back: the survivors take mail
+	// again (they reconnect by themselves).
+	before := src.acks.Load()
+	for _, i := range []int{0, 2} { // the survivors
+		src.startSubmit(t, ctx, nodes[i].smtpAddr, node1.relayCA(), node1.account, "n"+strconv.Itoa(i+1)+"w2s", domain, 1, 5)
+	}
+	src.wait()
+	if src.acks.Load() == before {
+		t.Errorf("no message acknowledged after redis-server restarted: %s", first(src.problems(), 5))
+	}
+
+	waitFor(t, 2*time.Minute, "the shared queue to drain", func() bool { return nodes[0].queueLen(t) == 0 })
+	summary, problems := checkDeliveries(src.snapshot(), countMaildir(t, maildirRoot), 0, clusterKillAfter)
+	t.Log(summary)
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// seedDirectory copies the sample directory `nhsrelay init` wrote into
+// the node's embedded store into Redis, where cluster nodes read it.
+func seedDirectory(t *testing.T, r *relayProc, srv *queuetest.RedisServer) {
+	t.Helper()
+	src, err := boltstore.Open(filepath.Join(r.dir, "data", "directory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	snap, err := src.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := redisstore.New(srv.Client, "nhsrelay:", redisstore.Options{})
+	if err := dst.Apply(t.Context(), batchOf(snap)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cloneNode is another node of r's cluster: r's keys, certificates and
+// Redis, its own ports, data folder and log.
+func cloneNode(t *testing.T, r *relayProc, i int) *relayProc {
+	t.Helper()
+	var cfg map[string]any
+	if _, err := toml.DecodeFile(r.conf, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	p := freePorts(t, 2)
+	n := &relayProc{bin: r.bin, dir: r.dir, account: r.account, token: r.token,
+		conf:      filepath.Join(r.dir, fmt.Sprintf("node%d.toml", i)),
+		smtpAddr:  fmt.Sprintf("127.0.0.1:%d", p[0]),
+		adminAddr: fmt.Sprintf("127.0.0.1:%d", p[1]),
+		logPath:   filepath.Join(r.dir, fmt.Sprintf("serve%d.log", i)),
+	}
+	table(cfg, "server")["data_dir"] = fmt.Sprintf("data%d", i)
+	table(cfg, "smtp")["submission_listen"] = n.smtpAddr
+	table(cfg, "admin")["listen"] = n.adminAddr
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.conf, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n.cmd != nil {
+			n.cmd.Process.Kill()
+			<-n.done
+		}
+		if t.Failed() {
+			n.dumpLog(t)
+		}
+	})
+	return n
+}
