@@ -68,10 +68,10 @@ type Config struct {
 	SpoolKey []byte
 	// Bodies, if set, keeps message bodies instead of a spool folder at
 	// SpoolDir: the Redis body store of a cluster (spool.NewRedis).
-	Bodies    spool.Bodies
+	Bodies spool.Bodies
 	// Leases, if set (cluster mode), makes each attempt first take the
 	// message's lease, so that one node at a time delivers it; see Rescan.
-	Leases queue.Leaser
+	Leases    queue.Leaser
 	Store     queue.Store
 	Directory Directory
 	// MaildirRoot holds hosted endpoints' mailboxes, one per endpoint
