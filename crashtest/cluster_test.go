@@ -3,7 +3,11 @@ package crashtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +15,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 
 	"nhsrelay/directory/boltstore"
 	"nhsrelay/directory/redisstore"
@@ -54,7 +60,7 @@ func TestClusterKill9(t *testing.T) {
 	for _, n := range nodes {
 		n.start(t)
 	}
-	node1.addEndpoint(t, domain, `{"kind":"hosted"}`, false)
+	epID := node1.addEndpoint(t, domain, `{"kind":"hosted"}`, false)
 	time.Sleep(time.Second) // the other nodes refresh the directory every 500ms
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -92,6 +98,57 @@ func TestClusterKill9(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
+
+	// A suspension made on node 1 holds on node 3 within a second.
+	node1.api(t, "POST", "/v1/directory/endpoints/"+epID+"/suspend", `{"reason":"cluster test: practice closed"}`, nil)
+	suspended := time.Now()
+	tlsConf := clientTLS(t, node1.relayCA())
+	for {
+		err := rcptOnly(nodes[2].smtpAddr, tlsConf, node1.account, "after-suspension@"+domain)
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code == 550 && se.EnhancedCode == (smtp.EnhancedCode{5, 7, 1}) {
+			t.Logf("node 3 refused RCPT %v after the suspension on node 1: %v", time.Since(suspended).Round(time.Millisecond), err)
+			break
+		}
+		if time.Since(suspended) > time.Second {
+			t.Fatalf("node 3 still answers RCPT with %v more than 1s after the suspension on node 1", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func clientTLS(t *testing.T, caFile string) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificates", caFile)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+}
+
+// rcptOnly logs in as acct and returns the node's answer to RCPT TO:<to>.
+func rcptOnly(addr string, tlsConf *tls.Config, acct account, to string) error {
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	c, err := smtp.NewClientStartTLS(conn, tlsConf)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", acct.user, acct.pass)); err != nil {
+		return err
+	}
+	if err := c.Mail(acct.from, nil); err != nil {
+		return err
+	}
+	return c.Rcpt(to, nil)
 }
 
 // seedDirectory copies the sample directory `nhsrelay init` wrote into
