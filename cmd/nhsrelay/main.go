@@ -17,6 +17,7 @@ commands:
   audit verify              check the audit log's hash chain
   directory ...             manage the directory of NHS endpoints
   certs ...                 development CA, certificate issue and status
+  status -c FILE            cluster mode: nodes, queue depth and delivery leases in Redis
 `
 
 // command is one subcommand: it gets the arguments after its name.
@@ -32,6 +33,7 @@ func commands() map[string]command {
 		"audit":        runAudit,
 		"directory":    runDirectory,
 		"certs":        runCerts,
+		"status":       runStatus,
 	}
 }
 

@@ -89,11 +89,19 @@ const (
 // with the others: the queue rescan (relay.Rescan) and the directory
 // refresh, so a suspension made on any node holds on every node within a
 // second.
-func (s *server) openCluster(context.Context) error {
+func (s *server) openCluster(ctx context.Context) error {
 	if s.rdb == nil {
 		return nil
 	}
+	name := nodeName()
+	announce := func(ctx context.Context) error {
+		return redisconn.Announce(ctx, s.rdb, redisPrefix, name, 3*rescanEvery)
+	}
+	if err := announce(ctx); err != nil {
+		return err
+	}
 	s.jobs = append(s.jobs,
+		every(rescanEvery, announce, s.component("cluster"), "announce this node"),
 		every(rescanEvery, s.rel.Rescan, s.component("cluster"), "rescan the shared queue"),
 		every(directoryRefreshEvery, s.dir.Refresh, s.component("cluster"), "refresh the directory"))
 	return nil

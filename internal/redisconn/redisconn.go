@@ -129,3 +129,7 @@ func Redacted(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// NewClient is redis.NewClient, so that callers need not import go-redis
+// for a client ParseURL's options describe.
+func NewClient(opt *redis.Options) *redis.Client { return redis.NewClient(opt) }

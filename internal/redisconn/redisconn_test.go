@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"nhsrelay/directory/redisstore/redistest"
 	"nhsrelay/internal/redisconn"
@@ -70,5 +71,35 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := redisconn.Open(t.Context(), "redis://127.0.0.1:1/0")
 	if err == nil || !strings.Contains(err.Error(), "cannot reach redis") {
 		t.Fatalf("Open(closed port) = %v, want cannot reach redis", err)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	rdb := redistest.Start(t)
+	for _, n := range []string{"b/2", "a/1"} {
+		if err := redisconn.Announce(t.Context(), rdb, "p:", n, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := redisconn.Announce(t.Context(), rdb, "p:", "gone/3", time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for range 200 { // the short announcement expires
+		nodes, err := redisconn.Nodes(t.Context(), rdb, "p:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		if len(names) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Join(names, ",") != "a/1,b/2" {
+		t.Fatalf("Nodes = %v, want [a/1 b/2]", names)
 	}
 }

@@ -199,3 +199,12 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 
 // Close does nothing: the client belongs to the caller.
 func (s *RedisStore) Close() error { return nil }
+
+// Len is how many messages are queued (one ZCARD).
+func (s *RedisStore) Len(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.index()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue: len: %w", err)
+	}
+	return n, nil
+}
