@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,10 +100,31 @@ func TestClusterKill9(t *testing.T) {
 		t.Error(p)
 	}
 
+	// While Redis is down a node refuses mail with 451 4.3.0 (never a 250
+	// it cannot keep); once Redis is back it takes mail again by itself.
+	tlsConf := clientTLS(t, node1.relayCA())
+	refusals := strings.Count(readLog(t, nodes[0]), "code=451")
+	srv.Stop(t)
+	down := newSenders()
+	if err := down.submitOne(nodes[0].smtpAddr, tlsConf, node1.account, "redis-down@"+domain); err != nil {
+		t.Fatalf("submit while redis is down: %v", err)
+	}
+	if st := down.snapshot()["redis-down@"+domain]; st != refused {
+		t.Errorf("while redis is down the message ended in state %v, want refused", st)
+	}
+	if strings.Count(readLog(t, nodes[0]), "code=451") == refusals {
+		t.Errorf("node 1 logged no 451 refusal while redis was down")
+	}
+	srv.Start(t)
+	up := newSenders()
+	waitFor(t, 30*time.Second, "a node to take mail again after redis came back", func() bool {
+		up.submitOne(nodes[0].smtpAddr, tlsConf, node1.account, "redis-up@"+domain)
+		return up.snapshot()["redis-up@"+domain] == acked
+	})
+
 	// A suspension made on node 1 holds on node 3 within a second.
 	node1.api(t, "POST", "/v1/directory/endpoints/"+epID+"/suspend", `{"reason":"cluster test: practice closed"}`, nil)
 	suspended := time.Now()
-	tlsConf := clientTLS(t, node1.relayCA())
 	for {
 		err := rcptOnly(nodes[2].smtpAddr, tlsConf, node1.account, "after-suspension@"+domain)
 		var se *smtp.SMTPError
@@ -115,6 +137,15 @@ func TestClusterKill9(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func readLog(t *testing.T, r *relayProc) string {
+	t.Helper()
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func clientTLS(t *testing.T, caFile string) *tls.Config {
