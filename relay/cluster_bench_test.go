@@ -114,6 +114,10 @@ func runClusterBench(b *testing.B, nodes int) clusterBenchResult {
 	sink.WaitMessages(b, clusterBenchMessages)
 	elapsed := time.Since(start)
 	calls1, rcpu1 := redisStats(b, srv)
+	if srv != nil && testing.Verbose() {
+		info, _ := srv.Client.Info(context.Background(), "commandstats").Result()
+		b.Logf("redis commandstats:\n%s", info)
+	}
 	cpu := selfCPU() - cpu0 + (rcpu1 - rcpu0)
 	res := clusterBenchResult{
 		rate:  clusterBenchMessages / elapsed.Seconds(),
