@@ -108,15 +108,22 @@ func shortErr(err error) string {
 	return s
 }
 
-// BrokenError names the first record at which Verify found the chain broken.
+// BrokenError names a record at which Verify found the chain broken.
 type BrokenError struct {
 	Line   int    // 1-based line number in the file
 	Seq    uint64 // the sequence number the record claims, 0 if unreadable
 	Reason string // in words, for the operator
+	// Resumed is the line of the new segment Open started after finding
+	// the break, 0 if the chain does not resume after it.
+	Resumed int
 }
 
 func (e *BrokenError) Error() string {
-	return fmt.Sprintf("audit: chain broken at line %d (seq %d): %s", e.Line, e.Seq, e.Reason)
+	s := fmt.Sprintf("audit: chain broken at line %d (seq %d): %s", e.Line, e.Seq, e.Reason)
+	if e.Resumed > 0 {
+		s += fmt.Sprintf("; a new segment, started when the log was next opened, continues from line %d", e.Resumed)
+	}
+	return s
 }
 
 // ErrClosed means Record was called after Close, or after a write or fsync

@@ -9,17 +9,17 @@ import (
 // Postfix print them): one message acknowledged, one refused at the end of
 // DATA, one cut off after ".", one cut off before it.
 const sourceLog = `/usr/sbin/smtp-source: name_mask: all
-/usr/sbin/smtp-source: <<< 220 relay.nhs.example ESMTP nhsrelay
+/usr/sbin/smtp-source: <<< 220 relay.nhs.example ESMTP nhsrelay, secure NHS clinical mail relay; authorised use only
 /usr/sbin/smtp-source: HELO crash-source.localhost
-/usr/sbin/smtp-source: <<< 250 relay.nhs.example
+/usr/sbin/smtp-source: <<< 250 relay.nhs.example greets crash-source.localhost
 /usr/sbin/smtp-source: MAIL FROM:<s@x>
-/usr/sbin/smtp-source: <<< 250 2.0.0 Roger, accepting mail from <s@x>
+/usr/sbin/smtp-source: <<< 250 2.1.0 sender <s@x> accepted
 /usr/sbin/smtp-source: RCPT TO:<1P03@X>
-/usr/sbin/smtp-source: <<< 250 2.0.0 I'll make sure <1p03@x> gets this
+/usr/sbin/smtp-source: <<< 250 2.1.5 recipient <1p03@x> accepted
 /usr/sbin/smtp-source: DATA
-/usr/sbin/smtp-source: <<< 354 2.0.0 Go ahead. End your data with <CR><LF>.<CR><LF>
+/usr/sbin/smtp-source: <<< 354 send the message; end it with a line holding only a dot
 /usr/sbin/smtp-source: .
-/usr/sbin/smtp-source: <<< 250 2.0.0 OK: queued as 33NBJFE3700H8RDRB3A2B11DX2
+/usr/sbin/smtp-source: <<< 250 2.0.0 Ok: queued as 33NBJFE3700H8RDRB3A2B11DX2
 /usr/sbin/smtp-source: QUIT
 /usr/sbin/smtp-source: RCPT TO:<2p03@x>
 /usr/sbin/smtp-source: <<< 250 2.0.0 ok

@@ -37,13 +37,17 @@ const (
 type senders struct {
 	mu     sync.Mutex
 	tokens map[string]tokenState // envelope recipient → state
-	fatals []string              // smtp-source's own "fatal:" lines, for the failure message
-	acks   atomic.Int64          // how many acked in all
-	alive  atomic.Int64          // processes still running
-	wg     sync.WaitGroup
+	// refusedWith is the reply code of each refused message (submitters only).
+	refusedWith map[string]string
+	fatals      []string     // smtp-source's own "fatal:" lines, for the failure message
+	acks        atomic.Int64 // how many acked in all
+	alive       atomic.Int64 // processes still running
+	wg          sync.WaitGroup
 }
 
-func newSenders() *senders { return &senders{tokens: make(map[string]tokenState)} }
+func newSenders() *senders {
+	return &senders{tokens: make(map[string]tokenState), refusedWith: make(map[string]string)}
+}
 
 // start launches n smtp-source processes, each sending msgs messages one
 // after the other over fresh connections to addr, to recipients

@@ -101,6 +101,9 @@ func (s *senders) submitOne(addr string, tlsConf *tls.Config, acct account, toke
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
 			s.set(token, refused)
+			s.mu.Lock()
+			s.refusedWith[token] = fmt.Sprintf("%d %d.%d.%d", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+			s.mu.Unlock()
 			return nil
 		}
 		return fmt.Errorf("end of DATA: %w", err)

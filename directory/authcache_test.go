@@ -20,6 +20,7 @@ func cacheFixture(t *testing.T, size int) (*directory.Directory, *directorytest.
 	t.Helper()
 	clock := directorytest.NewClock(t0)
 	st := directorytest.NewStore(t)
+	directorytest.Seed(t, st, directorytest.Verified("gp.a81001@nhs.example", mx))
 	d, err := directory.Open(t.Context(), directory.Config{Store: st, Now: clock.Now, HashCost: bcrypt.MinCost,
 		AuthCacheTTL: 5 * time.Minute, AuthCacheSize: size})
 	if err != nil {
@@ -165,7 +166,7 @@ func TestAuthCacheBound(t *testing.T) {
 
 func TestAuthCacheDisabled(t *testing.T) {
 	t.Parallel()
-	fx := newFixture(t) // AuthCacheTTL 0
+	fx := newFixture(t, directorytest.Verified("gp.a81001@nhs.example", mx)) // AuthCacheTTL 0
 	n := directory.CountCompares(fx.d)
 	directorytest.Account(t, fx.d, "gp1", cachedPass, "gp.a81001@nhs.example")
 	for range 3 {

@@ -48,8 +48,9 @@ type Config struct {
 	// key usage and size, dates). nil: dates only (tests).
 	CertCheck CertCheck
 
-	// HashCost is the bcrypt cost for challenge codes and for the stand-in
-	// hash Authenticate compares unknown users against (default
+	// HashCost is the bcrypt cost for challenge codes, for passwords hashed
+	// by (*Directory).HashPassword and for the stand-in hash Authenticate
+	// compares unknown users against (default
 	// bcrypt.DefaultCost). Tests lower it to bcrypt.MinCost.
 	HashCost int
 
@@ -283,6 +284,11 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 	}
 	for _, id := range b.DeleteChallenges {
 		delete(d.chals, id)
+	}
+	for _, u := range b.DeleteAccounts {
+		u = strings.ToLower(u)
+		delete(d.accts, u)
+		d.logins.drop(u)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@
 //     redisstore (cluster); each passes storetest.Run.
 //   - Organisation, Endpoint, Account, Challenge (model.go, store.go).
 //   - ErrNotFound, ErrAuthFailed, ErrConflict, *NotVerifiedError,
-//     *ValidationError (errors.go).
+//     *ValidationError (errors.go), *AccountDisabledError (accounts.go).
 //
 // The life of an endpoint: AddEndpoint (pending) → StartChallenge mails a
 // one-time code, ConfirmChallenge checks it (the administrator's `directory
@@ -30,6 +30,13 @@
 // the relay's rule for which certificate belongs to an endpoint) and the
 // delivery path. The TLS-only exception (no S/MIME) needs evidence and is
 // audited as endpoint.tls_only.
+//
+// The life of an account (accounts.go): AddAccount (each address an
+// endpoint of its organisation, named when it is not) → SetPassword,
+// ChangeAddresses, UpdateAccount, DisableAccount with a reason (AUTH after
+// the right password, and ActiveAccount for a session already logged in,
+// return *AccountDisabledError) → EnableAccount → DeleteAccount. Each is
+// one audited write; a refused one names every bad field and writes nothing.
 //
 // Authenticate (SMTP AUTH) runs bcrypt; with Config.AuthCacheTTL it
 // remembers successes for a while (authcache.go, as Dovecot's auth_cache):

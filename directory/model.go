@@ -102,13 +102,22 @@ type Endpoint struct {
 // Hosted reports whether mail for the endpoint is delivered on this relay.
 func (e Endpoint) Hosted() bool { return e.NextHop.Kind == HopHosted }
 
-// Account is a sender that may submit mail after AUTH.
+// Account is a sender that may submit mail after AUTH. Every address it
+// owns is an endpoint (or in a domain endpoint) of its organisation.
 type Account struct {
 	Username     string   `json:"username"`
 	PasswordHash string   `json:"password_hash"` // bcrypt
 	ODS          string   `json:"ods,omitempty"` // organisation the account sends for
 	Addresses    []string `json:"addresses"`     // From / MAIL FROM addresses it owns
 	Disabled     bool     `json:"disabled,omitempty"`
+	Receipts     string   `json:"receipts,omitempty"` // success DSNs: "always", "on-request" (default, also ""), "never" (issue 12)
+
+	// DisabledReason is why an administrator disabled the account; AUTH
+	// and MAIL/RCPT refusals quote it.
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	Note           string    `json:"note,omitempty"` // for administrators ("ward 7 PAS")
+	Created        time.Time `json:"created,omitzero"`
+	PasswordSet    time.Time `json:"password_set,omitzero"` // when the password last changed
 }
 
 // Owns reports whether addr is one of the account's addresses

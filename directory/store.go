@@ -39,19 +39,21 @@ type Snapshot struct {
 }
 
 // Batch is one atomic write: records to put (replacing any with the same
-// key) and challenges to delete (a missing one is not an error).
+// key) and challenges and accounts to delete (a missing one is not an
+// error).
 type Batch struct {
 	Organisations    []Organisation
 	Endpoints        []Endpoint
 	Accounts         []Account
 	Challenges       []Challenge
 	DeleteChallenges []string // endpoint IDs
+	DeleteAccounts   []string // usernames
 }
 
 // Empty reports whether b writes nothing.
 func (b Batch) Empty() bool {
 	return len(b.Organisations) == 0 && len(b.Endpoints) == 0 && len(b.Accounts) == 0 &&
-		len(b.Challenges) == 0 && len(b.DeleteChallenges) == 0
+		len(b.Challenges) == 0 && len(b.DeleteChallenges) == 0 && len(b.DeleteAccounts) == 0
 }
 
 // CheckKeys returns an error wrapping ErrEmptyKey if any record lacks its key.
@@ -80,6 +82,11 @@ func (b Batch) CheckKeys() error {
 	for _, id := range b.DeleteChallenges {
 		if id == "" {
 			return errors.Join(ErrEmptyKey, errors.New("challenge delete without endpoint ID"))
+		}
+	}
+	for _, u := range b.DeleteAccounts {
+		if u == "" {
+			return errors.Join(ErrEmptyKey, errors.New("account delete without username"))
 		}
 	}
 	return nil

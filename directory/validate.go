@@ -248,8 +248,16 @@ func checkNextHop(f fieldErrors, h NextHop) NextHop {
 	return h
 }
 
-// checkAccount validates and normalises an account. The caller holds d.mu.
-func (d *Directory) checkAccount(a Account) (Account, error) {
+// receiptsValues are the accepted values of Account.Receipts ("" is
+// on-request).
+var receiptsValues = []string{"always", "on-request", "never"}
+
+// checkAccount validates and normalises an account. prev is the account as
+// stored (nil for a new one): addresses it already owned are not checked
+// against the directory again, so that disabling an account whose endpoint
+// was retired since still works. With no ODS code the organisation is the
+// one whose endpoint the first address is. The caller holds wmu.
+func (d *Directory) checkAccount(a Account, prev *Account) (Account, error) {
 	f := fieldErrors{}
 	a.Username = strings.ToLower(strings.TrimSpace(a.Username))
 	if !userRE.MatchString(a.Username) {
@@ -258,30 +266,73 @@ func (d *Directory) checkAccount(a Account) (Account, error) {
 	if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
 		f.add("password_hash", "is not a bcrypt hash (use HashPassword): %v", err)
 	}
-	if a.ODS != "" {
+	odsOK := true
+	if a.ODS = strings.TrimSpace(a.ODS); a.ODS != "" {
 		ods, err := normaliseODS(a.ODS)
 		if err != nil {
 			f.add("ods", "%v", err)
+			odsOK = false
 		} else if _, ok := d.orgs[ods]; !ok {
 			f.add("ods", "no organisation with ODS code %s", ods)
+			odsOK = false
 		}
 		a.ODS = ods
+	}
+	if a.Receipts != "" && !slices.Contains(receiptsValues, a.Receipts) {
+		f.add("receipts", "must be always, on-request or never, not %q", clip(a.Receipts))
+	}
+	a.Note = f.text("note", a.Note, 200, false)
+	a.DisabledReason = f.text("disabled_reason", a.DisabledReason, 200, false)
+	if !a.Disabled && a.DisabledReason != "" {
+		f.add("disabled_reason", "is given only for a disabled account")
 	}
 	if len(a.Addresses) == 0 {
 		f.add("addresses", "an account needs at least one address to send from")
 	}
+	if len(a.Addresses) > maxAccountAddresses {
+		f.add("addresses", "has more than %d addresses", maxAccountAddresses)
+	}
 	var addrs []string
 	for i, s := range a.Addresses {
+		field := fmt.Sprintf("addresses[%d]", i)
 		addr, err := NormaliseAddress(s)
 		switch {
 		case err != nil:
-			f.add(fmt.Sprintf("addresses[%d]", i), "%v", err)
+			f.add(field, "%v", err)
 		case !strings.Contains(addr, "@"):
-			f.add(fmt.Sprintf("addresses[%d]", i), "%q is a domain; an account sends from mailboxes", addr)
+			f.add(field, "%q is a domain; an account sends from mailboxes", addr)
 		case !slices.ContainsFunc(addrs, func(x string) bool { return strings.EqualFold(x, addr) }):
 			addrs = append(addrs, addr)
+			if odsOK && (prev == nil || prev.ODS != a.ODS || !prev.Owns(addr)) {
+				a.ODS = d.checkOwnedAddress(f, field, addr, a.ODS)
+			}
 		}
 	}
 	a.Addresses = addrs
 	return a, f.err()
+}
+
+// maxAccountAddresses bounds the addresses one account owns.
+const maxAccountAddresses = 100
+
+// checkOwnedAddress checks that addr is an endpoint (a mailbox, or in a
+// domain endpoint) of organisation ods, and returns ods, or the endpoint's
+// organisation when ods is "". The caller holds wmu.
+func (d *Directory) checkOwnedAddress(f fieldErrors, field, addr, ods string) string {
+	e, err := d.lookup(addr)
+	switch {
+	case err != nil:
+		f.add(field, "%s is not an endpoint in the directory; add it first (nhsrelay directory add -ods CODE %s)", addr, addr)
+	case e.Status == StatusRetired:
+		f.add(field, "%s is endpoint %s, which is retired", addr, e.ID)
+	case ods == "":
+		return e.ODS
+	case e.ODS != ods:
+		name := ""
+		if o, ok := d.orgs[e.ODS]; ok {
+			name = " (" + o.Name + ")"
+		}
+		f.add(field, "%s is an endpoint of %s%s, not of the account's organisation %s", addr, e.ODS, name, ods)
+	}
+	return ods
 }

@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/textproto"
@@ -21,6 +23,8 @@ type smtpConn struct {
 	raw      net.Conn // the TCP (or TLS) connection, for deadlines
 	host     string   // the name we verified or dialled, for Remote-MTA
 	lastUsed time.Time
+	tls      string // negotiated TLS version, "" for plain (the timeline's record of each attempt)
+	peer     string // the verified peer certificate: "CN=…; sha256=…"
 }
 
 func (c *smtpConn) close() { c.client.Close() }
@@ -84,7 +88,14 @@ func (r *Relay) open(ctx context.Context, hostport string, mode directory.TLSMod
 		res, _ := replyResult(err, "EHLO after STARTTLS")
 		return nil, &openError{result: res}
 	}
-	return &smtpConn{client: c, raw: tlsConn, host: host}, nil
+	sc := &smtpConn{client: c, raw: tlsConn, host: host}
+	st := tlsConn.ConnectionState()
+	sc.tls = tls.VersionName(st.Version)
+	if len(st.PeerCertificates) > 0 {
+		sum := sha256.Sum256(st.PeerCertificates[0].Raw)
+		sc.peer = "CN=" + st.PeerCertificates[0].Subject.CommonName + "; sha256=" + hex.EncodeToString(sum[:])
+	}
+	return sc, nil
 }
 
 // startTLS reads the greeting, says EHLO, requires STARTTLS (RFC 3207) and

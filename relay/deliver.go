@@ -37,10 +37,22 @@ type result struct {
 	reply     string // the remote SMTP reply ("550 5.1.1 ..."), "" if none
 	kind      string // "maildir" or "smtp", for metrics
 	endpoint  string // endpoint ID or address, for logs and audit
+	// lost is set when the message's body can never be read (lost.go):
+	// why, in words for the operator.
+	lost string
 	// redirect is set when this attempt followed an administrator's
 	// redirect for the recipient; report audits it once the recipient's
 	// outcome is final.
 	redirect *directory.Resolution
+
+	// For the timeline and receipts: the next hop's TLS version and
+	// certificate ("CN=…; sha256=…"), whether it offered DSN and was given
+	// the sender's NOTIFY (dsnPassed), and what a hosted delivery wrote
+	// (attachments counted, -1 if not; bytes).
+	tls, peer   string
+	dsnPassed   bool
+	attachments int
+	bytes       int64
 }
 
 // failure builds a non-delivered result; the enhanced code's class follows
@@ -106,8 +118,18 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		r.deferEntry(id)
 		return
 	}
+	if err := r.auditDown(); err != nil { // audit.go: no delivery that cannot be audited
+		r.log.Warn("delivery deferred: audit log unavailable", "msgid", id, "err", err)
+		r.deferEntry(id)
+		return
+	}
 	now := r.cfg.Now()
 	results := map[string]result{}
+	if why, ok := r.startupLoss(id); ok {
+		failLost(m, results, why)
+		r.finish(ctx, m, results)
+		return
+	}
 	redirects := map[string]*directory.Resolution{} // recipient → the redirect this attempt followed
 	groups := map[string]*group{}
 	var order []string
@@ -172,6 +194,9 @@ func (r *Relay) attempt(ctx context.Context, id string) {
 		})
 	}
 	wg.Wait()
+	if why := lostIn(results); why != "" {
+		failLost(m, results, why)
+	}
 	for rcpt, rs := range redirects {
 		if res, ok := results[rcpt]; ok {
 			res.redirect = rs
@@ -262,7 +287,8 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 	if !strings.EqualFold(to, rcpt) {
 		trace += "X-Original-To: " + rcpt + "\r\n"
 	}
-	br := &bodyReader{r: body}
+	tap := newDeliveryTap(body, r.wantsReceipt(m, rcpt))
+	br := &bodyReader{r: tap}
 	err = maildir.Deliver(filepath.Join(r.cfg.MaildirRoot, box), key, io.MultiReader(strings.NewReader(trace), br))
 	if br.err != nil {
 		return r.bodyFailure(m.ID, br.err)
@@ -271,7 +297,20 @@ func (r *Relay) deliverMaildir(ctx context.Context, m queue.Message, ep director
 		r.log.Error("maildir delivery failed", "msgid", m.ID, "rcpt", to, "endpoint", ep.Address, "err", err)
 		return failure(temporary, 2, 0, "local mailbox unavailable; will retry") // §3.3 X.2.0
 	}
-	return result{outcome: delivered, status: "2.0.0", text: "delivered to mailbox", kind: "maildir"}
+	r.noteReport(m, box, tap)
+	return result{outcome: delivered, status: "2.0.0", text: "delivered to mailbox", kind: "maildir",
+		attachments: tap.attachments(), bytes: tap.n}
+}
+
+// wantsReceipt reports whether queued recipient rcpt asked for a success
+// notice, so its delivery counts what a receipt names.
+func (r *Relay) wantsReceipt(m queue.Message, rcpt string) bool {
+	for _, rc := range m.Recipients {
+		if rc.Address == rcpt {
+			return wants(rc, notifySuccess)
+		}
+	}
+	return false
 }
 
 // openBody returns the message as it should leave: the spool body, sealed
@@ -299,8 +338,12 @@ func (r *Relay) spoolThrough(m queue.Message, transform func(f io.Reader, w io.W
 		return f, nil
 	}
 	pr, pw := io.Pipe()
+	sf := &bodyReader{r: f} // the spool's own error, however the transform wraps it
 	go func() {
-		err := transform(f, pw)
+		err := transform(sf, pw)
+		if sf.err != nil {
+			err = fmt.Errorf("read spooled body: %w", sf.err)
+		}
 		f.Close()
 		pw.CloseWithError(err)
 	}()
@@ -322,6 +365,9 @@ func (r *Relay) bodyFailure(id string, err error) result {
 	}
 	if errors.Is(err, ErrQuarantine) { // the Opener kept it and told the owner; the sender learns why
 		return failure(permanent, 7, 5, err.Error()) // §3.8 X.7.5: could not validate or decrypt
+	}
+	if bodyLost(err) {
+		return lostResult(err.Error())
 	}
 	r.log.Error("queued message unreadable or could not be protected", "msgid", id, "err", err)
 	return failure(temporary, 3, 0, "the queued message could not be read or protected; will retry")

@@ -102,6 +102,21 @@
 // Audit actions: accepted, delivered, deferred, bounced, held, lost,
 // endpoint.redirect_followed, dsn.undeliverable, queue.retry, queue.delete.
 //
+// Receipts (issue 12, receipts.go, reports_in.go). Each recipient keeps
+// its RFC 3461 request (queue.Recipient.Notify, ORcpt; the message's Ret
+// and EnvID). A next hop that offers DSN is given them (RET=FULL as HDRS:
+// clinical content never comes back in clear) and reports itself; one that
+// does not earns the sender a "relayed" receipt (§6.2.2); a hosted
+// mailbox a "delivered" one, which names the recipient, the time, the
+// attachments and the size. NOTIFY=NEVER suppresses failure and delay
+// notices too, audited as dsn.suppressed. Every queued notice is audited
+// as dsn.sent. A delivery report (DSN) or read receipt (MDN, RFC 8098)
+// arriving in a hosted mailbox is audited as dsn.received or mdn.received
+// with the Message-ID it is about, for the message timeline
+// (audit/timeline). The accepted and outcome events carry that timeline's
+// facts as audit.Fields: account, client IP, size, recipients,
+// Message-ID; next hop, TLS version, peer certificate, reply.
+//
 // Main types: Relay (New, Submit, Run, Kick, List, Get, Retry, Delete,
 // AdminHandler), Config, Envelope, Directory, Sealer, RecipientChecker,
 // Opener, Body. Test helpers live in

@@ -14,4 +14,19 @@ type Envelope struct {
 	// recipient without a valid S/MIME certificate gets it unsealed over
 	// verified TLS, audited.
 	System bool
+
+	// DSN request (RFC 3461) from the intake's MAIL and RCPT parameters:
+	// RcptDSN[i] is Recipients[i]'s (a shorter slice, or a zero value,
+	// means none: the default, failure and delay notices). Ret is "FULL"
+	// or "HDRS" (RET), EnvID the sender's ENVID.
+	RcptDSN []RcptDSN
+	Ret     string
+	EnvID   string
+}
+
+// RcptDSN is one recipient's DSN request: NOTIFY's keywords ("SUCCESS",
+// "FAILURE", "DELAY", or "NEVER" alone) and ORCPT as "type;address".
+type RcptDSN struct {
+	Notify []string
+	ORcpt  string
 }

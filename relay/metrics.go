@@ -16,6 +16,7 @@ type metrics struct {
 	held      prometheus.Counter
 	dsns      *prometheus.CounterVec // by action: failed, delayed
 	dsnLost   prometheus.Counter     // DSNs that cannot reach the sender
+	lost      prometheus.Counter     // messages whose body could not be read (lost.go)
 	latency   prometheus.Histogram
 }
 
@@ -35,6 +36,8 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 			Help: "Delivery status notifications queued, by action."}, []string{"action"}),
 		dsnLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_relay_dsn_undeliverable_total",
 			Help: "Delivery status notifications that could not reach the sender (logged and audited as dsn.undeliverable)."}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "nhsrelay_relay_lost_total",
+			Help: "Accepted messages whose spooled body was found damaged or missing; each was failed with a DSN to its sender and audited as lost."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nhsrelay_relay_delivery_latency_seconds",
 			Help:    "Time from acceptance to delivery, per recipient.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 4 * 3600, 24 * 3600}}),
@@ -63,7 +66,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 		_, _, oldest := r.queueStats()
 		return oldest.Seconds()
 	})
-	for _, c := range []prometheus.Collector{m.accepted, m.delivered, m.deferred, m.bounced, m.held, m.dsns, m.dsnLost, m.latency,
+	for _, c := range []prometheus.Collector{m.accepted, m.delivered, m.deferred, m.bounced, m.held, m.dsns, m.dsnLost, m.lost, m.latency,
 		size, heldGauge, age, hops} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("relay: register metrics: %w", err)

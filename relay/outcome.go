@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,8 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 	}
 	now := r.cfg.Now()
 	giveUp := m.Received.Add(r.cfg.GiveUpAfter)
-	var failed, delayed []dsn.Recipient
+	var failed, delayed, succeeded []dsn.Recipient
+	var suppressed []string // NOTIFY left out a failure or delay notice: logged and audited instead
 	var holdWords []string
 	final := map[string]result{} // address → result after policy
 	delayNotice := map[string]bool{}
@@ -54,17 +56,26 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 			res.text = "gave up after " + r.cfg.GiveUpAfter.String() + ": " + res.text
 			res.status = "5" + res.status[1:]
 		}
-		d := dsn.Recipient{FinalRecipient: rc.Address, Status: res.status, RemoteMTA: res.remoteMTA,
-			LastAttemptDate: now}
+		d := dsn.Recipient{FinalRecipient: rc.Address, OriginalRecipient: rc.ORcpt, Status: res.status,
+			RemoteMTA: res.remoteMTA, LastAttemptDate: now}
 		if res.reply != "" {
 			d.DiagnosticType, d.Diagnostic = "smtp", res.reply
 		} else {
 			d.DiagnosticType, d.Diagnostic = "X-NHSRelay", res.text
 		}
 		switch res.outcome {
+		case delivered:
+			if a, ok := successAction(rc, res); ok {
+				d.Action = a
+				succeeded = append(succeeded, d)
+			}
 		case permanent:
 			d.Action = dsn.Failed
-			failed = append(failed, d)
+			if wants(rc, notifyFailure) {
+				failed = append(failed, d)
+			} else {
+				suppressed = append(suppressed, rc.Address)
+			}
 			if isDSN(m) {
 				r.dsnUndeliverable(m, rc.Address, res.text)
 			}
@@ -73,14 +84,20 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 			// it again for the same reason sends nothing new.
 			if rc.HoldNotified != res.text {
 				d.Action, d.HeldUntil = dsn.Failed, giveUp
-				failed = append(failed, d)
-				holdWords = append(holdWords, rc.Address+": "+res.text)
+				if wants(rc, notifyFailure) {
+					failed = append(failed, d)
+					holdWords = append(holdWords, rc.Address+": "+res.text)
+				} else {
+					suppressed = append(suppressed, rc.Address)
+				}
 				newHold[rc.Address] = true
 			}
 		case temporary:
 			if !rc.DelayNotified && !now.Before(m.Received.Add(r.cfg.DelayWarnAfter)) {
 				d.Action, d.WillRetryUntil = dsn.Delayed, giveUp
-				delayed = append(delayed, d)
+				if wants(rc, notifyDelay) {
+					delayed = append(delayed, d)
+				}
 				delayNotice[rc.Address] = true
 			}
 		}
@@ -96,11 +113,19 @@ func (r *Relay) finish(actx context.Context, m queue.Message, results map[string
 				"cannot by " + giveUp.UTC().Format(time.RFC1123) + ", it gives up and you will be told. " +
 				"An administrator can have it looked at again at once, or delete it (queue ID " + m.ID + ")."
 		}
+		if why := lostIn(results); why != "" { // lost.go
+			expl = r.lostExplanation(m)
+			r.alertLost(m, why)
+		}
 		r.sendDSN(ctx, m, failed, expl)
 	}
 	if len(delayed) > 0 {
 		r.sendDSN(ctx, m, delayed, "")
 	}
+	if len(succeeded) > 0 {
+		r.sendDSN(ctx, m, succeeded, r.receiptText(m, succeeded, results))
+	}
+	r.noteSuppressed(m, suppressed)
 
 	var updated queue.Message
 	err := r.store.Update(ctx, m.ID, func(cur *queue.Message) error {
@@ -182,7 +207,7 @@ func (r *Relay) report(m queue.Message, final map[string]result, newHold map[str
 		}
 		attrs := []any{"msgid", m.ID, "rcpt", rc.Address, "endpoint", res.endpoint,
 			"code", res.status, "remote", res.remoteMTA, "attempts", rc.Attempts + 1}
-		ev := audit.Event{Time: now, QueueID: m.ID, Endpoint: res.endpoint, Detail: res.text}
+		ev := audit.Event{Time: now, QueueID: m.ID, Endpoint: res.endpoint, Detail: audit.WithFields(res.text, outcomeFields(rc, res))}
 		switch res.outcome {
 		case delivered:
 			r.metrics.delivered.WithLabelValues(res.kind).Inc()
@@ -260,7 +285,7 @@ func (r *Relay) sendDSN(ctx context.Context, m queue.Message, rcpts []dsn.Recipi
 	now := r.cfg.Now()
 	rep := dsn.Report{
 		ReportingMTA: r.cfg.Hostname, QueueID: m.ID, ArrivalDate: m.Received, Recipients: rcpts,
-		Headers: hdr, From: "MAILER-DAEMON@" + r.cfg.Hostname, To: m.From, Date: now,
+		EnvelopeID: m.EnvID, Headers: hdr, From: "MAILER-DAEMON@" + r.cfg.Hostname, To: m.From, Date: now,
 		MessageID: NewID() + "@" + r.cfg.Hostname, Explanation: explanation,
 	}
 	var buf bytes.Buffer
@@ -275,6 +300,25 @@ func (r *Relay) sendDSN(ctx context.Context, m queue.Message, rcpts []dsn.Recipi
 	}
 	r.metrics.dsns.WithLabelValues(string(rcpts[0].Action)).Inc()
 	r.log.Info("DSN queued", "msgid", m.ID, "dsn_msgid", id, "rcpt", m.From, "action", string(rcpts[0].Action))
+	about := make([]string, len(rcpts))
+	for i, d := range rcpts {
+		about[i] = d.FinalRecipient
+	}
+	r.audit(audit.Event{Action: "dsn.sent", QueueID: m.ID, Endpoint: m.From, Outcome: "ok",
+		Detail: audit.WithFields(string(rcpts[0].Action)+" notice queued for the sender", audit.Fields{
+			"action": string(rcpts[0].Action), "dsn_id": id, "to": m.From, "rcpts": strings.Join(about, ",")})})
+}
+
+// outcomeFields are the facts of one attempt for one recipient that the
+// timeline shows: where it went (the next hop, its TLS version and
+// certificate, its reply) and what it was asked to report.
+func outcomeFields(rc queue.Recipient, res result) audit.Fields {
+	f := audit.Fields{"rcpt": rc.Address, "code": res.status, "via": res.kind, "remote": res.remoteMTA,
+		"tls": res.tls, "peer": res.peer, "reply": res.reply, "attempt": strconv.Itoa(rc.Attempts + 1)}
+	if res.dsnPassed {
+		f["dsn"] = "passed on"
+	}
+	return f
 }
 
 // dsnUndeliverable records a DSN that cannot reach the sender: about

@@ -56,8 +56,8 @@ func TestSubmitRefusesNoRecipients(t *testing.T) {
 }
 
 // New after a crash: a spool file without a record (never acknowledged) is
-// removed; a record without its spool file is dropped; a whole message is
-// kept and delivered.
+// removed; a record without its spool file is failed with a DSN and an
+// alert; a whole message is kept and delivered.
 func TestRecoveryOnNew(t *testing.T) {
 	t.Parallel()
 	// Bodies in files of their own, and small ones in shared segments.
@@ -107,8 +107,9 @@ func testRecoveryOnNew(t *testing.T, smallMax int) {
 	if ids, _ := relay.Spool(e.r).IDs(); slices.Contains(ids, orphan) {
 		t.Errorf("spool file without a record survived New: %v", ids)
 	}
-	if _, err := e.r.Get(t.Context(), lost); !errors.Is(err, queue.ErrNotFound) {
-		t.Errorf("record without a spool file survived New: %v", err)
+	e.waitGone(t, lost) // failed at once, with a DSN: lost_test.go has the details
+	if n := e.metric(t, "nhsrelay_relay_lost_total"); n != 1 {
+		t.Errorf("nhsrelay_relay_lost_total = %v, want 1", n)
 	}
 	e.waitGone(t, whole)
 	got := e.waitMailbox(t, "ward7@hosted.nhs.example", 1)

@@ -205,6 +205,10 @@ type Relay struct {
 	hops    map[string]*hop
 	wg      sync.WaitGroup // attempts and marker prunes in flight
 
+	lostAtStart  map[string]string // message ID → why its body could not be read at start-up (lost.go)
+	auditMu      sync.Mutex
+	auditBacklog []audit.Event // events the audit log refused, written again once it recovers (audit.go)
+
 	nextPrune time.Time   // when Run next prunes Maildir markers; Run's goroutine only
 	pruning   atomic.Bool // a marker prune is running
 }
@@ -235,12 +239,14 @@ func New(cfg Config) (*Relay, error) {
 		slots:   make(chan struct{}, cfg.Concurrency),
 		pending: map[string]*entry{},
 		hops:    map[string]*hop{},
-	}
-	if err := r.recover(context.Background()); err != nil {
-		return nil, err
+
+		lostAtStart: map[string]string{},
 	}
 	var err error
 	if r.metrics, err = newMetrics(cfg.Metrics, r); err != nil {
+		return nil, err
+	}
+	if err := r.recover(context.Background()); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -248,8 +254,10 @@ func New(cfg Config) (*Relay, error) {
 
 // recover makes spool and store agree. A spool file without a record was
 // never acknowledged (the record is committed after the file, before 250):
-// it is removed. A record without its file is a lost message: it is logged
-// at error level and dropped, since nothing can deliver it.
+// it is removed. A record whose body the spool did not find, or found
+// damaged, is a message that cannot be delivered: it is logged at error
+// level at once with what the spool found, and scheduled now, so that its
+// first attempt fails it with a DSN to the sender and an alert (lost.go).
 func (r *Relay) recover(ctx context.Context) error {
 	ids, err := r.spool.IDs()
 	if err != nil {
@@ -263,15 +271,21 @@ func (r *Relay) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay: recover: list queue: %w", err)
 	}
+	damaged, unnamed := damageReasons(r.spool.Damaged())
 	for _, m := range msgs {
 		if !onDisk[m.ID] && !r.bodyKept(m.ID) {
-			r.log.Error("queue record without its spool file: message lost, record dropped",
-				"msgid", m.ID, "from", m.From, "recipients", len(m.Recipients))
-			r.audit(audit.Event{Action: "lost", QueueID: m.ID, Outcome: "failed",
-				Detail: "spool file missing at start-up"})
-			if err := r.store.Delete(ctx, m.ID); err != nil {
-				return fmt.Errorf("relay: recover: drop %s: %w", m.ID, err)
+			if done(m) { // finished; only its removal was cut short
+				if err := r.store.Delete(ctx, m.ID); err != nil {
+					return fmt.Errorf("relay: recover: drop %s: %w", m.ID, err)
+				}
+				continue
 			}
+			why, ok := damaged[m.ID]
+			if !ok {
+				why = unnamed
+			}
+			r.noteLost(m, why)
+			r.scheduleNow(m)
 			continue
 		}
 		delete(onDisk, m.ID)
@@ -289,6 +303,11 @@ func (r *Relay) recover(ctx context.Context) error {
 			return fmt.Errorf("relay: recover: remove %s: %w", id, err)
 		}
 	}
+	for _, d := range r.spool.Damaged() {
+		if _, queued := r.lostAtStart[d.ID]; !queued && d.ID != "" {
+			r.log.Info("damaged spool body without queue record ignored (never acknowledged, or already delivered)", "damage", d.String())
+		}
+	}
 	return nil
 }
 
@@ -301,7 +320,17 @@ func (r *Relay) bodyKept(id string) bool {
 		f.Close()
 		return true
 	}
-	return !errors.Is(err, fs.ErrNotExist)
+	// Damaged or missing: lost (lost.go). Anything else (Redis not
+	// answering) says nothing about the body: keep the record.
+	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, spool.ErrCorrupt) && !errors.Is(err, spool.ErrWrongKey)
+}
+
+// scheduleNow makes m due at once, whatever its recipients' next attempts.
+func (r *Relay) scheduleNow(m queue.Message) {
+	for i := range m.Recipients {
+		m.Recipients[i].NextAttempt = time.Time{}
+	}
+	r.schedule(m)
 }
 
 // done reports whether every recipient is final (Delivered or Failed).
@@ -362,21 +391,6 @@ func (r *Relay) schedule(m queue.Message) {
 	}
 	e.due, e.received, e.held = due, m.Received, held
 	r.placeLocked(e)
-}
-
-func (r *Relay) audit(ev audit.Event) {
-	if r.cfg.Audit == nil {
-		return
-	}
-	if ev.Time.IsZero() {
-		ev.Time = r.cfg.Now()
-	}
-	if ev.Actor == "" {
-		ev.Actor = "system"
-	}
-	if err := r.cfg.Audit.Record(ev); err != nil {
-		r.log.Error("audit record failed", "msgid", ev.QueueID, "action", ev.Action, "err", err)
-	}
 }
 
 var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)

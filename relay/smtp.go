@@ -183,7 +183,7 @@ func (r *Relay) deliverSMTP(ctx context.Context, m queue.Message, g *group) map[
 		h.put(c)
 	}
 	for a, res := range out {
-		res.remoteMTA = c.host
+		res.remoteMTA, res.tls, res.peer = c.host, c.tls, c.peer
 		out[a] = res
 	}
 	return out
@@ -198,9 +198,19 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 			out[a] = res
 		}
 	}
-	var opts *smtp.MailOptions
+	opts := &smtp.MailOptions{}
 	if r.cfg.Sealer == nil && m.Size > 0 {
-		opts = &smtp.MailOptions{Size: m.Size} // RFC 1870: lets the server refuse early
+		opts.Size = m.Size // RFC 1870: lets the server refuse early
+	}
+	dsnOK, _ := c.client.Extension("DSN")
+	if dsnOK { // RFC 3461 §4.4, §4.3: go-smtp sends them only to a server offering DSN
+		opts.EnvelopeID = m.EnvID
+		if m.Ret != "" {
+			// QUIRK: RET=FULL is passed on as HDRS. A DSN from a hop
+			// further on would carry the message as that hop saw it,
+			// and a clinical message must never come back in clear.
+			opts.Return = smtp.DSNReturnHeaders
+		}
 	}
 	if err := c.client.Mail(m.From, opts); err != nil {
 		res, ok := replyResult(err, "MAIL FROM")
@@ -209,7 +219,7 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 	}
 	var accepted []string
 	for i, a := range g.to {
-		if err := c.client.Rcpt(a, nil); err != nil {
+		if err := c.client.Rcpt(a, rcptOptions(m, g.rcpts[i][0], dsnOK)); err != nil {
 			res, ok := replyResult(err, "RCPT TO")
 			if !ok { // the transaction is lost for this and every later recipient
 				setAll(accepted, res)
@@ -247,9 +257,33 @@ func (r *Relay) transact(m queue.Message, g *group, c *smtpConn, body io.Reader)
 		setAll(accepted, res)
 		return out, ok
 	}
-	setAll(accepted, result{outcome: delivered, status: "2.0.0", kind: "smtp",
+	setAll(accepted, result{outcome: delivered, status: "2.0.0", kind: "smtp", dsnPassed: dsnOK, attachments: -1,
 		text: "accepted by next hop", reply: "250 " + oneLine(resp.StatusText)})
 	return out, true
+}
+
+// rcptOptions passes on the DSN request of the queued recipient rcpt
+// (RFC 3461 §4.1, §4.2) to a next hop that offers DSN; nil otherwise.
+func rcptOptions(m queue.Message, rcpt string, dsnOK bool) *smtp.RcptOptions {
+	if !dsnOK {
+		return nil
+	}
+	for _, rc := range m.Recipients {
+		if rc.Address != rcpt {
+			continue
+		}
+		o := &smtp.RcptOptions{}
+		for _, n := range rc.Notify {
+			o.Notify = append(o.Notify, smtp.DSNNotify(n))
+		}
+		typ, addr, _ := strings.Cut(rc.ORcpt, ";")
+		switch t := smtp.DSNAddressType(strings.ToUpper(typ)); t {
+		case smtp.DSNAddressTypeRFC822, smtp.DSNAddressTypeUTF8: // what smtpd accepted; go-smtp knows no other
+			o.OriginalRecipientType, o.OriginalRecipient = t, addr
+		}
+		return o
+	}
+	return nil
 }
 
 // replyResult maps an error from a command: a reply from the server keeps

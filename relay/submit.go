@@ -32,15 +32,16 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // §6.1: after 250 the message must not be lost). On error nothing is left
 // behind; an error from reading body is returned wrapped.
 func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (string, error) {
-	rcpts := dedupe(env.Recipients)
-	if len(rcpts) == 0 {
+	keep := dedupe(env.Recipients)
+	if len(keep) == 0 {
 		return "", ErrNoRecipients
 	}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("relay: submit: %w", err)
 	}
 	id := NewID()
-	br := &bodyReader{r: body}
+	tap := &headerTap{r: body}
+	br := &bodyReader{r: tap}
 	n, err := r.spool.Write(id, br)
 	// A failed Write leaves nothing behind itself; removing id here could
 	// only ever delete another message's body (spool.ErrExists).
@@ -53,10 +54,14 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	now := r.cfg.Now()
 	m := queue.Message{
 		ID: id, From: env.From, Account: env.Account, ClientIP: env.ClientIP,
-		Inbound: env.Inbound, System: env.System, Received: now, Size: n,
+		Inbound: env.Inbound, System: env.System, Received: now, Size: n, Ret: env.Ret, EnvID: env.EnvID,
 	}
-	for _, a := range rcpts {
-		m.Recipients = append(m.Recipients, queue.Recipient{Address: a, State: queue.Queued, NextAttempt: now})
+	for _, i := range keep {
+		rc := queue.Recipient{Address: env.Recipients[i], State: queue.Queued, NextAttempt: now}
+		if i < len(env.RcptDSN) {
+			rc.Notify, rc.ORcpt = env.RcptDSN[i].Notify, env.RcptDSN[i].ORcpt
+		}
+		m.Recipients = append(m.Recipients, rc)
 	}
 	// The record is committed after the body, with a context that a
 	// client's disconnect cannot cancel halfway: a record is never without
@@ -66,10 +71,10 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	}
 	r.schedule(m)
 	r.metrics.accepted.Inc()
-	r.log.Info("queued", "msgid", id, "from", env.From, "recipients", len(rcpts), "size", n,
+	r.log.Info("queued", "msgid", id, "from", env.From, "recipients", len(m.Recipients), "size", n,
 		"account", env.Account, "client_ip", env.ClientIP, "inbound", env.Inbound, "system", env.System)
 	r.audit(audit.Event{Actor: actor(ctx, env), Action: "accepted", QueueID: id, Outcome: "ok",
-		Detail: fmt.Sprintf("%d recipient(s), %d bytes", len(rcpts), n)})
+		Detail: audit.WithFields(fmt.Sprintf("%d recipient(s), %d bytes", len(m.Recipients), n), acceptedFields(m, tap.header()))})
 	r.Kick()
 	return id, nil
 }
@@ -87,18 +92,19 @@ func actor(ctx context.Context, env Envelope) string {
 	return "smtp:" + env.ClientIP
 }
 
-// dedupe drops repeated recipients (compared case-insensitively), so one
-// mailbox never gets the message twice from one transaction.
-func dedupe(in []string) []string {
+// dedupe returns the indexes of the recipients to keep: repeated ones
+// (compared case-insensitively) are dropped, so one mailbox never gets the
+// message twice from one transaction.
+func dedupe(in []string) []int {
 	seen := make(map[string]bool, len(in))
-	var out []string
-	for _, a := range in {
+	var out []int
+	for i, a := range in {
 		k := strings.ToLower(a)
 		if a == "" || seen[k] {
 			continue
 		}
 		seen[k] = true
-		out = append(out, a)
+		out = append(out, i)
 	}
 	return out
 }

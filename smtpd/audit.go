@@ -3,6 +3,7 @@ package smtpd
 import (
 	"errors"
 	"sync"
+	"syscall"
 
 	"nhsrelay/audit"
 )
@@ -43,6 +44,11 @@ func (ss *session) auditGate() error {
 	err := ss.s.auditDown()
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) { // the disk the audit log is on is full
+		ss.log.Error("audit log unavailable (disk full), refusing mail", "err", err, "code", 452)
+		return ss.refuse("storage_full", reply(452, 3, 1,
+			"insufficient system storage on this relay; mail cannot be accepted now, try again later"), nil) // RFC 3463 §3.4
 	}
 	ss.log.Error("audit log unavailable, refusing mail", "err", err, "code", 451)
 	return ss.refuse("audit_unavailable", reply(451, 3, 0,

@@ -8,7 +8,7 @@ import (
 
 // bdat sends msg as BDAT chunks (RFC 3030 CHUNKING), cut at the given
 // offsets, each chunk answered before the next is sent. It returns the
-// reply to the first chunk that was not answered 250 Continue, or the
+// reply to the first chunk that was not answered 250 (chunk received), or the
 // reply to BDAT LAST.
 func (rc *rawConn) bdat(msg string, cuts ...int) string {
 	rc.t.Helper()
@@ -21,7 +21,7 @@ func (rc *rawConn) bdat(msg string, cuts ...int) string {
 		}
 		rc.send(fmt.Sprintf("BDAT %d%s\r\n%s", end-start, last, msg[start:end]))
 		got := rc.reply()
-		if last != "" || !strings.HasPrefix(got, "250 2.0.0 Continue") {
+		if last != "" || !strings.HasPrefix(got, "250 2.0.0 chunk received") {
 			return got
 		}
 		start = end

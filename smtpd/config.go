@@ -26,6 +26,9 @@ type Directory interface {
 	// Authenticate returns the active account for user and pass, or an
 	// error wrapping directory.ErrAuthFailed.
 	Authenticate(ctx context.Context, user, pass string) (directory.Account, error)
+	// ActiveAccount returns user's account as it is now; errors wrap
+	// directory.ErrNotFound or are a *directory.AccountDisabledError.
+	ActiveAccount(ctx context.Context, user string) (directory.Account, error)
 }
 
 // Queue takes accepted messages; *relay.Relay satisfies it. Submit returns

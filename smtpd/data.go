@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -62,7 +63,7 @@ func (ss *session) Data(r io.Reader) error {
 		hr.check = func(h textproto.Header) error { return checkFrom(h, acct) }
 	}
 	env := relay.Envelope{From: ss.from, Recipients: slices.Clone(ss.rcpts), Account: ss.user(),
-		ClientIP: ss.w.ip.String(), Inbound: ss.inbound}
+		ClientIP: ss.w.ip.String(), Inbound: ss.inbound, RcptDSN: ss.dsn.rcpts, Ret: ss.dsn.ret, EnvID: ss.dsn.envID}
 	body := io.MultiReader(strings.NewReader(ss.received()), hr)
 	if i := ss.txnHandler(); i >= 0 { // handler.go: to a RecipientHandler, not the queue
 		return ss.handleData(ss.s.cfg.Handlers[i], env, body, dr, eol, hr)
@@ -82,7 +83,7 @@ func (ss *session) Data(r io.Reader) error {
 		if rep.Code == 421 {
 			ss.w.closeAfterReply()
 		}
-		if reason == "internal" {
+		if reason == "internal" || reason == "storage_full" {
 			ss.log.Error("queue submit failed", "err", err, "code", rep.Code)
 		}
 		if reason == "sender_not_owned" {
@@ -134,6 +135,8 @@ func dataReason(err error) string {
 		return "client_gone"
 	case errors.Is(err, smtp.ErrTooLongLine): // the client's fault, not ours
 		return "line_too_long"
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "storage_full"
 	}
 	return "internal"
 }

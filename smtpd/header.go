@@ -176,7 +176,7 @@ func parseAddressList(v string) ([]string, error) {
 // HELO clients are recorded as ESMTP rather than SMTP.
 func (ss *session) received() string {
 	proto := "ESMTP"
-	if ss.tls {
+	if ss.tls() {
 		proto += "S"
 	}
 	if ss.account != nil {

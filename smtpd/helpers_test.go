@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,7 +43,18 @@ const (
 
 // fakeDir is a consumer-side Directory: a few endpoints and one account.
 type fakeDir struct {
-	authErr error // when set, Authenticate fails with it
+	authErr  error         // when set, Authenticate fails with it
+	receipts string        // the account's Receipts default
+	disabled *atomic.Value // of string: a reason once the account is disabled (nil: never)
+}
+
+// disabledReason is the account's disable reason, "" while it is active.
+func (d fakeDir) disabledReason() string {
+	if d.disabled == nil {
+		return ""
+	}
+	s, _ := d.disabled.Load().(string)
+	return s
 }
 
 func (fakeDir) CheckRecipient(ctx context.Context, addr string) (directory.Endpoint, error) {
@@ -72,7 +84,17 @@ func (d fakeDir) Authenticate(ctx context.Context, u, p string) (directory.Accou
 	if u != user || p != pass {
 		return directory.Account{}, directory.ErrAuthFailed
 	}
-	return directory.Account{Username: user, Addresses: []string{own}}, nil
+	return d.ActiveAccount(ctx, u)
+}
+
+func (d fakeDir) ActiveAccount(ctx context.Context, u string) (directory.Account, error) {
+	if u != user {
+		return directory.Account{}, directory.ErrNotFound
+	}
+	if r := d.disabledReason(); r != "" {
+		return directory.Account{}, &directory.AccountDisabledError{Username: user, Reason: r}
+	}
+	return directory.Account{Username: user, Addresses: []string{own}, Receipts: d.receipts}, nil
 }
 
 // recQueue records what it is given, as the relay would store it.
@@ -332,7 +354,16 @@ func (rc *rawConn) want(line, prefix string) {
 // startTLS upgrades a raw connection after EHLO.
 func (rc *rawConn) startTLS(ts *testServer) {
 	rc.t.Helper()
-	rc.want("STARTTLS", "220 ")
+	rc.send("STARTTLS\r\n")
+	rc.startTLSAnswered(ts)
+}
+
+// startTLSAnswered reads the 220 to a STARTTLS already sent and does the handshake.
+func (rc *rawConn) startTLSAnswered(ts *testServer) {
+	rc.t.Helper()
+	if got := rc.reply(); !strings.HasPrefix(got, "220 2.0.0 ") {
+		rc.t.Fatalf("STARTTLS → %q, want 220 2.0.0", got)
+	}
 	tc := tls.Client(rc.c, ts.tlsConfig())
 	if err := tc.Handshake(); err != nil {
 		rc.t.Fatalf("handshake: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/emersion/go-smtp"
 
@@ -77,6 +78,11 @@ func (s *Server) toReply(err error, cid string) *smtp.SMTPError {
 		return reply(421, 4, 2, s.cfg.Hostname+" timeout or data rate too slow, closing connection; try again")
 	case errors.Is(err, ErrProtocol):
 		return protocolReply("")
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// RFC 3463 §3.4 X.3.1 "mail system full"; 452 is RFC 5321's
+		// "insufficient system storage". The client keeps the message and
+		// tries again; nothing of it was acknowledged.
+		return reply(452, 3, 1, "insufficient system storage on this relay; the message was not accepted, try again later")
 	case errors.Is(err, context.DeadlineExceeded):
 		return reply(451, 4, 5, "relay busy, try again later") // §3.5, congestion
 	default:

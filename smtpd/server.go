@@ -58,12 +58,11 @@ func (s *Server) Serve(ln net.Listener, mode Mode) error {
 		return s.newSession(c, mode)
 	}))
 	gs.Domain = s.cfg.Hostname
-	if mode != SubmissionTLS {
-		gs.TLSConfig = s.cfg.TLS // STARTTLS offered (RFC 3207)
-	}
-	// We refuse AUTH without TLS ourselves (session.Auth), so that 465,
-	// where go-smtp does not see our TLS layer, works the same way.
+	// No gs.TLSConfig: we do STARTTLS ourselves, below go-smtp (starttls.go),
+	// as we do implicit TLS on 465, so go-smtp never sees TLS and we refuse
+	// AUTH without it ourselves (session.Auth).
 	gs.AllowInsecureAuth = true
+	gs.EnableDSN = true // RFC 3461 on every listener: NOTIFY, ORCPT, RET, ENVID (dsn.go)
 	gs.MaxMessageBytes = s.cfg.MaxMessageBytes
 	gs.MaxRecipients = s.cfg.MaxRecipients
 	gs.MaxLineLength = 2000 // go-smtp's default: twice RFC 5321 §4.5.3.1.6's 1000
@@ -182,7 +181,7 @@ func (s *Server) admit(c net.Conn, mode Mode) *wireConn {
 		}()
 		return nil
 	}
-	w := &wireConn{Conn: c, srv: s, mode: mode, cid: cid, ip: ip, trusted: trusted, scanning: true}
+	w := &wireConn{Conn: c, srv: s, mode: mode, cid: cid, ip: ip, trusted: trusted, scanning: true, tlsHelos: -1}
 	w.top = w
 	if mode == SubmissionTLS {
 		w.tlsConn = tls.Server(c, s.cfg.TLS)

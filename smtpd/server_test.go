@@ -78,7 +78,7 @@ func TestAuthRefusedBeforeTLS(t *testing.T) {
 	}
 	rc.want("AUTH PLAIN AGdwLWE4MTAwMQBwYXNz", "538 5.7.11 ")
 	rc.want("MAIL FROM:<"+own+">", "530 5.7.0 Must issue a STARTTLS")
-	rc.want("RCPT TO:<"+remote+">", "502 ") // no transaction was opened
+	rc.want("RCPT TO:<"+remote+">", "503 5.5.1 send MAIL FROM first") // no transaction was opened
 	rc.startTLS(ts)
 	rc.send("EHLO client.example\r\n")
 	if ehlo := strings.Join(rc.replyAll(), "\n"); !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
@@ -148,7 +148,7 @@ func TestNoOpenRelay(t *testing.T) {
 		{"mx source route", ts.mx, []string{"MAIL FROM:<a@b.example>", "250 ", "RCPT TO:<@" + "relay.nhs.example:" + external + ">", "550 5.1.1 "}},
 		{"mx percent hack", ts.mx, []string{"MAIL FROM:<a@b.example>", "250 ", "RCPT TO:<someone%gmail.example@nhs.example>", "550 5.1.1 "}},
 		{"mx AUTH", ts.mx, []string{"AUTH PLAIN " + plainIR(user, pass), "502 5.5.1 "}},
-		{"submission no auth", ts.sub, []string{"MAIL FROM:<" + own + ">", "530 5.7.0 ", "RCPT TO:<" + external + ">", "502 "}},
+		{"submission no auth", ts.sub, []string{"MAIL FROM:<" + own + ">", "530 5.7.0 ", "RCPT TO:<" + external + ">", "503 5.5.1 "}},
 		{"submission null sender", ts.sub, []string{"MAIL FROM:<>", "530 5.7.0 "}},
 		{"trusted unknown recipient", trusted.mx, []string{"MAIL FROM:<a@b.example>", "250 ", "RCPT TO:<" + external + ">", "550 5.1.1 "}},
 		{"trusted submission unknown recipient", trusted.sub, []string{"MAIL FROM:<a@b.example>", "250 ", "RCPT TO:<" + external + ">", "550 5.1.1 "}},
@@ -170,7 +170,7 @@ func TestNoOpenRelay(t *testing.T) {
 			t.Errorf("reply %q does not say why", se.Message)
 		}
 		wantReply(t, c.Mail("", nil), 553, "5.7.1")
-		wantReply(t, c.Rcpt(external, nil), 502, "5.5.1")
+		wantReply(t, c.Rcpt(external, nil), 503, "5.5.1")
 	})
 	t.Run("submission external recipient", func(t *testing.T) {
 		t.Parallel()

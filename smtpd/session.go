@@ -30,13 +30,13 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    *slog.Logger
-	tls    bool
 
 	account *directory.Account
 	from    string
 	rcpts   []string
-	inbound bool  // every recipient so far is hosted here
-	dataSeq int64 // last wireConn.dataSeq this session consumed
+	dsn     txnDSN // RFC 3461 parameters of the transaction (dsn.go)
+	inbound bool   // every recipient so far is hosted here
+	dataSeq int64  // last wireConn.dataSeq this session consumed
 }
 
 func (s *Server) newSession(c *smtp.Conn, mode Mode) (smtp.Session, error) {
@@ -50,15 +50,22 @@ func (s *Server) newSession(c *smtp.Conn, mode Mode) (smtp.Session, error) {
 	}
 	w.setTop(c.Conn())
 	ss := &session{s: s, mode: mode, c: c, w: w, dataSeq: w.dataSeq.Load()}
-	if w.tlsConn != nil {
-		ss.tls = true
-	} else {
-		_, ss.tls = c.TLSConnectionState()
-	}
 	ss.ctx, ss.cancel = context.WithCancel(context.Background())
 	ss.log = s.cfg.Logger.With("cid", w.cid, "client", w.ip.String(), "mode", mode.String())
-	ss.log.Debug("session", "helo", c.Hostname(), "tls", ss.tls)
+	ss.log.Debug("session", "helo", c.Hostname(), "tls", ss.tls())
 	return ss, nil
+}
+
+// tls reports whether the session runs over TLS: implicit on 465, or
+// after STARTTLS, both done by wireConn below go-smtp.
+func (ss *session) tls() bool { return ss.w.tlsConn != nil }
+
+// ehloFirst refuses a command sent after STARTTLS before a new EHLO.
+func (ss *session) ehloFirst() error {
+	if ss.w.needEHLO() {
+		return ss.refuse("ehlo_after_starttls", reply(503, 5, 1, "send EHLO again after STARTTLS (RFC 3207 §4.2)"), nil)
+	}
+	return nil
 }
 
 func wireOf(c net.Conn) *wireConn {
@@ -97,12 +104,13 @@ func (ss *session) user() string {
 	return ss.account.Username
 }
 
-// gate stops a session whose client broke the protocol.
+// gate stops a session whose client broke the protocol, and a command
+// after STARTTLS that did not start again with EHLO.
 func (ss *session) gate() error {
 	if v := ss.w.violated(); v != "" {
 		return protocolReply(v)
 	}
-	return nil
+	return ss.ehloFirst()
 }
 
 // mayRelay: authenticated, or from a trusted network.
@@ -112,13 +120,19 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := ss.gate(); err != nil {
 		return err
 	}
+	if rep := checkPath(from, true); rep != nil {
+		return ss.refuse("sender_syntax", rep, nil)
+	}
 	if ss.mode.submission() && !ss.w.trusted {
-		if !ss.tls {
+		if !ss.tls() {
 			return ss.refuse("tls_required", reply(530, 7, 0, "Must issue a STARTTLS command first"), nil) // RFC 3207 §4
 		}
 		if ss.account == nil {
 			return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil) // RFC 4954 §6
 		}
+	}
+	if err := ss.refreshAccount(); err != nil { // account.go: disabled or changed since AUTH
+		return err
 	}
 	if ss.account != nil && (from == "" || !ss.account.Owns(from)) {
 		ss.s.record(audit.Event{Actor: ss.account.Username, Action: "smtp.sender_refused",
@@ -130,6 +144,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	ss.from, ss.rcpts, ss.inbound = from, nil, ss.mode == MX
+	ss.dsn = newTxnDSN(opts)
 	ss.w.setTxn(true)
 	ss.w.progress()
 	return nil
@@ -141,6 +156,12 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if ss.mode.submission() && !ss.mayRelay() { // Mail refuses first; never rely on it alone
 		return ss.refuse("auth_required", reply(530, 7, 0, authRequired), nil)
+	}
+	if rep := checkPath(to, false); rep != nil {
+		return ss.refuse("rcpt_syntax", rep, nil)
+	}
+	if err := ss.refreshAccount(); err != nil {
+		return err
 	}
 	if h, cur := ss.s.handlerFor(to), ss.txnHandler(); h >= 0 || cur >= 0 {
 		return ss.handlerRcpt(to, h, cur) // handler.go: not a directory endpoint
@@ -175,12 +196,13 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		ss.inbound = false
 	}
 	ss.rcpts = append(ss.rcpts, to)
+	ss.dsn.addRcpt(opts, ss.account)
 	ss.w.progress()
 	return nil
 }
 
 func (ss *session) Reset() {
-	ss.from, ss.rcpts = "", nil
+	ss.from, ss.rcpts, ss.dsn = "", nil, txnDSN{}
 	ss.w.setTxn(false)
 }
 
@@ -193,7 +215,7 @@ func (ss *session) Logout() error {
 // AuthMechanisms offers PLAIN and LOGIN on submission over TLS only
 // (RFC 4954 §4: no plaintext passwords without a protection layer).
 func (ss *session) AuthMechanisms() []string {
-	if ss.mode.submission() && ss.tls {
+	if ss.mode.submission() && ss.tls() {
 		return []string{sasl.Plain, sasl.Login}
 	}
 	return nil
@@ -206,7 +228,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	switch {
 	case !ss.mode.submission():
 		return nil, ss.refuse("auth_unavailable", reply(502, 5, 1, "AUTH is not offered on this port; use submission (587 or 465)"), nil)
-	case !ss.tls:
+	case !ss.tls():
 		return nil, ss.refuse("tls_required", reply(538, 7, 11, "Must issue a STARTTLS command first"), nil) // RFC 4954 §6
 	case ss.s.authFail.blocked(ss.w.ip):
 		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_refused",
@@ -232,9 +254,17 @@ func (ss *session) authenticate(identity, user, pass string) error {
 	acct, err := ss.s.cfg.Directory.Authenticate(ctx, user, pass)
 	cancel()
 	if err == nil && acct.Disabled {
-		err = directory.ErrAuthFailed
+		err = &directory.AccountDisabledError{Username: acct.Username, Reason: acct.DisabledReason}
 	}
+	var dis *directory.AccountDisabledError
 	switch {
+	case errors.As(err, &dis):
+		// The right password: not a guess, so not counted towards the
+		// failure limit (a disabled user's client retrying must not lock
+		// out the rest of the practice behind the same address).
+		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",
+			Detail: "account " + dis.Username + " disabled, AUTH on " + ss.mode.String()})
+		return ss.refuse("auth_disabled", disabledReply(535, dis), nil)
 	case errors.Is(err, directory.ErrAuthFailed):
 		ss.s.authFail.add(ss.w.ip)
 		ss.s.record(audit.Event{Actor: "client " + ss.w.ip.String(), Action: "smtp.auth_failed", Outcome: "refused",

@@ -16,13 +16,14 @@ import (
 )
 
 // wireConn is the net.Conn go-smtp reads and writes. It sits on the socket
-// on the plaintext listeners (so after STARTTLS it sees only ciphertext, and
-// go-smtp's *tls.Conn sits on top of it), and on top of our own TLS layer on
-// 465, so there it sees plaintext for the whole session.
+// before TLS, and on top of our own TLS layer once there is one: implicit
+// on 465, or after STARTTLS, which it does itself (starttls.go) so that
+// go-smtp never wraps the connection in a TLS layer of its own. So it sees
+// the client's plaintext and go-smtp's replies for the whole session.
 //
 // What it enforces, and why here: go-smtp reads through a 4 KiB bufio.Reader
 // and gives the backend no view of what is buffered, nor any hook before the
-// greeting or before the 354 reply. So, while it can see plaintext:
+// greeting or before the 354 reply. So:
 //
 //   - pregreet (Postfix postscreen's test): the greeting is sent as a
 //     multi-line reply; a client that sends anything before its last line
@@ -36,28 +37,8 @@ import (
 //     violation still in flight is missed, which is allowed;
 //   - the raw DATA stream is scanned for bare CR and LF before go-smtp
 //     removes dot-stuffing (go-smtp silently drops the ".\r" of
-//     "\r\n.\rX", which the content check after it cannot see).
-//
-// After STARTTLS none of the three is visible (the content check for bare CR
-// and LF still applies, so nothing smuggled is queued).
-//
-// QUIRK: after STARTTLS go-smtp wraps this conn in its own tls.Server
-// (handleStartTLS in its conn.go) and reads the plaintext above us; nothing
-// in go-smtp or crypto/tls lets us wrap that plaintext side (tls.Config's
-// callbacks never see a conn). So on 587 and 25 after STARTTLS one
-// smuggling vector is not refused: "\r\n.\r" inside DATA, whose ".\r"
-// go-smtp's dot-unstuffing drops before our content check sees the stream.
-// The consequence, which TestSmugglingOverSTARTTLS asserts: the message is
-// queued once, as the client's own message less those two octets — never
-// a second transaction, never a bare CR in the queue (issue 3 allows
-// normalising instead of refusing). On 465 our TLS is below this conn and
-// the vector is refused (TestSmugglingImplicitTLS). Closing it here would
-// mean doing STARTTLS ourselves under go-smtp: hiding the STARTTLS line
-// from it, injecting a reset of its state, forcing a fresh EHLO and
-// removing STARTTLS from its EHLO reply — rewriting its dialogue where
-// CVE-2011-0411 lived — a larger risk than one invalid message
-// normalised. The clean fix is upstream, in go-smtp's dataReader: refuse a
-// ".\r" at the start of a line that is not followed by "\n".
+//     "\r\n.\r", which the content check after it cannot see);
+//   - go-smtp's stock reply texts are replaced by ours (replies.go).
 //
 // In every mode it also counts command lines (go-smtp sets a read deadline
 // before each one) for the junk-command limit — an accepted MAIL, RCPT or
@@ -74,10 +55,14 @@ type wireConn struct {
 	tlsConn  *tls.Conn // on 465 only: our TLS layer below
 	release  func()
 	relOnce  sync.Once
-	greeted  bool // only go-smtp's goroutine touches greeted, scanning, read, sc
+	greeted  bool // only go-smtp's goroutine touches greeted, scanning, read, sc, held, pending
 	scanning bool
 	read     int64
 	sc       scanner
+	held     []byte // read from the socket, not yet passed up: a STARTTLS line, or what may become one
+	pending  []byte // to pass up before reading again
+	rbuf     []byte
+	tlsHelos int          // sc.helos when STARTTLS was done here; -1 before (needEHLO)
 	dataSeq  atomic.Int64 // DATA streams started (354 sent) while scanning
 
 	mu        sync.Mutex
@@ -91,8 +76,19 @@ type wireConn struct {
 }
 
 // Read passes bytes up and, while plaintext is visible, scans them.
+// Before TLS it takes STARTTLS out of the stream (starttls.go).
 func (w *wireConn) Read(p []byte) (int, error) {
-	n, err := w.Conn.Read(p)
+	var n int
+	var err error
+	switch {
+	case len(w.pending) > 0:
+		n = copy(p, w.pending)
+		w.pending = w.pending[n:]
+	case len(w.held) > 0 || w.offersSTARTTLS() && w.sc.atCommandStart():
+		n, err = w.readCommands(p)
+	default:
+		n, err = w.conn().Read(p)
+	}
 	if n > 0 && w.scanning {
 		w.sc.scan(p[:n], w.read)
 	}
@@ -122,22 +118,16 @@ func (w *wireConn) Write(p []byte) (int, error) {
 			if w.read > w.sc.ehloEnd {
 				what = "commands sent before the reply to EHLO/HELO"
 			}
-		case bytes.HasPrefix(p, []byte("220 2.0.0 Ready to start TLS")):
-			if w.read > w.sc.starttlsEnd {
-				what = "data sent after STARTTLS before the TLS handshake (RFC 3207 §4)"
-			} else if w.tlsConn == nil {
-				w.scanning = false // ciphertext from here on
-				w.mu.Lock()
-				w.top = nil // go-smtp's *tls.Conn; the next session tells us
-				w.mu.Unlock()
-			}
 		}
 		if what != "" {
 			w.refuseSync(what)
 			return 0, net.ErrClosed
 		}
 	}
-	return w.Conn.Write(p)
+	if err := w.writeOurs(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // greet runs before go-smtp's greeting: the TLS handshake on 465, then the
@@ -228,8 +218,15 @@ func (w *wireConn) SetReadDeadline(t time.Time) error {
 // setDataDeadline sets the read deadline without counting a command.
 func (w *wireConn) setDataDeadline(t time.Time) error { return w.Conn.SetReadDeadline(t) }
 
+// conn is the layer below: the socket, or our TLS over it.
+func (w *wireConn) conn() net.Conn {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.Conn
+}
+
 func (w *wireConn) Close() error {
-	err := w.Conn.Close()
+	err := w.conn().Close()
 	w.relOnce.Do(w.release)
 	return err
 }
@@ -286,9 +283,10 @@ func (w *wireConn) drain() {
 	w.mu.Lock()
 	w.draining = true
 	idle := !w.inTxn
+	c := w.Conn
 	w.mu.Unlock()
 	if idle {
-		w.Conn.SetReadDeadline(time.Now())
+		c.SetReadDeadline(time.Now())
 	}
 }
 
@@ -300,13 +298,14 @@ func (w *wireConn) rawBare() bool { return w.scanning && w.sc.bare }
 // scanner follows the client's plaintext byte stream: command lines (and
 // where the synchronising ones end), BDAT chunks, and DATA streams.
 type scanner struct {
-	line                          [32]byte // start of the current command line
-	lineLen                       int
-	ehloEnd, starttlsEnd, dataEnd int64 // stream offset just past the latest such line
-	skip                          int64 // BDAT chunk bytes still to pass over
-	data                          bool
-	st                            int // go-smtp's dot-unstuffing state, mirrored
-	prevCR, bare                  bool
+	line             [32]byte // start of the current command line
+	lineLen          int
+	ehloEnd, dataEnd int64 // stream offset just past the latest such line
+	skip             int64 // BDAT chunk bytes still to pass over
+	data             bool
+	st               int // go-smtp's dot-unstuffing state, mirrored
+	prevCR, bare     bool
+	helos            int // EHLO and HELO lines seen
 }
 
 // The states of go-smtp's dataReader (data.go), which decides where DATA
@@ -318,6 +317,9 @@ const (
 	stCR
 	stData
 )
+
+// atCommandStart reports whether the next byte starts a command line.
+func (s *scanner) atCommandStart() bool { return !s.data && s.skip == 0 && s.lineLen == 0 }
 
 func (s *scanner) startData() {
 	s.data, s.st, s.prevCR, s.bare, s.lineLen = true, stBeginLine, false, false, 0
@@ -389,10 +391,9 @@ func (s *scanner) endLine(end int64) {
 	s.lineLen = 0
 	line := strings.ToUpper(strings.TrimSuffix(string(s.line[:n]), "\r"))
 	switch {
-	case strings.HasPrefix(line, "STARTTLS"): // as go-smtp's parseCmd
-		s.starttlsEnd = end
 	case strings.HasPrefix(line, "EHLO") || strings.HasPrefix(line, "HELO"):
 		s.ehloEnd = end
+		s.helos++
 	case complete && line == "DATA":
 		s.dataEnd = end
 	case complete && strings.HasPrefix(line, "BDAT "):

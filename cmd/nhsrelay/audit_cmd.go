@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"nhsrelay/audit"
 )
@@ -56,6 +57,12 @@ func auditVerify(w io.Writer, path string) error {
 			fmt.Fprintf(w, " (record %d)", broken.Seq)
 		}
 		fmt.Fprintf(w, ": %s\n", broken.Reason)
+		if broken.Resumed > 0 {
+			fmt.Fprintf(w, "%s: the server found the break when it opened the log and started a new segment at line %d (an audit.segment record linked to the line before it); %d records verify in all\n", path, broken.Resumed, n)
+		}
+		if more := strings.Count(err.Error(), "\n"); more > 0 {
+			fmt.Fprintf(w, "%s: %d more break(s) after that:\n%s\n", path, more, err.Error()[strings.Index(err.Error(), "\n")+1:])
+		}
 		return errChainBroken
 	case err != nil:
 		return err

@@ -34,7 +34,8 @@ type fileConfig struct {
 	Admin     fileAdmin     `toml:"admin"`
 	Directory fileDirectory `toml:"directory"`
 	SMIME     fileSMIME     `toml:"smime"`
-	Redis     fileRedis     `toml:"redis"` // cluster mode (config_redis.go)
+	Redis     fileRedis     `toml:"redis"`    // cluster mode (config_redis.go)
+	Receipts  fileReceipts  `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
 type fileServer struct {
@@ -218,7 +219,8 @@ type config struct {
 	RelayODS           string   `key:"smime.relay_ods"`
 	LegacyKeyTransport []string `key:"smime.legacy_key_transport"`
 
-	RedisURL string `key:"redis.url"` // "" runs every store embedded (one node)
+	RedisURL     string `key:"redis.url"`              // "" runs every store embedded (one node)
+	StatusListen string `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 
 // configFieldKeys maps each config field name to its file key.
@@ -240,6 +242,7 @@ func (c *config) QueueDB() string        { return filepath.Join(c.DataDir, "queu
 func (c *config) DirectoryDB() string    { return filepath.Join(c.DataDir, "directory.db") }
 func (c *config) QuarantineDir() string  { return filepath.Join(c.DataDir, "quarantine") }
 func (c *config) AuditLogPath() string   { return filepath.Join(c.DataDir, "audit.log") }
+func (c *config) TimelineDB() string     { return filepath.Join(c.DataDir, "timeline.db") }
 func (c *config) defaultMaildir() string { return filepath.Join(c.DataDir, "maildir") }
 
 // loadConfig reads and checks the file at path. The error from a file that

@@ -297,7 +297,8 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	}
 	c.LegacyKeyTransport = m.LegacyKeyTransport
 
-	v.redis(c, fc.Redis) // config_redis.go
+	v.redis(c, fc.Redis)       // config_redis.go
+	v.receipts(c, fc.Receipts) // config_receipts.go
 
 	if len(v.errs) == 0 {
 		// The checks serve's packages make at start-up, on a file that

@@ -53,7 +53,7 @@ commands:
                              end it for good; its address may be reused
   redirect ENDPOINT TO|-     send its mail to endpoint TO ("-" removes; audited)
   check [-json] ADDRESS      can I send to this? exit status 1 if not
-  export [-format json|csv] [-what endpoints|organisations] [-o FILE]
+  export [-format json|csv] [-what endpoints|organisations|accounts] [-o FILE]
                              everything, for backup or a spreadsheet
 
 Flags may come before or after the arguments.
@@ -189,7 +189,7 @@ var directoryCommands = map[string]dirSubcommand{
 	"check":    {"one ADDRESS", 1, 1, jsonFlag, (*dirCmd).check},
 	"export": {"no arguments", 0, 0, func(fs *flag.FlagSet, o *dirOptions) {
 		fs.StringVar(&o.format, "format", "json", "json or csv")
-		fs.StringVar(&o.what, "what", "endpoints", "for csv: endpoints or organisations")
+		fs.StringVar(&o.what, "what", "endpoints", "for csv: endpoints, organisations or accounts (never password hashes)")
 		fs.StringVar(&o.output, "o", "", "write to `file` instead of standard output")
 	}, (*dirCmd).export},
 }

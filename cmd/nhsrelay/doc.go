@@ -34,8 +34,17 @@
 //     to the running server's admin API; output like Postfix's postqueue -p
 //     (relay/queue types).
 //   - audit verify (audit_cmd.go): checks the audit log's hash chain (audit).
+//   - trace ID|MESSAGE-ID|RCPT (trace_cmd.go): a message's timeline from
+//     the admin API's /v1/messages, printed by audit/timeline.Report.
+//     serve_timeline.go is the serve parts for it (issue 12): openTimeline
+//     (the audit/timeline index over the audit log, set aside and rebuilt
+//     if unreadable) and openStatus (the senders' status API on
+//     receipts.status_listen: TLS, HTTP Basic with the SMTP account, only
+//     that account's messages).
 //   - directory ... (directory_cmd*.go): manages the directory of NHS
 //     endpoints through the admin API (directory, directory/ods).
+//   - account ... (account_cmd.go): sender accounts through the admin API
+//     (directory/api's /v1/accounts types).
 //   - certs init-ca|issue|status (certs_cmd.go): development CA, issuing and
 //     the expiry report (certs).
 //

@@ -51,16 +51,7 @@ func TestEndToEnd(t *testing.T) {
 	// Every listener on loopback port 0: the kernel picks free ports and
 	// serve says which in listeners.json (tests never guess free ports).
 	cfgPath := filepath.Join(dir, "nhsrelay.toml")
-	text := readFile(t, cfgPath)
-	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
-		var ok bool
-		if text, ok = setKey(text, key, `"127.0.0.1:0"`); !ok {
-			t.Fatalf("config has no %s", key)
-		}
-	}
-	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	useFreePorts(t, cfgPath)
 	if out := runBin(t, bin, "check-config", "-c", cfgPath); !strings.Contains(out, ": ok") {
 		t.Errorf("check-config = %q, want ok", out)
 	}
@@ -245,6 +236,23 @@ func TestEndToEnd(t *testing.T) {
 	out2, err := exec.Command(bin, "audit", "verify", "-f", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out2), "chain broken at line") {
 		t.Errorf("audit verify of a changed log: %v\n%s", err, out2)
+	}
+}
+
+// useFreePorts sets every listener of the config at cfgPath to loopback
+// port 0: the kernel picks free ports and serve says which in
+// listeners.json (tests never guess free ports).
+func useFreePorts(t *testing.T, cfgPath string) {
+	t.Helper()
+	text := readFile(t, cfgPath)
+	for _, key := range []string{"submission_listen", "submissions_listen", "mx_listen", "listen"} {
+		var ok bool
+		if text, ok = setKey(text, key, `"127.0.0.1:0"`); !ok {
+			t.Fatalf("config has no %s", key)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -15,7 +15,11 @@ commands:
                             inspect and act on the running server's queue
   quarantine list|show      refused inbound S/MIME mail: sender, endpoint, reason
   audit verify              check the audit log's hash chain
+  trace ID|MESSAGE-ID|RCPT [-since T]
+                            a message's timeline, printed like a fax transmission report
   directory ...             manage the directory of NHS endpoints
+  account add|set|list|show|passwd|disable|enable|delete|owns
+                            manage sender accounts (SMTP AUTH logins)
   certs ...                 development CA, certificate issue and status
   status -c FILE            cluster mode: nodes, queue depth and delivery leases in Redis
 `
@@ -32,8 +36,10 @@ func commands() map[string]command {
 		"quarantine":   runQuarantine,
 		"audit":        runAudit,
 		"directory":    runDirectory,
+		"account":      runAccount,
 		"certs":        runCerts,
 		"status":       runStatus,
+		"trace":        runTrace,
 	}
 }
 

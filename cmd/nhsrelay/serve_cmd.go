@@ -100,11 +100,13 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.makeFolders,     // data_dir, spool, quarantine, maildir: durable
 		s.openAudit,       // audit log: everyone writes to it
 		s.openRedis,       // cluster mode only: the shared Redis, checked (serve_redis.go)
+		s.openTimeline,    // message timelines, an index over the audit log (serve_timeline.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
 		s.openRelay,       // spool key, queue store, S/MIME policy, relay
 		s.forgetListeners, // the listeners file of a previous run
 		s.openSMTP,        // TLS reloader, recipient handlers, smtpd and its listeners
 		s.openAdmin,       // admin API: token, mounted handlers, its listener
+		s.openStatus,      // senders' status API (serve_timeline.go)
 		s.openExpiry,      // expiry job (started with the other jobs)
 		s.openCluster,     // cluster mode: queue rescan, directory refresh (serve_redis.go)
 	} {

@@ -15,6 +15,7 @@ import (
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
+	"nhsrelay/audit/timeline"
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
@@ -47,6 +48,8 @@ type server struct {
 	token    *admin.Token  // nil when the admin API is off
 	rdb      *redis.Client // nil unless redis.url is set (cluster mode)
 	leases   queue.Leaser  // cluster mode: one node at a time delivers a message
+
+	timelines *timeline.Indexer // serve_timeline.go (issue 12)
 
 	// services are what run serves on listeners: the SMTP listeners,
 	// the admin API, and any other intake. Bound before any serves.
@@ -106,7 +109,7 @@ func (s *server) makeFolders(context.Context) error {
 }
 
 func (s *server) openAudit(context.Context) error {
-	alog, err := audit.Open(s.cfg.AuditLogPath(), time.Now)
+	alog, err := audit.OpenWith(s.cfg.AuditLogPath(), audit.Options{Logger: s.component("audit"), Metrics: s.reg})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -239,7 +242,8 @@ func (s *server) openAdmin(context.Context) error {
 	a := admin.New(admin.Config{Token: token, Metrics: s.reg, Logger: alogger})
 	a.Mount(s.rel.AdminHandler(), "/v1/queue", "/v1/queue/")
 	a.Mount(s.policy.AdminHandler(), "/v1/quarantine", "/v1/quarantine/")
-	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/fhir/")
+	a.Mount(api.New(s.dir, alogger), "/v1/directory/", "/v1/accounts", "/v1/accounts/", "/fhir/")
+	a.Mount(operatorView(s.timelines.Handler()), "/v1/messages", "/v1/messages/") // serve_timeline.go
 	srv := admin.NewServer(a.Handler(), alogger)
 	return s.listen(service{name: "admin", key: "admin.listen", afterRelay: true,
 		serve: func(ln net.Listener) error { return ignoreClosed(srv.Serve(ln), http.ErrServerClosed) },

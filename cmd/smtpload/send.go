@@ -31,6 +31,7 @@ type sendConfig struct {
 	user     string      // -auth: AUTH PLAIN as user with pass, after STARTTLS
 	pass     string
 	timeout  time.Duration
+	notify   []smtp.DSNNotify // -notify: RCPT NOTIFY= (RFC 3461), sent when the server offers DSN
 }
 
 func runSend(args []string) error {
@@ -48,8 +49,18 @@ func runSend(args []string) error {
 	serverName := fs.String("servername", "", "name to verify in the server certificate (default: the host of ADDR)")
 	auth := fs.String("auth", "", "`user:password` for AUTH PLAIN (RFC 4616), only with -starttls")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up on a command after this long")
+	notify := fs.String("notify", "", "`list` for RCPT NOTIFY= (RFC 3461): SUCCESS,FAILURE,DELAY or NEVER; empty sends none (smtp-source cannot)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for n := range strings.SplitSeq(*notify, ",") {
+		switch v := smtp.DSNNotify(strings.ToUpper(strings.TrimSpace(n))); v {
+		case "":
+		case smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed, smtp.DSNNotifyNever:
+			c.notify = append(c.notify, v)
+		default:
+			return fmt.Errorf("-notify: %q is not SUCCESS, FAILURE, DELAY or NEVER", n)
+		}
 	}
 	if *auth != "" {
 		var ok bool
@@ -140,7 +151,7 @@ func send(c sendConfig) (int64, error) {
 				}
 				id := fmt.Sprintf("%d.%d@smtpload.localhost", pid, n)
 				msg := buildMessage(c.from, c.to, c.subject, id, c.length, time.Now())
-				if err := cl.SendMail(c.from, []string{c.to}, bytes.NewReader(msg)); err != nil {
+				if err := sendOne(cl, c, msg); err != nil {
 					cl.Close()
 					cl = nil
 					fail(fmt.Errorf("session %d, message %d: %w", w, n, err))
@@ -189,4 +200,26 @@ func dial(c sendConfig) (*smtp.Client, error) {
 		}
 	}
 	return cl, nil
+}
+
+// sendOne is one transaction: SendMail, with the DSN request on RCPT.
+func sendOne(cl *smtp.Client, c sendConfig, msg []byte) error {
+	if len(c.notify) == 0 {
+		return cl.SendMail(c.from, []string{c.to}, bytes.NewReader(msg))
+	}
+	if err := cl.Mail(c.from, nil); err != nil {
+		return err
+	}
+	if err := cl.Rcpt(c.to, &smtp.RcptOptions{Notify: c.notify}); err != nil {
+		return err
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
 }

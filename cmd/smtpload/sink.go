@@ -33,6 +33,7 @@ func runSink(args []string) error {
 	doneFile := fs.String("done-file", "", "write the Unix time in ns of the last message here")
 	addrFile := fs.String("addr-file", "", "write the address listened on here")
 	timeout := fs.Duration("timeout", 10*time.Minute, "fail if the messages have not all arrived by then")
+	dsn := fs.Bool("dsn", false, "offer the DSN extension (RFC 3461), as a relay that reports delivery itself")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,6 +52,7 @@ func runSink(args []string) error {
 		return &sinkSession{s: s, conn: c}, nil
 	}))
 	srv.Domain = "smtpload-sink.localhost"
+	srv.EnableDSN = *dsn
 	srv.ReadTimeout = 5 * time.Minute
 	srv.WriteTimeout = 5 * time.Minute
 	srv.ErrorLog = log.New(os.Stderr, "smtpload sink: ", log.LstdFlags)

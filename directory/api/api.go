@@ -65,6 +65,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 	mux.HandleFunc("GET "+v1+"/check", s.admin(s.check))
 	mux.HandleFunc("GET "+v1+"/export", s.admin(s.export))
 	mux.HandleFunc(v1+"/", s.admin(s.adminNotFound))
+	s.mountAccounts() // accounts.go: /v1/accounts...
 
 	mux.HandleFunc("GET /fhir/Endpoint", s.fhir(s.fhirSearchEndpoints))
 	mux.HandleFunc("GET /fhir/Endpoint/{id}", s.fhir(s.fhirReadEndpoint))
@@ -79,7 +80,7 @@ func newServer(d *directory.Directory, logger *slog.Logger, maxJSON, maxCSV int6
 func (s *server) allowed(r *http.Request) []string {
 	_, catchAll := s.mux.Handler(r)
 	var out []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		r2 := r.Clone(r.Context())
 		r2.Method = m
 		if _, p := s.mux.Handler(r2); p != catchAll {
@@ -151,6 +152,8 @@ func toAPIError(err error, notFound string) *apiError {
 		return errorf(http.StatusConflict, "no outstanding challenge for this endpoint (none sent, expired, or too many wrong codes): send a new one")
 	case errors.Is(err, directory.ErrConflict):
 		return errorf(http.StatusConflict, "%s", cleanDirectoryError(err))
+	case errors.Is(err, directory.ErrAuditUnavailable):
+		return errorf(http.StatusServiceUnavailable, "the audit log cannot be written now, so nothing was changed; try again when it has recovered (see nhsrelay_audit_up)")
 	case errors.Is(err, directory.ErrNoMailer):
 		return errorf(http.StatusServiceUnavailable, "this relay has no mailer configured for verification challenges; attest instead")
 	}

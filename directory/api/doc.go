@@ -24,7 +24,26 @@
 //	POST /v1/directory/import-ods[?strict=1]        body: epraccur.csv
 //	POST /v1/directory/import-ods-successors[?strict=1]  body: succ.csv
 //	GET  /v1/directory/check?address=               can I send to this? (directory.CheckResult)
-//	GET  /v1/directory/export?format=csv|json[&what=endpoints|organisations]
+//	GET  /v1/directory/export?format=csv|json[&what=endpoints|organisations|accounts]
+//
+// Sender accounts (accounts.go; the password hash is never sent, a
+// password only once, when the server generated it):
+//
+//	GET    /v1/accounts                       {"accounts": [...]}
+//	POST   /v1/accounts                       {"username", "addresses", "ods"?, "note"?, "receipts"?, "password"?}
+//	                                          → 201 {"account": ..., "password": generated}
+//	GET    /v1/accounts/{user}
+//	PUT    /v1/accounts/{user}                replace ods, addresses, note, receipts
+//	DELETE /v1/accounts/{user}                → 204
+//	POST   /v1/accounts/{user}/password       {"password"?} set it, or generate one (answered once)
+//	POST   /v1/accounts/{user}/disable        {"reason": "..."} AUTH and MAIL/RCPT refusals quote it
+//	POST   /v1/accounts/{user}/enable
+//	POST   /v1/accounts/{user}/owns           {"add": [...], "remove": [...]}
+//
+// Every address an account owns must be an endpoint (or in a domain
+// endpoint) of its organisation; with no "ods" the organisation is the
+// first address's. A refused write names every bad field and writes
+// nothing; each change is audited under the request's actor.
 //
 // Errors are {"error": "words", "fields": {"address": "words"}}: 400 for a
 // bad request (fields name each bad JSON field or query parameter), 404

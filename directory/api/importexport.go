@@ -86,10 +86,12 @@ func (s *server) check(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Export is the JSON export: everything an operator needs to rebuild the
-// directory's organisations and endpoints (accounts are not exported).
+// directory's organisations and endpoints, and its sender accounts without
+// their password hashes (a restored account needs a new password).
 type Export struct {
 	Organisations []directory.Organisation `json:"organisations"`
 	Endpoints     []directory.Endpoint     `json:"endpoints"`
+	Accounts      []Account                `json:"accounts"`
 }
 
 // EndpointCSVHeader is the header row of the endpoints CSV export.
@@ -97,6 +99,10 @@ var EndpointCSVHeader = []string{"id", "address", "ods", "organisation", "purpos
 	"status_reason", "next_hop", "next_hop_host", "tls", "tls_only", "tls_only_evidence", "fax_numbers", "contacts",
 	"redirect", "verified_by", "verified_at", "verification_method", "verification_expires",
 	"certificates"}
+
+// AccountCSVHeader is the header row of the accounts CSV export.
+var AccountCSVHeader = []string{"username", "ods", "addresses", "disabled", "disabled_reason", "receipts",
+	"note", "created", "password_set"}
 
 // OrganisationCSVHeader is the header row of the organisations CSV export.
 var OrganisationCSVHeader = []string{"ods", "name", "status", "closed_on", "successor", "address",
@@ -115,8 +121,8 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 	if what == "" {
 		what = "endpoints"
 	}
-	if what != "endpoints" && what != "organisations" {
-		return fieldError("what", "must be endpoints or organisations")
+	if what != "endpoints" && what != "organisations" && what != "accounts" {
+		return fieldError("what", "must be endpoints, organisations or accounts")
 	}
 	orgs := s.d.Organisations(ctx, "")
 	eps := s.d.Endpoints(ctx, directory.Filter{})
@@ -128,7 +134,7 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 		if eps == nil {
 			eps = []directory.Endpoint{}
 		}
-		writeJSON(w, http.StatusOK, Export{Organisations: orgs, Endpoints: eps})
+		writeJSON(w, http.StatusOK, Export{Organisations: orgs, Endpoints: eps, Accounts: accountViews(s.d.Accounts(ctx))})
 		return nil
 	case "csv":
 	default:
@@ -137,13 +143,20 @@ func (s *server) export(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="nhsrelay-`+what+`.csv"`)
 	cw := csv.NewWriter(w)
-	if what == "organisations" {
+	switch what {
+	case "accounts":
+		cw.Write(AccountCSVHeader)
+		for _, a := range s.d.Accounts(ctx) {
+			cw.Write(cells(a.Username, a.ODS, strings.Join(a.Addresses, " "), boolCell(a.Disabled), a.DisabledReason,
+				a.Receipts, a.Note, stamp(a.Created), stamp(a.PasswordSet)))
+		}
+	case "organisations":
 		cw.Write(OrganisationCSVHeader)
 		for _, o := range orgs {
 			cw.Write(cells(o.ODS, o.Name, string(o.Status), date(o.ClosedOn), o.Successor,
 				strings.Join(o.Address, "; "), o.Postcode, o.Phone, o.Kind, o.Source, stamp(o.ImportedAt)))
 		}
-	} else {
+	default:
 		names := make(map[string]string, len(orgs))
 		for _, o := range orgs {
 			names[o.ODS] = o.Name

@@ -138,7 +138,7 @@ func TestExport(t *testing.T) {
 	}
 
 	f.do(t, "GET", "/v1/directory/export?format=xml", nil).wantError(t, http.StatusBadRequest, "format")
-	f.do(t, "GET", "/v1/directory/export?what=accounts", nil).wantError(t, http.StatusBadRequest, "what")
+	f.do(t, "GET", "/v1/directory/export?what=passwords", nil).wantError(t, http.StatusBadRequest, "what")
 }
 
 func TestCells(t *testing.T) {

@@ -156,6 +156,11 @@ func (s *Store) Apply(ctx context.Context, b directory.Batch) error {
 				return fmt.Errorf("delete challenge %s: %w", id, err)
 			}
 		}
+		for _, u := range b.DeleteAccounts {
+			if err := tx.Bucket(bucketAccounts).Delete([]byte(u)); err != nil {
+				return fmt.Errorf("delete account %s: %w", u, err)
+			}
+		}
 		var rev [8]byte
 		binary.BigEndian.PutUint64(rev[:], revision(tx)+1)
 		return tx.Bucket(bucketMeta).Put(keyRevision, rev[:])

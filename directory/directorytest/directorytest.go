@@ -118,12 +118,31 @@ func Seed(t testing.TB, st directory.Store, eps ...directory.Endpoint) {
 }
 
 // Account creates an account user with password pass (at least
-// directory.MinPasswordLength characters) owning addrs.
+// directory.MinPasswordLength characters) owning addrs. An account may own
+// only endpoints of its organisation, so an address the directory does not
+// know yet is first added as a pending hosted endpoint of ODS (and ODS as
+// an organisation, if it is missing).
 func Account(t testing.TB, d *directory.Directory, user, pass string, addrs ...string) directory.Account {
 	t.Helper()
 	h, err := directory.HashPasswordCost(pass, bcrypt.MinCost)
 	if err != nil {
 		t.Fatalf("directorytest: %v", err)
+	}
+	ctx := audit.WithActor(context.Background(), "directorytest")
+	for _, addr := range addrs {
+		if _, err := d.Lookup(ctx, addr); err == nil {
+			continue
+		}
+		if _, err := d.Organisation(ctx, ODS); err != nil {
+			if err := d.PutOrganisation(ctx, directory.Organisation{ODS: ODS, Name: "Test Practice " + ODS,
+				Kind: "gp-practice"}); err != nil {
+				t.Fatalf("directorytest: organisation for account: %v", err)
+			}
+		}
+		if _, err := d.AddEndpoint(ctx, directory.Endpoint{Address: addr, ODS: ODS,
+			NextHop: directory.NextHop{Kind: directory.HopHosted}}); err != nil {
+			t.Fatalf("directorytest: endpoint %s for account: %v", addr, err)
+		}
 	}
 	a := directory.Account{Username: user, PasswordHash: h, Addresses: addrs}
 	if err := d.PutAccount(context.Background(), a); err != nil {

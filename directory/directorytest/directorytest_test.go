@@ -61,3 +61,17 @@ func TestOpenWithMailer(t *testing.T) {
 		t.Fatalf("audit actions = %v", got)
 	}
 }
+
+// An account for addresses the directory does not know gets them as
+// pending endpoints of ODS, so that tests elsewhere need not seed them.
+func TestAccountAddsMissingEndpoints(t *testing.T) {
+	t.Parallel()
+	d := directorytest.New(t)
+	a := directorytest.Account(t, d, "gp1", "a long test password", "new.a81001@nhs.example")
+	if a.ODS != directorytest.ODS || !a.Owns("new.a81001@nhs.example") {
+		t.Fatalf("Account = %+v", a)
+	}
+	if e, err := d.Lookup(t.Context(), "new.a81001@nhs.example"); err != nil || e.Status != directory.StatusPending {
+		t.Fatalf("Lookup = %+v, %v; want a pending endpoint", e, err)
+	}
+}

@@ -160,6 +160,13 @@ func (s *Store) Apply(ctx context.Context, b directory.Batch) error {
 			}
 			p.Do(ctx, args...)
 		}
+		if len(b.DeleteAccounts) > 0 {
+			args := []any{"hdel", s.accts}
+			for _, u := range b.DeleteAccounts {
+				args = append(args, u)
+			}
+			p.Do(ctx, args...)
+		}
 		p.Do(ctx, "incr", s.rev)
 		exec = p.Do(ctx, "exec")
 		if s.opt.WaitReplicas > 0 {

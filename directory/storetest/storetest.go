@@ -73,6 +73,21 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 			t.Fatalf("challenges after delete = %+v, want none", got)
 		}
 	})
+	t.Run("DeleteAccount", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		b := sampleBatch()
+		mustApply(t, s, b)
+		mustApply(t, s, directory.Batch{DeleteAccounts: []string{b.Accounts[0].Username, "never-existed"}})
+		snap := mustLoad(t, s)
+		if len(snap.Accounts) != 0 {
+			t.Fatalf("accounts after delete = %+v, want none", snap.Accounts)
+		}
+		if snap.Revision != 2 {
+			t.Errorf("Revision after two Applies = %d, want 2", snap.Revision)
+		}
+		same(t, "endpoints", snap.Endpoints, b.Endpoints, func(e directory.Endpoint) string { return e.ID })
+	})
 	t.Run("PutAndDeleteInOneBatch", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
@@ -103,6 +118,7 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 			{"account", func(b *directory.Batch) { b.Accounts = append(b.Accounts, directory.Account{}) }},
 			{"challenge", func(b *directory.Batch) { b.Challenges = append(b.Challenges, directory.Challenge{}) }},
 			{"delete", func(b *directory.Batch) { b.DeleteChallenges = append(b.DeleteChallenges, "") }},
+			{"delete account", func(b *directory.Batch) { b.DeleteAccounts = append(b.DeleteAccounts, "") }},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()

@@ -35,14 +35,18 @@ const MaxHeaderBytes = 128 << 10
 
 // Recipient is one per-recipient group (RFC 3464 §2.3).
 type Recipient struct {
-	FinalRecipient  string    // address, written as "rfc822; <addr>"
-	Action          Action    // failed or delayed, as we send them
-	Status          string    // enhanced status code "4.4.1" (RFC 3463)
-	RemoteMTA       string    // host name of the next hop, written as "dns; <host>"; "" if none
-	DiagnosticType  string    // "smtp" for a remote reply; "" omits Diagnostic-Code
-	Diagnostic      string    // the remote reply, e.g. "550 5.1.1 no such user"
-	LastAttemptDate time.Time // zero omits the field
-	WillRetryUntil  time.Time // only for delayed; zero omits the field
+	FinalRecipient string // address, written as "rfc822; <addr>"
+	// OriginalRecipient is the sender's ORCPT (RFC 3461 §4.2) as
+	// "type;address", written as Original-Recipient (RFC 3464 §2.3.1);
+	// "" omits it.
+	OriginalRecipient string
+	Action            Action    // failed, delayed, delivered or relayed
+	Status            string    // enhanced status code "4.4.1" (RFC 3463)
+	RemoteMTA         string    // host name of the next hop, written as "dns; <host>"; "" if none
+	DiagnosticType    string    // "smtp" for a remote reply; "" omits Diagnostic-Code
+	Diagnostic        string    // the remote reply, e.g. "550 5.1.1 no such user"
+	LastAttemptDate   time.Time // zero omits the field
+	WillRetryUntil    time.Time // only for delayed; zero omits the field
 	// HeldUntil marks a failed recipient that the reporting MTA holds
 	// rather than gives up on: the message was not sent, is looked at
 	// again, and fails for good at this time if it still cannot be sent
@@ -55,6 +59,7 @@ type Recipient struct {
 type Report struct {
 	ReportingMTA string    // our host name
 	QueueID      string    // original queue ID, as the X-NHSRelay-Queue-ID extension field
+	EnvelopeID   string    // the sender's ENVID (RFC 3461 §4.4), as Original-Envelope-Id (RFC 3464 §2.2.1)
 	ArrivalDate  time.Time // when the original was accepted
 	Recipients   []Recipient
 	Headers      []byte // the original header block only, never its body
@@ -162,8 +167,15 @@ func Write(w io.Writer, r Report) error {
 
 	h := func(k, v string) { fmt.Fprintf(&buf, "%s: %s\r\n", k, v) }
 	subject := "Undelivered Mail Returned to Sender"
-	if !anyAction(r.Recipients, Failed) {
+	switch {
+	case anyAction(r.Recipients, Failed):
+	case anyAction(r.Recipients, Delayed):
 		subject = "Delayed Mail (still being retried)"
+	default: // delivered or relayed: a receipt (RFC 3461 §6.2.2)
+		subject = "Delivery receipt: message delivered"
+		if anyAction(r.Recipients, Relayed) {
+			subject = "Delivery receipt: message relayed"
+		}
 	}
 	h("From", "Mail Delivery System <"+field(r.From)+">")
 	h("To", "<"+field(r.To)+">")
@@ -194,6 +206,9 @@ func Write(w io.Writer, r Report) error {
 	}
 	var ds bytes.Buffer
 	f := func(k, v string) { fmt.Fprintf(&ds, "%s: %s\r\n", k, v) }
+	if r.EnvelopeID != "" {
+		f("Original-Envelope-Id", field(r.EnvelopeID)) // §2.2.1
+	}
 	f("Reporting-MTA", "dns; "+field(r.ReportingMTA)) // §2.2.2
 	if r.QueueID != "" {
 		f("X-NHSRelay-Queue-ID", field(r.QueueID)) // §2.4 extension field
@@ -203,6 +218,9 @@ func Write(w io.Writer, r Report) error {
 	}
 	for _, rc := range r.Recipients {
 		ds.WriteString("\r\n")
+		if rc.OriginalRecipient != "" {
+			f("Original-Recipient", field(rc.OriginalRecipient)) // §2.3.1
+		}
 		f("Final-Recipient", "rfc822; "+field(rc.FinalRecipient)) // §2.3.2
 		f("Action", string(rc.Action))                            // §2.3.3
 		f("Status", rc.Status)                                    // §2.3.4
@@ -271,6 +289,10 @@ func humanText(r Report) string {
 	b.WriteString("This is the mail system at host " + field(r.ReportingMTA) + ".\r\n\r\n")
 	someHeld, allHeld := heldOnly(r.Recipients)
 	switch {
+	case !anyAction(r.Recipients, Failed) && !anyAction(r.Recipients, Delayed):
+		b.WriteString("This is a delivery receipt for your message, which you or your account asked for.\r\n")
+		b.WriteString("Delivered means it reached the recipient's mailbox; relayed means it was\r\n")
+		b.WriteString("handed to the next relay, which does not send receipts itself.\r\n")
 	case anyAction(r.Recipients, Failed) && !allHeld:
 		b.WriteString("Your message could not be delivered to one or more recipients.\r\n")
 		b.WriteString("It has not been sent to them and will not be retried.\r\n")
@@ -313,13 +335,9 @@ func humanText(r Report) string {
 
 // Parse reads a DSN written by Write or by another MTA following RFC 3464.
 func Parse(rd io.Reader) (*Report, error) {
-	msg, err := mail.ReadMessage(bufio.NewReader(io.LimitReader(rd, 4<<20)))
+	msg, mr, err := readReport(rd, "delivery-status")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/report" || !strings.EqualFold(params["report-type"], "delivery-status") || params["boundary"] == "" {
-		return nil, fmt.Errorf("%w: not multipart/report; report-type=delivery-status", ErrMalformed)
+		return nil, err
 	}
 	r := &Report{
 		From:      strings.TrimSuffix(afterAngle(msg.Header.Get("From")), ">"),
@@ -331,7 +349,6 @@ func Parse(rd io.Reader) (*Report, error) {
 			return nil, fmt.Errorf("%w: Date: %v", ErrMalformed, err)
 		}
 	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
 	sawStatus := false
 	for {
 		p, err := mr.NextPart()
@@ -370,6 +387,20 @@ func Parse(rd io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("%w: no message/delivery-status part", ErrMalformed)
 	}
 	return r, nil
+}
+
+// readReport reads a multipart/report (RFC 6522) of reportType and returns
+// its header and a reader of its parts.
+func readReport(rd io.Reader, reportType string) (*mail.Message, *multipart.Reader, error) {
+	msg, err := mail.ReadMessage(bufio.NewReader(io.LimitReader(rd, 4<<20)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/report" || !strings.EqualFold(params["report-type"], reportType) || params["boundary"] == "" {
+		return nil, nil, fmt.Errorf("%w: not multipart/report; report-type=%s", ErrMalformed, reportType)
+	}
+	return msg, multipart.NewReader(msg.Body, params["boundary"]), nil
 }
 
 func afterAngle(s string) string {
@@ -443,6 +474,7 @@ func parsePerMessage(r *Report, h textproto.MIMEHeader) error {
 	}
 	r.ReportingMTA = mta
 	r.QueueID = field(h.Get("X-Nhsrelay-Queue-Id"))
+	r.EnvelopeID = field(h.Get("Original-Envelope-Id"))
 	if d := h.Get("Arrival-Date"); d != "" {
 		t, err := mail.ParseDate(d)
 		if err != nil {
@@ -460,6 +492,7 @@ func parseRecipient(h textproto.MIMEHeader) (Recipient, error) {
 		return rc, fmt.Errorf("%w: Final-Recipient must be \"type; address\"", ErrMalformed)
 	}
 	rc.FinalRecipient = addr
+	rc.OriginalRecipient = field(h.Get("Original-Recipient"))
 	rc.Action = Action(strings.ToLower(field(h.Get("Action"))))
 	if !validAction(rc.Action) {
 		return rc, fmt.Errorf("%w: Action %q", ErrMalformed, rc.Action)

@@ -35,6 +35,11 @@ type Recipient struct {
 	LastCode      string    `json:"last_code,omitempty"` // enhanced status, e.g. "4.4.1"
 	DelayNotified bool      `json:"delay_notified,omitempty"`
 	HoldNotified  string    `json:"hold_notified,omitempty"` // hold reason the sender was told; the same again sends no DSN
+	// DSN request (RFC 3461 §4): Notify is NOTIFY's keywords ("SUCCESS",
+	// "FAILURE", "DELAY" or "NEVER"; none means the default, failure and
+	// delay); ORcpt is ORCPT as "type;address".
+	Notify []string `json:"notify,omitempty"`
+	ORcpt  string   `json:"orcpt,omitempty"`
 }
 
 // Message is a spooled message and its recipients' state.
@@ -48,6 +53,10 @@ type Message struct {
 	Received   time.Time   `json:"received"`
 	Size       int64       `json:"size"`
 	Recipients []Recipient `json:"recipients"`
+	// RFC 3461 §4.3 RET ("FULL" or "HDRS") and §4.4 ENVID of the
+	// transaction, passed on to a next hop that offers DSN.
+	Ret   string `json:"ret,omitempty"`
+	EnvID string `json:"envid,omitempty"`
 }
 
 // Store keeps queue records. Every method that changes state returns only

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,11 @@ type Message struct {
 	To   []string
 	Data []byte
 	TLS  bool // arrived over STARTTLS
+	// The DSN parameters (RFC 3461) it came with, when the sink offers
+	// DSN: RET and ENVID, and each recipient's NOTIFY (comma-separated)
+	// and ORCPT ("type;address").
+	Ret, EnvID    string
+	Notify, ORcpt map[string]string
 }
 
 // Options configure a Sink. Zero value: plain SMTP, every command accepted.
@@ -31,6 +37,9 @@ type Options struct {
 	TLS *tls.Config
 	// RequireTLS makes MAIL before STARTTLS fail with 530 5.7.0.
 	RequireTLS bool
+	// DSN makes the sink offer the DSN extension (RFC 3461) and record
+	// the parameters in each Message.
+	DSN bool
 }
 
 // Reply decides the answer to a command: nil accepts, an *smtp.SMTPError
@@ -67,6 +76,7 @@ func Start(t testing.TB, opts Options) *Sink {
 	}))
 	srv.Domain = "sink.test"
 	srv.TLSConfig = opts.TLS
+	srv.EnableDSN = opts.DSN
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
 	srv.MaxMessageBytes = 64 << 20
@@ -141,17 +151,33 @@ type session struct {
 	conn *smtp.Conn
 	from string
 	to   []string
+	dsn  Message // the DSN parameters only
 }
 
-func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if _, ok := ss.conn.TLSConnectionState(); ss.sink.opts.RequireTLS && !ok {
 		return Reply(530, 7, 0, "Must issue a STARTTLS command first")
 	}
-	ss.from, ss.to = from, nil
+	ss.from, ss.to, ss.dsn = from, nil, Message{Notify: map[string]string{}, ORcpt: map[string]string{}}
+	if opts != nil {
+		ss.dsn.Ret, ss.dsn.EnvID = string(opts.Return), opts.EnvelopeID
+	}
 	return nil
 }
 
-func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if opts != nil {
+		var n []string
+		for _, v := range opts.Notify {
+			n = append(n, string(v))
+		}
+		if len(n) > 0 {
+			ss.dsn.Notify[to] = strings.Join(n, ",")
+		}
+		if opts.OriginalRecipient != "" {
+			ss.dsn.ORcpt[to] = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+		}
+	}
 	ss.sink.mu.Lock()
 	fn := ss.sink.rcpt
 	ss.sink.mu.Unlock()
@@ -179,7 +205,8 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	_, isTLS := ss.conn.TLSConnectionState()
 	ss.sink.mu.Lock()
-	ss.sink.msgs = append(ss.sink.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS})
+	ss.sink.msgs = append(ss.sink.msgs, Message{From: ss.from, To: append([]string(nil), ss.to...), Data: data, TLS: isTLS,
+		Ret: ss.dsn.Ret, EnvID: ss.dsn.EnvID, Notify: ss.dsn.Notify, ORcpt: ss.dsn.ORcpt})
 	ss.sink.mu.Unlock()
 	return nil
 }

@@ -175,8 +175,9 @@ func (p *Policy) openSMIME(ctx context.Context, m queue.Message, ep directory.En
 		what = "delivery report decrypted and verified (null sender, From not in the directory, signed for an active organisation)"
 	}
 	p.record(audit.Event{Action: "smime.opened", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
-		Detail: fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
-			opened.Signer.SerialNumber, ods, clean(opened.Algorithms))})
+		Detail: audit.WithFields(fmt.Sprintf("%s: signer %s (serial %s), organisation %s, %s", what, clean(signer),
+			opened.Signer.SerialNumber, ods, clean(opened.Algorithms)),
+			audit.Fields{"rcpt": ep.Address, "signer_sha256": fingerprint(opened.Signer), "alg": clean(opened.Algorithms)})})
 	if opened.LegacyKeyTransport {
 		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: ep.Address, Outcome: "ok",
 			Detail: "inbound content key came by RSA PKCS#1 v1.5 from " + clean(signer)})

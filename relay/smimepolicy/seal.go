@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -142,8 +144,10 @@ func (p *Policy) Seal(ctx context.Context, m queue.Message, rcpts []directory.En
 			kt = "RSA PKCS#1 v1.5"
 		}
 		p.record(audit.Event{Action: "smime.sealed", QueueID: m.ID, Endpoint: epName(ep), Outcome: "ok",
-			Detail: fmt.Sprintf("signed SHA-256 by ODS %s (serial %s); encrypted AES-256-CBC, %s to %s (serial %s, until %s); sent copy: %t",
-				ods, signer.Cert.SerialNumber, kt, certs.Name(to[i]), to[i].SerialNumber, to[i].NotAfter.UTC().Format(time.DateOnly), sentCopy)})
+			Detail: audit.WithFields(fmt.Sprintf("signed SHA-256 by ODS %s (serial %s); encrypted AES-256-CBC, %s to %s (serial %s, until %s); sent copy: %t",
+				ods, signer.Cert.SerialNumber, kt, certs.Name(to[i]), to[i].SerialNumber, to[i].NotAfter.UTC().Format(time.DateOnly), sentCopy),
+				audit.Fields{"rcpt": epName(ep), "alg": "SHA-256, AES-256-CBC, " + kt, // for the message timeline
+					"signer_sha256": fingerprint(signer.Cert), "cert_sha256": fingerprint(to[i])})})
 	}
 	for _, name := range legacy {
 		p.record(audit.Event{Action: "smime.legacy_key_transport", QueueID: m.ID, Endpoint: name, Outcome: "ok",
@@ -377,4 +381,11 @@ func (p *Policy) sentCopyCert(ctx context.Context, trust *certs.Trust, m queue.M
 		return nil
 	}
 	return c
+}
+
+// fingerprint is the hex SHA-256 of a certificate's DER, as `openssl x509
+// -fingerprint -sha256` shows it (without colons).
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }

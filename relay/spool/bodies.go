@@ -21,6 +21,10 @@ type Bodies interface {
 	// nodes leaves out bodies younger than its orphan age: they may be a
 	// Write on another node whose record is not committed yet.
 	IDs() ([]string, error)
+	// Damaged returns the damage found when the store was opened (torn or
+	// corrupt records of the spool folder's files); a store whose bodies
+	// are whole or absent (Redis) returns none.
+	Damaged() []Damage
 }
 
 var (

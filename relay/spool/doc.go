@@ -12,12 +12,17 @@
 // stable storage.
 //
 // Smaller bodies (OpenWith, Options.SmallMax; the relay uses one 64 KiB
-// chunk) are appended as CRC-framed records to shared segment files
+// chunk) are appended as framed records to shared segment files
 // <hex>.seg (seglog.go), and concurrent Writes share one fdatasync of the
 // segment: no Write returns before an fdatasync that began after its own
-// record was written has finished. Records are appended in order under one
-// lock, so a record that a crash tore or damaged has no acknowledged record
-// after it, and reading a segment stops there. A segment is deleted when
+// record was written has finished. Each record carries its length and a
+// CRC-32C of its header and of its body, so damage stays inside the record
+// it hits: reading skips a damaged body by its checked length, or
+// resynchronises on the next header that checks out, and every other
+// record is read. Open reports what it could not read (Damaged), naming
+// the message where it can, and checks each body file's header and last
+// chunk, which finds a file cut short anywhere. A segment whose fdatasync
+// fails takes no more records; the next Write starts a new one. A segment is deleted when
 // its records are all removed and unread; one that keeps only a few live
 // records (deferred mail) is compacted: they are copied to the current
 // segment, made durable, and the old one goes. Every Spool reads both
@@ -40,6 +45,6 @@
 // The key is 32 random bytes in a key file (CreateKey, LoadKey) that only
 // its owner may read.
 //
-// Main types: Spool, Options; ErrCorrupt for anything that fails authentication,
+// Main types: Spool, Options, Damage; ErrCorrupt for anything that fails authentication,
 // ErrWrongKey for a file sealed under another key.
 package spool

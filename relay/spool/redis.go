@@ -156,3 +156,7 @@ func (s *Redis) IDs() ([]string, error) {
 	slices.Sort(ids) // ZRANGEBYSCORE orders by time
 	return ids, nil
 }
+
+// Damaged implements Bodies: Redis keeps each body whole or not at all;
+// tampering shows at Open, as ErrCorrupt.
+func (s *Redis) Damaged() []Damage { return nil }

@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -22,17 +21,26 @@ import (
 // that began after its own record was written has finished).
 //
 // A segment is <16 hex digits>.seg, written only by the Spool that created
-// it, append-only, as a sequence of records:
+// it, append-only, as a sequence of records, each framed on its own so
+// that damage stays inside the record it hits:
 //
-//	"NRSR" | id length (1 byte) | id | sealed length (uint32 BE) | sealed | CRC-32C (4)
+//	"NRS2" | id length (1) | id | sealed length (uint32 BE) | CRC-32C of the header (4)
+//	       | sealed | CRC-32C of sealed (4)
 //
 // where sealed is a whole body in the file format of stream.go (header and
-// chunks, the ID in each chunk's associated data) and the CRC covers the
-// record before it. Records are appended one write at a time under a lock,
-// so a record that is not durable has no durable, acknowledged record after
-// it: an fsync that covered a later record began after this one was written
-// and so covered it too. Reading a segment therefore stops at the first
-// record that is torn or fails its CRC, and loses nothing acknowledged.
+// chunks, the ID in each chunk's associated data). The header CRC covers
+// everything before it, so a record whose header checks out has a
+// trustworthy length: a record whose sealed bytes fail their CRC is
+// reported as damaged, with its ID, and reading goes on at the next
+// record. A record whose header fails (or a stretch that is not a record
+// at all) is skipped by searching for the next magic whose header checks
+// out (resynchronisation); a false match needs the 4 magic bytes and the
+// 32-bit CRC to agree by chance. Records are appended one write at a time
+// under a lock, so only the last records of a segment can be torn by a
+// crash, and they were never acknowledged (their fdatasync had not
+// finished); anything damaged before them is reported (Damaged) so the
+// relay can tell the sender and the operator. Version 1 records ("NRSR",
+// one CRC over the whole record) are still read.
 //
 // A segment is never appended to after a restart (Open starts a new one
 // when the first small body arrives) and is deleted once every record in it
@@ -40,8 +48,9 @@ import (
 // made durable, as for a body file: after a crash it reappears without a
 // queue record and recovery removes it again.
 const (
-	recMagic  = "NRSR"
-	segSuffix = ".seg"
+	recMagic   = "NRS2"
+	recMagicV1 = "NRSR" // one CRC over the whole record; read, never written
+	segSuffix  = ".seg"
 	// segMax is the size after which a segment is closed to new records.
 	// A segment lives until its last message leaves the queue, so small
 	// segments free space sooner; each new one costs a folder fsync.
@@ -79,68 +88,133 @@ func appendRecord(dst []byte, id string, sealed []byte) []byte {
 	dst = append(dst, byte(len(id)))
 	dst = append(dst, id...)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(sealed)))
+	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 	dst = append(dst, sealed...)
-	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(sealed, castagnoli))
 }
 
 // recordPrefix is the size of a record before its sealed bytes.
-func recordPrefix(id string) int64 { return int64(len(recMagic) + 1 + len(id) + 4) }
+func recordPrefix(id string) int64 { return int64(len(recMagic) + 1 + len(id) + 4 + 4) }
 
-// scanSegment reads the valid records of the segment file at path and
-// calls add for each one, with the offset and length of its sealed bytes.
-// It stops, without error, at the end of the file or at the first torn or
-// damaged record; only a failure to read the file is an error.
-func scanSegment(f *os.File, add func(id string, off, n int64)) (valid int64, err error) {
-	br := bufio.NewReaderSize(f, 256<<10)
-	var off int64
-	hdr := make([]byte, len(recMagic)+1)
-	var buf []byte
-	for {
-		if _, err := io.ReadFull(br, hdr); err != nil {
-			return off, readErr(err)
+// maxSealedSmall bounds a record's sealed length: a small body is one chunk.
+const maxSealedSmall = 2 * sealedChunk
+
+// scanSegment parses the records of a whole segment held in raw. It calls
+// add for each good record, with the offset and length of its sealed
+// bytes, and damaged for each stretch it had to skip: a record whose
+// sealed bytes fail their CRC (id known), or bytes that are no record
+// (id ""), after which it resynchronises on the next good header. A tail
+// of zeros or a torn last record (a crash during a write that was never
+// acknowledged) is reported as torn: damaged with torn true. It returns
+// the length of the prefix that holds whole records.
+func scanSegment(raw []byte, add func(id string, off, n int64), damaged func(id string, off, n int64, torn bool, why string)) (valid int64) {
+	off := 0
+	for off < len(raw) {
+		id, sealedOff, n, end, status := parseRecord(raw, off)
+		switch status {
+		case recOK:
+			add(id, int64(sealedOff), int64(n))
+			off, valid = end, int64(end)
+			continue
+		case recBadBody:
+			if end <= len(raw) {
+				damaged(id, int64(off), int64(end-off), false, "its sealed bytes fail their CRC-32C")
+				off, valid = end, int64(end)
+				continue
+			}
+			// The header is good but the file ends inside the record.
+			damaged(id, int64(off), int64(len(raw)-off), true, "the segment ends inside it (torn write)")
+			return valid
 		}
-		if string(hdr[:len(recMagic)]) != recMagic {
-			return off, nil
+		next := resync(raw, off+1)
+		if next < 0 {
+			if !allZero(raw[off:]) { // zeros: space a crash left unwritten
+				damaged("", int64(off), int64(len(raw)-off), true, "unreadable bytes at the end of the segment (a torn write, or damage)")
+			}
+			return valid
 		}
-		idLen := int(hdr[len(recMagic)])
-		rest := make([]byte, idLen+4)
-		if _, err := io.ReadFull(br, rest); err != nil {
-			return off, readErr(err)
-		}
-		id := string(rest[:idLen])
-		n := int64(binary.BigEndian.Uint32(rest[idLen:]))
-		if validID(id) != nil || n < int64(headerSize+tagSize) || n > 2*sealedChunk {
-			return off, nil
-		}
-		if int64(cap(buf)) < n+4 {
-			buf = make([]byte, n+4)
-		}
-		buf = buf[:n+4]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return off, readErr(err)
-		}
-		h := crc32.New(castagnoli)
-		h.Write(hdr)
-		h.Write(rest)
-		h.Write(buf[:n])
-		if h.Sum32() != binary.BigEndian.Uint32(buf[n:]) {
-			return off, nil
-		}
-		add(id, off+recordPrefix(id), n)
-		off += recordPrefix(id) + n + 4
+		damaged("", int64(off), int64(next-off), false, "unreadable bytes (no record header checks out) before the next record")
+		off = next
 	}
+	return valid
 }
 
-// readErr maps the end of the file, torn or not, to no error.
-func readErr(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil
+// record parse outcomes.
+const (
+	recOK      = iota
+	recBadBody // header good (id, length known), sealed bytes fail or are cut short
+	recBad     // no good record header here
+)
+
+// parseRecord parses the record at raw[off:]. For recOK and recBadBody it
+// returns the id, where the sealed bytes start, their length, and where
+// the record ends (which may be past len(raw) for a torn record).
+func parseRecord(raw []byte, off int) (id string, sealedOff, n, end int, status int) {
+	r := raw[off:]
+	if len(r) < len(recMagic)+1 {
+		return "", 0, 0, 0, recBad
 	}
-	return err
+	v1 := string(r[:len(recMagicV1)]) == recMagicV1
+	if !v1 && string(r[:len(recMagic)]) != recMagic {
+		return "", 0, 0, 0, recBad
+	}
+	idLen := int(r[len(recMagic)])
+	h := len(recMagic) + 1 + idLen + 4 // header without its CRC
+	if len(r) < h+4 {
+		return "", 0, 0, 0, recBad
+	}
+	id = string(r[len(recMagic)+1 : len(recMagic)+1+idLen])
+	n = int(binary.BigEndian.Uint32(r[h-4:]))
+	if validID(id) != nil || n < headerSize+tagSize || n > maxSealedSmall {
+		return "", 0, 0, 0, recBad
+	}
+	if v1 { // "NRSR" | id length | id | sealed length | sealed | CRC of all before
+		end = h + n + 4
+		if len(r) < end || crc32.Checksum(r[:h+n], castagnoli) != binary.BigEndian.Uint32(r[h+n:]) {
+			return "", 0, 0, 0, recBad // no header CRC: nothing in it can be trusted
+		}
+		return id, off + h, n, off + end, recOK
+	}
+	if crc32.Checksum(r[:h], castagnoli) != binary.BigEndian.Uint32(r[h:]) {
+		return "", 0, 0, 0, recBad
+	}
+	sealedOff, end = off+h+4, off+h+4+n+4
+	if end > len(raw) || crc32.Checksum(raw[sealedOff:sealedOff+n], castagnoli) != binary.BigEndian.Uint32(raw[sealedOff+n:]) {
+		return id, sealedOff, n, end, recBadBody
+	}
+	return id, sealedOff, n, end, recOK
 }
 
-// loadSegments indexes the records of every segment in the folder and
-// deletes segments with none. Called by open, before the Spool is shared.
+// resync returns the offset of the next record at or after from whose
+// header checks out (a v2 header CRC, or a whole v1 record), or -1.
+func resync(raw []byte, from int) int {
+	for from < len(raw) {
+		i := bytes.Index(raw[from:], []byte("NRS"))
+		if i < 0 {
+			return -1
+		}
+		at := from + i
+		if _, _, _, _, st := parseRecord(raw, at); st != recBad {
+			return at
+		}
+		from = at + 1
+	}
+	return -1
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// loadSegments indexes the records of every segment in the folder, notes
+// every damaged stretch (Damaged), and deletes segments with no good
+// record. A segment is read whole (at most segMax and one record). Called
+// by open, before the Spool is shared.
 func (s *Spool) loadSegments(names []string) error {
 	slices.Sort(names)
 	for _, name := range names {
@@ -149,19 +223,22 @@ func (s *Spool) loadSegments(names []string) error {
 		if err != nil {
 			return fmt.Errorf("open segment %s: %w", name, err)
 		}
-		seg := &segment{name: path, f: f, full: true}
-		seg.size, err = scanSegment(f, func(id string, off, n int64) {
-			if _, dup := s.index[id]; dup {
-				return
-			}
-			s.index[id] = loc{seg: seg, off: off, n: n}
-			seg.live++
-			seg.records++
-		})
+		raw, err := io.ReadAll(f)
 		if err != nil {
 			f.Close()
 			return fmt.Errorf("read segment %s: %w", name, err)
 		}
+		seg := &segment{name: path, f: f, full: true}
+		seg.size = scanSegment(raw, func(id string, off, n int64) {
+			if _, dup := s.index[id]; dup {
+				return // a compaction copy: both read the same
+			}
+			s.index[id] = loc{seg: seg, off: off, n: n}
+			seg.live++
+			seg.records++
+		}, func(id string, off, n int64, torn bool, why string) {
+			s.damage = append(s.damage, Damage{ID: id, File: name, Offset: off, Length: n, Torn: torn, Reason: why})
+		})
 		if seg.live == 0 {
 			f.Close()
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -169,6 +246,12 @@ func (s *Spool) loadSegments(names []string) error {
 			}
 		}
 	}
+	// A record copied by compaction may be damaged in one segment and good
+	// in another: then nothing was lost.
+	s.damage = slices.DeleteFunc(s.damage, func(d Damage) bool {
+		_, ok := s.index[d.ID]
+		return d.ID != "" && ok
+	})
 	return nil
 }
 
@@ -230,10 +313,6 @@ func (s *Spool) dropLocked(seg *segment) {
 func (s *Spool) writeSmall(id string, sealed []byte) error {
 	rec := appendRecord(make([]byte, 0, int(recordPrefix(id))+len(sealed)+4), id, sealed)
 	s.mu.Lock()
-	if s.logFailed != nil {
-		s.mu.Unlock()
-		return s.logFailed
-	}
 	if _, ok := s.index[id]; ok {
 		s.mu.Unlock()
 		return fmt.Errorf("spool: write %s: %w", id, ErrExists)
@@ -257,11 +336,13 @@ func (s *Spool) writeSmall(id string, sealed []byte) error {
 	s.mu.Unlock()
 	if err := seg.sync.sync(); err != nil {
 		s.mu.Lock()
-		// After a failed fsync nothing in the log can be trusted to be
-		// durable (see groupSync): refuse further small writes.
-		if s.logFailed == nil {
-			s.logFailed = fmt.Errorf("spool: segment fdatasync failed, restart needed: %w", err)
-		}
+		// After a failed fsync nothing written to this segment since its
+		// last good one can be trusted to be durable (see groupSync): it
+		// takes no more records, and every writer waiting on it fails. The
+		// records acknowledged before stay readable; the next write starts
+		// a new segment, so intake resumes by itself once the disk works
+		// again (a full disk, for one).
+		seg.full = true
 		s.removeLocked(id)
 		s.mu.Unlock()
 		return fmt.Errorf("spool: fdatasync %s: %w", id, err)
@@ -293,9 +374,6 @@ func (s *Spool) copyRecord(seg *segment, id string, l loc, dst **segment, moved 
 	rec := appendRecord(nil, id, sealed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.logFailed != nil {
-		return false
-	}
 	cur, err := s.currentLocked()
 	if err != nil || (*dst != nil && cur != *dst) {
 		return false // rotated mid-way: the copies so far are all in *dst
@@ -372,8 +450,8 @@ func (s *Spool) compact(seg *segment) {
 			seg.live--
 		}
 	}
-	if err != nil && s.logFailed == nil {
-		s.logFailed = fmt.Errorf("spool: segment fdatasync failed, restart needed: %w", err)
+	if err != nil {
+		dst.full = true // as in writeSmall: nothing more goes to a segment whose fdatasync failed
 	}
 	s.dropLocked(dst)
 }
@@ -437,3 +515,6 @@ func (s *Spool) sealSmall(id string, body io.Reader, plain []byte) (n int, seale
 
 // isSegment reports whether a folder entry is a segment file.
 func isSegment(name string) bool { return strings.HasSuffix(name, segSuffix) }
+
+// crcOf is the CRC-32C (Castagnoli) the records carry.
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

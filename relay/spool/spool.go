@@ -46,10 +46,10 @@ type Spool struct {
 	segMax   int64     // segment size that closes it (segMax; tests lower it)
 	small    sync.Pool // *[]byte of smallMax+1 bytes, for reading a body to seal
 	mu       sync.Mutex
-	index    map[string]loc // small bodies in segments, by ID
-	cur      *segment       // takes new records; nil until the first
-	// logFailed is the first segment fdatasync error, sticky (groupSync).
-	logFailed error
+	index    map[string]loc  // small bodies in segments, by ID
+	cur      *segment        // takes new records; nil until the first
+	damage   []Damage        // found at Open (Damaged)
+	bad      map[string]bool // body files Open found damaged: not listed, not opened
 }
 
 // Options tunes a spool.
@@ -93,7 +93,7 @@ func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Sp
 	if err := durable.MkdirAll(dir, 0o700, sync); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
-	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, segMax: segMax, index: map[string]loc{}}
+	s := &Spool{dir: dir, aead: aead, kid: keyID(key), smallMax: opt.SmallMax, segMax: segMax, index: map[string]loc{}, bad: map[string]bool{}}
 	s.bufs.New = func() any { b := make([]byte, sealedChunk); return &b }
 	s.small.New = func() any { b := make([]byte, s.smallMax+1); return &b }
 	s.dirs.do = func() error { return durable.SyncDir(dir) }
@@ -101,10 +101,13 @@ func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Sp
 	if err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
-	var segs []string
+	var segs, bodies []string
 	for _, e := range entries {
 		if isSegment(e.Name()) && e.Type().IsRegular() {
 			segs = append(segs, e.Name())
+		}
+		if id, ok := strings.CutSuffix(e.Name(), msgSuffix); ok && e.Type().IsRegular() && validID(id) == nil {
+			bodies = append(bodies, id)
 		}
 		if strings.HasSuffix(e.Name(), tmpSuffix) && e.Type().IsRegular() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -113,6 +116,9 @@ func open(dir string, key []byte, sync func(dir string) error, opt Options) (*Sp
 		}
 	}
 	if err := s.loadSegments(segs); err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	if err := s.checkBodies(bodies); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	return s, nil
@@ -227,6 +233,9 @@ func (s *Spool) Open(id string) (io.ReadCloser, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
+	if s.isBad(id) {
+		return nil, fmt.Errorf("spool: open %s: %w: damaged (found at start-up)", id, ErrCorrupt)
+	}
 	if r, c, ok := s.openSmall(id); ok {
 		o, err := newOpener(r, c, s.aead, s.kid, id)
 		if err != nil {
@@ -258,6 +267,7 @@ func (s *Spool) Remove(id string) error {
 	}
 	s.mu.Lock()
 	small := s.removeLocked(id)
+	delete(s.bad, id)
 	s.mu.Unlock()
 	if small {
 		return nil
@@ -278,7 +288,7 @@ func (s *Spool) IDs() ([]string, error) {
 	var ids []string
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), msgSuffix)
-		if ok && e.Type().IsRegular() && validID(id) == nil {
+		if ok && e.Type().IsRegular() && validID(id) == nil && !s.isBad(id) {
 			ids = append(ids, id)
 		}
 	}
@@ -289,6 +299,13 @@ func (s *Spool) IDs() ([]string, error) {
 	s.mu.Unlock()
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
+}
+
+// isBad reports whether Open found id's body file damaged.
+func (s *Spool) isBad(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bad[id]
 }
 
 // has reports whether id is a small body.

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Store, reopen func(t *testi
 		{"ConcurrentAdd", testConcurrentAdd},
 		{"CanceledContext", testCanceled},
 		{"PersistsAcrossReopen", testReopen},
+		{"DSNRequestKept", testDSNRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,9 +50,10 @@ func sample(id string) queue.Message {
 	at := time.Date(2026, 3, 4, 9, 30, 0, 123456789, time.UTC)
 	return queue.Message{
 		ID: id, From: "gp.a81001@nhs.example", Account: "a81001", ClientIP: "127.0.0.1",
-		Inbound: true, Received: at, Size: 4096,
+		Inbound: true, Received: at, Size: 4096, Ret: "HDRS", EnvID: "QQ314159",
 		Recipients: []queue.Recipient{
-			{Address: "cardio.rxx@nhs.example", State: queue.Queued, NextAttempt: at.Add(time.Minute)},
+			{Address: "cardio.rxx@nhs.example", State: queue.Queued, NextAttempt: at.Add(time.Minute),
+				Notify: []string{"SUCCESS", "FAILURE"}, ORcpt: "rfc822;cardio.rxx@nhs.example"},
 			{Address: "ward7.ryy@nhs.example", State: queue.Held, Attempts: 3,
 				NextAttempt: at.Add(time.Hour), LastError: "no valid certificate",
 				LastCode: "4.7.5", DelayNotified: true},
@@ -317,5 +319,39 @@ func testReopen(t *testing.T, open func(*testing.T) queue.Store, reopen func(*te
 	equal(t, mustGet(t, s, "Q2"), want)
 	if l, err := s.List(t.Context()); err != nil || len(l) != 2 {
 		t.Fatalf("List after reopen = %d messages, %v; want 2", len(l), err)
+	}
+}
+
+// testDSNRequest: each recipient's NOTIFY and ORCPT and the message's RET
+// and ENVID (RFC 3461) survive Add, Update and a reopen, recipient by
+// recipient.
+func testDSNRequest(t *testing.T, open func(t *testing.T) queue.Store, reopen func(*testing.T, queue.Store) queue.Store) {
+	ctx := context.Background()
+	s := open(t)
+	m := sample("DSN1")
+	m.Recipients[1].Notify = []string{"NEVER"}
+	if err := s.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(ctx, m.ID, func(cur *queue.Message) error {
+		cur.Recipients[0].Attempts++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s)
+	got, err := s.Get(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Ret != "HDRS" || got.EnvID != "QQ314159" {
+		t.Errorf("Get: RET %q ENVID %q, want HDRS QQ314159", got.Ret, got.EnvID)
+	}
+	if n := got.Recipients[0].Notify; !reflect.DeepEqual(n, []string{"SUCCESS", "FAILURE"}) || got.Recipients[0].ORcpt != "rfc822;cardio.rxx@nhs.example" {
+		t.Errorf("Get: first recipient NOTIFY %v ORCPT %q", n, got.Recipients[0].ORcpt)
+	}
+	if n := got.Recipients[1].Notify; !reflect.DeepEqual(n, []string{"NEVER"}) || got.Recipients[1].ORcpt != "" {
+		t.Errorf("Get: second recipient NOTIFY %v ORCPT %q, want [NEVER] and none", n, got.Recipients[1].ORcpt)
 	}
 }
