@@ -329,7 +329,7 @@ func (r *relayProc) api(t *testing.T, method, path, body string, out any) {
 // @domain) with the given next hop, as an administrator would: POST it,
 // then attest it. A remote one is tls_only (the sink has no S/MIME keys);
 // a hosted one needs no such exception, its mail never leaves the relay.
-func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string, tlsOnly bool) {
+func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string, tlsOnly bool) (id string) {
 	t.Helper()
 	var e struct{ ID string } // directory.Endpoint, as JSON
 	extra := ""
@@ -342,6 +342,7 @@ func (r *relayProc) addEndpoint(t *testing.T, domain, nextHop string, tlsOnly bo
 		t.Fatalf("POST endpoint: no ID in the answer")
 	}
 	r.api(t, "POST", "/v1/directory/endpoints/"+e.ID+"/attest", `{"evidence":"crash test sink on loopback"}`, nil)
+	return e.ID
 }
 
 // queueLen is how many messages the running relay still holds.

@@ -95,6 +95,19 @@ func (g *group) add(t target, rcpt string) {
 // happened. Held recipients that are due are looked at again: a
 // certificate may have been renewed or an endpoint verified since.
 func (r *Relay) attempt(ctx context.Context, id string) {
+	if r.cfg.Leases != nil {
+		release, err := r.cfg.Leases.Lease(ctx, id, r.cfg.AttemptTimeout+leaseMargin)
+		if err != nil {
+			if !errors.Is(err, queue.ErrLeased) {
+				r.log.Error("take delivery lease", "msgid", id, "err", err)
+			}
+			r.deferEntry(id) // another node delivers it now, or the store is down
+			return
+		}
+		defer release()
+	}
+	// Read the record only now, under the lease: another node may have
+	// delivered some recipients (or all: the record is gone) meanwhile.
 	m, err := r.store.Get(ctx, id)
 	if errors.Is(err, queue.ErrNotFound) {
 		r.mu.Lock()

@@ -15,4 +15,4 @@ func Attempt(r *Relay, ctx context.Context, id string) { r.attempt(ctx, id) }
 // Spool is the relay's own spool: a second spool.Open on the folder while
 // the relay runs would not see the relay's removals of small bodies, which
 // live in shared segment files.
-func Spool(r *Relay) *spool.Spool { return r.spool }
+func Spool(r *Relay) spool.Bodies { return r.spool }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"sync"
@@ -66,9 +67,15 @@ type Sealer interface {
 // Config is what New needs. Zero durations and limits take the defaults
 // named beside them.
 type Config struct {
-	Hostname  string // our name in EHLO, Reporting-MTA and DSN addresses
-	SpoolDir  string
-	SpoolKey  []byte
+	Hostname string // our name in EHLO, Reporting-MTA and DSN addresses
+	SpoolDir string
+	SpoolKey []byte
+	// Bodies, if set, keeps message bodies instead of a spool folder at
+	// SpoolDir: the Redis body store of a cluster (spool.NewRedis).
+	Bodies spool.Bodies
+	// Leases, if set (cluster mode), makes each attempt first take the
+	// message's lease, so that one node at a time delivers it; see Rescan.
+	Leases    queue.Leaser
 	Store     queue.Store
 	Directory Directory
 	// MaildirRoot holds hosted endpoints' mailboxes, one per endpoint
@@ -170,7 +177,7 @@ func (c *Config) defaults() error {
 	if err := c.ValidateSettings(); err != nil {
 		return err
 	}
-	if c.SpoolDir == "" {
+	if c.SpoolDir == "" && c.Bodies == nil {
 		return errors.New("relay: config: SpoolDir is empty")
 	}
 	if c.Store == nil {
@@ -205,7 +212,7 @@ func setDefault[T int | time.Duration](p *T, v T) {
 // Relay is the durable queue and its delivery workers.
 type Relay struct {
 	cfg     Config
-	spool   *spool.Spool
+	spool   spool.Bodies
 	bufs    *bufs
 	store   queue.Store
 	log     *slog.Logger
@@ -238,9 +245,13 @@ func New(cfg Config) (*Relay, error) {
 	}
 	// Bodies up to one chunk share segment files and their fdatasyncs
 	// (group commit); larger ones get a file each.
-	sp, err := spool.OpenWith(cfg.SpoolDir, cfg.SpoolKey, spool.Options{SmallMax: spool.MaxSmall})
-	if err != nil {
-		return nil, fmt.Errorf("relay: open spool: %w", err)
+	sp := cfg.Bodies
+	if sp == nil {
+		folder, err := spool.OpenWith(cfg.SpoolDir, cfg.SpoolKey, spool.Options{SmallMax: spool.MaxSmall})
+		if err != nil {
+			return nil, fmt.Errorf("relay: open spool: %w", err)
+		}
+		sp = folder
 	}
 	r := &Relay{
 		cfg:     cfg,
@@ -255,6 +266,7 @@ func New(cfg Config) (*Relay, error) {
 
 		lostAtStart: map[string]string{},
 	}
+	var err error
 	r.noticeRate = newDomainLimiter(cfg.NoticeRatePerDomain, cfg.NoticeBurst, cfg.Now)
 	if r.metrics, err = newMetrics(cfg.Metrics, r); err != nil {
 		return nil, err
@@ -286,7 +298,7 @@ func (r *Relay) recover(ctx context.Context) error {
 	}
 	damaged, unnamed := damageReasons(r.spool.Damaged())
 	for _, m := range msgs {
-		if !onDisk[m.ID] {
+		if !onDisk[m.ID] && !r.bodyKept(m.ID) {
 			if done(m) { // finished; only its removal was cut short
 				if err := r.store.Delete(ctx, m.ID); err != nil {
 					return fmt.Errorf("relay: recover: drop %s: %w", m.ID, err)
@@ -322,6 +334,20 @@ func (r *Relay) recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// bodyKept reports whether id's body can be opened: a shared body store's
+// IDs leave out young bodies (spool.Bodies.IDs), which are not lost. Only
+// a body that is not there at all counts as missing.
+func (r *Relay) bodyKept(id string) bool {
+	f, err := r.spool.Open(id)
+	if err == nil {
+		f.Close()
+		return true
+	}
+	// Damaged or missing: lost (lost.go). Anything else (Redis not
+	// answering) says nothing about the body: keep the record.
+	return !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, spool.ErrCorrupt) && !errors.Is(err, spool.ErrWrongKey)
 }
 
 // scheduleNow makes m due at once, whatever its recipients' next attempts.

@@ -78,8 +78,7 @@ func (r *Relay) Submit(ctx context.Context, env Envelope, body io.Reader) (strin
 	// The record is committed after the body, with a context that a
 	// client's disconnect cannot cancel halfway: a record is never without
 	// its file.
-	if err := r.store.Add(context.WithoutCancel(ctx), m); err != nil {
-		r.spool.Remove(id)
+	if err := r.store.Add(context.WithoutCancel(ctx), m); err != nil && !r.committedAnyway(ctx, m) {
 		return "", fmt.Errorf("relay: submit: commit %s: %w", id, err)
 	}
 	r.schedule(m)
@@ -120,4 +119,23 @@ func dedupe(in []string) []int {
 		out = append(out, i)
 	}
 	return out
+}
+
+// committedAnyway decides, after Add failed, whether m's record is in the
+// store after all: a store across the network (Redis) may commit an Add
+// whose reply is lost when the connection drops, and then a retried Add
+// says ErrExists. If the record is there, the message is queued and may be
+// acknowledged. If it is certainly absent, the body is removed. If the
+// store cannot say, the body is kept, so that a record committed after all
+// is never without it (recovery removes a body that has no record).
+func (r *Relay) committedAnyway(ctx context.Context, m queue.Message) bool {
+	got, err := r.store.Get(context.WithoutCancel(ctx), m.ID)
+	switch {
+	case err == nil && got.From == m.From && got.Size == m.Size:
+		r.log.Warn("queue commit reported an error but the record is there; accepted", "msgid", m.ID)
+		return true
+	case errors.Is(err, queue.ErrNotFound):
+		r.spool.Remove(m.ID)
+	}
+	return false
 }

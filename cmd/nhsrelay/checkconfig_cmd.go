@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,10 @@ func runCheckConfig(args []string) error {
 		for _, e := range unjoin(err) {
 			fmt.Fprintln(os.Stdout, e)
 		}
+		return errProblems
+	}
+	if err := checkRedis(context.Background(), c); err != nil { // config_redis.go: the server itself
+		fmt.Fprintln(os.Stdout, err)
 		return errProblems
 	}
 	fmt.Fprintf(os.Stdout, "%s: ok (hostname %s, data in %s)\n", c.Path, c.Hostname, c.DataDir)

@@ -38,6 +38,7 @@ type fileConfig struct {
 	// Federation is federation_config.go's [federation] table.
 	Federation fileFederation `toml:"federation"`
 	Fax        fileFax        `toml:"fax"`      // config_fax.go
+	Redis      fileRedis      `toml:"redis"`    // cluster mode (config_redis.go)
 	Receipts   fileReceipts   `toml:"receipts"` // config_receipts.go (issue 12)
 }
 
@@ -227,6 +228,7 @@ type config struct {
 	Notices          noticesConfig `key:"notices.http_listen"` // the [notices] table, notices_config.go
 	federationConfig               // [federation], federation_config.go
 	Fax              faxConfig     // [fax], config_fax.go
+	RedisURL         string        `key:"redis.url"`              // "" runs every store embedded (one node)
 	StatusListen     string        `key:"receipts.status_listen"` // "" disables the senders' status API (config_receipts.go)
 }
 

@@ -158,6 +158,8 @@ func TestBadConfigs(t *testing.T) {
 		{"challenge from default needs a domain", set("hostname", `"localhost"`), []string{"directory.challenge_from: not set, and the default"}},
 		{"challenge from", set("challenge_from", `"postmaster"`), []string{"directory.challenge_from:"}},
 		{"warn after expiry", set("warn_before", `"9000h"`), []string{"directory.warn_before:"}},
+		{"redis scheme", set("url", `"http://127.0.0.1:6379"`), []string{"redis.url:", "rediss://"}},
+		{"redis database", set("url", `"redis://127.0.0.1:6379/x"`), []string{"redis.url:"}},
 		{"bad duration reported once", set("give_up_after", `"2 days"`), []string{"relay.give_up_after: \"2 days\" is not a duration"}},
 		{"wrong type", set("max_errors", `"twenty"`), []string{"max_errors"}},
 		{"wrong types reported together", chain(set("max_errors", `"twenty"`), set("hop_concurrency", `"ten"`),

@@ -300,6 +300,7 @@ func (fc *fileConfig) validate(path string) (*config, []error) {
 	c.Notices = v.notices(fc.Notices) // notices_config.go
 
 	c.Fax = fc.Fax.validate(v, c.Hostname) // config_fax.go
+	v.redis(c, fc.Redis)                   // config_redis.go
 	v.receipts(c, fc.Receipts)             // config_receipts.go
 
 	if len(v.errs) == 0 {

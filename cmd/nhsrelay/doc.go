@@ -59,6 +59,16 @@
 //     joins smtpd's recipient handlers through an adapter (faxbridge may
 //     not import smtpd), its spool folder is a job, its HTTPS upload a
 //     service.
+//   - status -c FILE (status_cmd.go): cluster mode: live nodes, the shared
+//     queue's depth and delivery leases, read from Redis (internal/redisconn,
+//     relay/queue).
+//
+// Cluster mode (serve_redis.go, config_redis.go): with redis.url set,
+// openRedis connects and checks Redis (internal/redisconn: reachable,
+// version, AOF fsync on every write) and the directory, queue and body
+// stores are the Redis ones (directory/redisstore, relay/queue,
+// relay/spool); openCluster adds the jobs that announce the node, rescan
+// the shared queue and refresh the directory.
 //
 // Configuration: config_decode.go reads the TOML file (BurntSushi/toml) key
 // by key, so every unknown key and wrong type is reported; config_validate.go

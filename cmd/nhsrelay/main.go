@@ -25,6 +25,7 @@ commands:
   notices ...               appointment notices: credentials, letters, dns-check
   dkim keygen DOMAIN SEL    DKIM key for notice mail and its DNS TXT record
   fax ...                   fax bridge: convert, HylaFAX ingest, dead letters, report
+  status -c FILE            cluster mode: nodes, queue depth and delivery leases in Redis
 `
 
 // command is one subcommand: it gets the arguments after its name.
@@ -44,6 +45,7 @@ func commands() map[string]command {
 		"notices":      runNotices,
 		"dkim":         runDKIM,
 		"fax":          runFax,
+		"status":       runStatus,
 		"trace":        runTrace,
 	}
 }

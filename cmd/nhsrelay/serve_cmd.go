@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 	for _, open := range []func(context.Context) error{
 		s.makeFolders,     // data_dir, spool, quarantine, maildir: durable
 		s.openAudit,       // audit log: everyone writes to it
+		s.openRedis,       // cluster mode only: the shared Redis, checked (serve_redis.go)
 		s.openTimeline,    // message timelines, an index over the audit log (serve_timeline.go)
 		s.openDirectory,   // S/MIME trust, directory store and directory
 		s.openPeers,       // federation peers: their CAs in the trust, the sync job (serve_federation.go)
@@ -113,6 +114,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, level *slog.Le
 		s.openFHIR,        // [federation] FHIR listener for peers (serve_federation.go)
 		s.openStatus,      // senders' status API (serve_timeline.go)
 		s.openExpiry,      // expiry job (started with the other jobs)
+		s.openCluster,     // cluster mode: queue rescan, directory refresh (serve_redis.go)
 	} {
 		if err := open(ctx); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"nhsrelay/admin"
 	"nhsrelay/audit"
@@ -18,7 +19,6 @@ import (
 	"nhsrelay/certs"
 	"nhsrelay/directory"
 	"nhsrelay/directory/api"
-	"nhsrelay/directory/boltstore"
 	"nhsrelay/directory/expiry"
 	"nhsrelay/directory/peers"
 	"nhsrelay/internal/durable"
@@ -46,9 +46,11 @@ type server struct {
 	rel      *relay.Relay
 	tls      *certs.Reloader
 	smtp     *smtpd.Server
-	token    *admin.Token // nil when the admin API is off
-	notice   *noticeParts // notices_serve.go
-	fax      *faxRuntime  // nil when [fax] is off (serve_fax.go)
+	token    *admin.Token  // nil when the admin API is off
+	notice   *noticeParts  // notices_serve.go
+	fax      *faxRuntime   // nil when [fax] is off (serve_fax.go)
+	rdb      *redis.Client // nil unless redis.url is set (cluster mode)
+	leases   queue.Leaser  // cluster mode: one node at a time delivers a message
 
 	// Federation (serve_federation.go).
 	peers     *peers.Manager
@@ -133,11 +135,10 @@ func (s *server) openDirectory(ctx context.Context) error {
 		return fmt.Errorf("smime: %w", err)
 	}
 	s.trust = trust
-	dstore, err := boltstore.Open(s.cfg.DirectoryDB())
+	dstore, err := s.directoryStore() // serve_redis.go: embedded or Redis
 	if err != nil {
 		return fmt.Errorf("directory store: %w", err)
 	}
-	s.closers = append(s.closers, dstore.Close)
 	s.mailer = &relayMailer{}
 	dcfg := directoryConfig(s.cfg)
 	dcfg.Store, dcfg.Logger, dcfg.Audit, dcfg.Mailer = dstore, s.component("directory"), s.alog, s.mailer
@@ -159,11 +160,10 @@ func (s *server) openRelay(context.Context) error {
 		return fmt.Errorf("relay.spool_key_file: %w", err)
 	}
 	s.spoolKey = key
-	qstore, err := queue.OpenBolt(s.cfg.QueueDB())
+	qstore, err := s.queueStore() // serve_redis.go: embedded or Redis
 	if err != nil {
 		return fmt.Errorf("queue store: %w", err)
 	}
-	s.closers = append(s.closers, qstore.Close)
 	roots, err := certs.RootPool(s.cfg.CAFiles)
 	if err != nil {
 		return fmt.Errorf("tls.ca_files: %w", err)
@@ -178,6 +178,10 @@ func (s *server) openRelay(context.Context) error {
 	rcfg := relayConfig(s.cfg)
 	rcfg.SpoolKey, rcfg.Store, rcfg.Directory, rcfg.RootCAs = key, qstore, s.dir, roots
 	rcfg.ExtraRootCAs = s.peers.TLSCAs // a federation peer's CA, for its MX only
+	rcfg.Leases = s.leases
+	if rcfg.Bodies, err = s.bodyStore(key); err != nil { // serve_redis.go: nil (spool folder) or Redis
+		return fmt.Errorf("body store: %w", err)
+	}
 	rcfg.Logger, rcfg.Audit, rcfg.Metrics = s.component("relay"), s.alog, s.reg
 	rcfg.Sealer, rcfg.Opener = s.policy.Sealer(), s.policy.Opener()
 	s.notice.relayConfig(&rcfg)

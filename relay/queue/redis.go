@@ -30,6 +30,7 @@ var ErrNotDurable = errors.New("queue: redis does not fsync every write (want ap
 type RedisStore struct {
 	rdb    *redis.Client
 	prefix string
+	node   string // named in leases (lease.go)
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -37,7 +38,7 @@ var _ Store = (*RedisStore)(nil)
 // NewRedis returns a Store keeping its records under keys starting with
 // prefix ("nhsrelay:queue:"). rdb is shared: Close does not close it.
 func NewRedis(rdb *redis.Client, prefix string) *RedisStore {
-	return &RedisStore{rdb: rdb, prefix: prefix}
+	return &RedisStore{rdb: rdb, prefix: prefix, node: "node"}
 }
 
 func (s *RedisStore) key(id string) string { return s.prefix + "msg:" + id }
@@ -101,49 +102,57 @@ func (s *RedisStore) Get(ctx context.Context, id string) (Message, error) {
 	return m, nil
 }
 
-// Update reads id's message, lets fn change it and writes it back, using
-// WATCH so the write happens only if nobody changed the record meanwhile;
-// otherwise it reads again and reruns fn on the fresh copy. fn must
-// therefore have no effects outside *Message. If fn returns an error
-// nothing is written and Update returns it wrapped. fn may not change the ID.
+// casScript writes ARGV[2] only if the record still holds ARGV[1]
+// (compare and set): 1 written, 0 changed meanwhile, -1 gone.
+var casScript = redis.NewScript(`
+local cur = redis.call("GET", KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], ARGV[2])
+return 1`)
+
+// Update reads id's message, lets fn change it and writes it back with a
+// compare-and-set script, so the write happens only if nobody changed the
+// record meanwhile; otherwise it reads again and reruns fn on the fresh
+// copy. Two round trips (GET, script) where WATCH/MULTI/EXEC took five.
+// fn must therefore have no effects outside *Message. If fn returns an
+// error nothing is written and Update returns it wrapped. fn may not
+// change the ID.
 func (s *RedisStore) Update(ctx context.Context, id string, fn func(*Message) error) error {
 	key := s.key(id)
 	for range maxUpdateRetries {
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			v, err := tx.Get(ctx, key).Bytes()
-			if errors.Is(err, redis.Nil) {
-				return ErrNotFound
-			}
-			if err != nil {
-				return err
-			}
-			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			if err := fn(&m); err != nil {
-				return err
-			}
-			if m.ID != id {
-				return fmt.Errorf("fn changed the ID to %q", m.ID)
-			}
-			nv, err := json.Marshal(m)
-			if err != nil {
-				return err
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, nv, 0)
-				return nil
-			})
-			return err
-		}, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue // another writer won the race: read again
+		v, err := s.rdb.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("queue: update %s: %w", id, err)
 		}
-		return nil
+		var m Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("queue: update %s: %w", id, err)
+		}
+		if err := fn(&m); err != nil {
+			return fmt.Errorf("queue: update %s: %w", id, err)
+		}
+		if m.ID != id {
+			return fmt.Errorf("queue: update %s: fn changed the ID to %q", id, m.ID)
+		}
+		nv, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("queue: update %s: %w", id, err)
+		}
+		res, err := casScript.Run(ctx, s.rdb, []string{key}, v, nv).Int()
+		if err != nil {
+			return fmt.Errorf("queue: update %s: %w", id, err)
+		}
+		switch res {
+		case 1:
+			return nil
+		case -1:
+			return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
+		}
+		// 0: another writer won the race: read again
 	}
 	return fmt.Errorf("queue: update %s: still contended after %d attempts", id, maxUpdateRetries)
 }
@@ -198,3 +207,12 @@ func (s *RedisStore) List(ctx context.Context) ([]Message, error) {
 
 // Close does nothing: the client belongs to the caller.
 func (s *RedisStore) Close() error { return nil }
+
+// Len is how many messages are queued (one ZCARD).
+func (s *RedisStore) Len(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.index()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("queue: len: %w", err)
+	}
+	return n, nil
+}

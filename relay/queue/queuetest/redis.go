@@ -115,3 +115,21 @@ func (s *RedisServer) start() error {
 	s.stop()
 	return fmt.Errorf("redis-server on port %d did not answer PING: %s", s.port, out.String())
 }
+
+// URL is the server's address as nhsrelay's redis.url takes it.
+func (s *RedisServer) URL() string { return "redis://" + s.addr() + "/0" }
+
+// Stop kills the server and leaves it down until Start.
+func (s *RedisServer) Stop(t testing.TB) {
+	t.Helper()
+	s.stop()
+	s.stop = func() {}
+}
+
+// Start runs the server again on the same port and data after Stop.
+func (s *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	if err := s.start(); err != nil {
+		t.Fatalf("restart redis-server: %v", err)
+	}
+}
