@@ -278,6 +278,12 @@ func (d *Directory) commit(ctx context.Context, op string, b Batch) error {
 	if b.Empty() {
 		return nil
 	}
+	// No change without its audit record (auditgate.go): every write, an
+	// administrator's, an import's, an expiry run's or a peer sync's, comes
+	// through here, so the gate is here and not at each caller.
+	if err := d.auditGate(); err != nil {
+		return err
+	}
 	if err := d.store.Apply(ctx, b); err != nil {
 		return fmt.Errorf("directory: %s: %w", op, err)
 	}
