@@ -45,7 +45,11 @@ nhs_start() {
 	ports=$("$smtpload" freeport -n 2)
 	nhs_smtp_port=$(sed -n 1p <<<"$ports")
 	nhs_admin=127.0.0.1:$(sed -n 2p <<<"$ports")
-	setkey "$conf" server log_level '"warn"'
+	# info, the default: a line per message queued and delivered, to a file,
+	# as Postfix writes its maillog through postlogd. "warn" would spare
+	# nhsrelay the per-message logging that Postfix pays, which is not
+	# like for like.
+	setkey "$conf" server log_level '"info"'
 	# Clients and the sink are on loopback: trust it, as one trusts a
 	# content filter, so the bench measures relaying and not AUTH.
 	setkey "$conf" smtp submission_listen "\"127.0.0.1:$nhs_smtp_port\""
