@@ -114,7 +114,9 @@ func (v certVerdict) usable() bool { return v.names && v.err == nil }
 // judgeCerts judges e's certificates at now as the relay will: only leaf
 // certificates that name e count, each checked by Config.CertCheck (or,
 // without one, by its dates alone) with the others as intermediates.
-func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
+// withInfo fills each verdict's CertInfo; the RCPT decision (certRefusal)
+// needs only the verdicts, and the subject's words cost a quarter of it.
+func (d *Directory) judgeCerts(e Endpoint, now time.Time, withInfo bool) []certVerdict {
 	var parsed []*x509.Certificate
 	out := make([]certVerdict, 0, len(e.Certificates))
 	for _, der := range e.Certificates {
@@ -131,16 +133,22 @@ func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
 		if c == nil {
 			continue
 		}
-		v.info = CertInfo{Subject: c.Subject.String(), Emails: c.EmailAddresses, NotAfter: c.NotAfter,
-			DaysLeft: daysLeft(now, c.NotAfter), CA: c.IsCA}
+		if withInfo {
+			v.info = CertInfo{Subject: c.Subject.String(), Emails: c.EmailAddresses, NotAfter: c.NotAfter,
+				DaysLeft: daysLeft(now, c.NotAfter), CA: c.IsCA}
+		}
 		switch {
 		case c.IsCA:
 			// An issuing CA stored as a chain: an intermediate, not a
 			// certificate mail is encrypted to.
 		case isOrgCert(c, e):
-			v.info.Problem = orgCertProblem(e)
+			if withInfo {
+				v.info.Problem = orgCertProblem(e)
+			}
 		case !NamesEndpoint(c, e):
-			v.info.Problem = "is for " + certName(c) + ", not this endpoint (RFC 8550 §3)"
+			if withInfo {
+				v.info.Problem = "is for " + certName(c) + ", not this endpoint (RFC 8550 §3)"
+			}
 		default:
 			v.names = true
 			if d.cfg.CertCheck != nil {
@@ -148,7 +156,7 @@ func (d *Directory) judgeCerts(e Endpoint, now time.Time) []certVerdict {
 			} else {
 				v.err = datesOnly(c, now)
 			}
-			if v.err != nil {
+			if withInfo && v.err != nil {
 				v.info.Problem = v.err.Error()
 			}
 		}
@@ -181,7 +189,7 @@ func (d *Directory) certRefusal(e Endpoint, nv *NotVerifiedError) error {
 		return nil
 	}
 	var held *certVerdict // the naming leaf that lasts longest
-	verdicts := d.judgeCerts(e, d.cfg.Now())
+	verdicts := d.judgeCerts(e, d.cfg.Now(), false)
 	for i, v := range verdicts {
 		switch {
 		case v.usable():

@@ -115,7 +115,7 @@ func (d *Directory) certNotice(e Endpoint, now time.Time) ExpiryNotice {
 	var usable, newest *x509.Certificate
 	var newestErr error
 	orgOnly := false
-	for _, v := range d.judgeCerts(e, now) {
+	for _, v := range d.judgeCerts(e, now, false) {
 		if v.cert != nil && isOrgCert(v.cert, e) {
 			orgOnly = true
 		}

@@ -378,7 +378,7 @@ func (d *Directory) Check(ctx context.Context, addr string) CheckResult {
 	if v := e.Verification.Expires; refused == nil && !v.IsZero() && v.Sub(now) < d.cfg.WarnBefore {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("verification expires on %s (%d days); verify again before then", day(v), daysLeft(now, v)))
 	}
-	verdicts := d.judgeCerts(e, now)
+	verdicts := d.judgeCerts(e, now, true)
 	usable := 0
 	for _, v := range verdicts {
 		r.Certificates = append(r.Certificates, v.info)
