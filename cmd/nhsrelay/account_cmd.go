@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"nhsrelay/directory/api"
 )
@@ -291,18 +290,10 @@ func (a *accountCmd) del(ctx context.Context) error {
 
 // writeAccounts prints a table, as postqueue and directory list do.
 func writeAccounts(w io.Writer, as []api.Account) {
-	if len(as) == 0 {
-		fmt.Fprintln(w, "no accounts")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tODS\tSTATE\tRECEIPTS\tADDRESSES\tNOTE")
-	for _, a := range as {
+	writeTable(w, "account", "USER\tODS\tSTATE\tRECEIPTS\tADDRESSES\tNOTE", as, func(tw io.Writer, a api.Account) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Username, dirDash(a.ODS), accountState(a),
 			receiptsText(a.Receipts), strings.Join(a.Addresses, ", "), dirDash(a.Note))
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "-- %d account(s)\n", len(as))
+	})
 }
 
 // writeAccount prints one account as "key: value" lines, like postconf.

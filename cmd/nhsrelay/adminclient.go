@@ -37,6 +37,20 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("c", def, "config `file` (env NHSRELAY_CONFIG)")
 }
 
+// parseConfigOnly parses the arguments of a command whose only flag is -c
+// (serve, status, check-config) and returns the config file path.
+func parseConfigOnly(name string, args []string) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return *path, nil
+}
+
 // newAdminClient reads only the [admin] table of the config file, with the
 // same defaults serve applies, so a file that leaves them out still works.
 func newAdminClient(configPath string) (*adminClient, error) {

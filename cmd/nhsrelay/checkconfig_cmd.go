@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 )
@@ -14,15 +13,11 @@ var errProblems = errors.New("the configuration has problems")
 // runCheckConfig validates a config file and prints every problem, one per
 // line, each naming its key, as `postfix check` does.
 func runCheckConfig(args []string) error {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	path, err := parseConfigOnly("check-config", args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	c, err := loadConfig(*path)
+	c, err := loadConfig(path)
 	if err != nil {
 		for _, e := range unjoin(err) {
 			fmt.Fprintln(os.Stdout, e)

@@ -39,36 +39,37 @@ func hopText(h directory.NextHop) string {
 	return dirDash(s)
 }
 
-func writeEndpoints(w io.Writer, eps []directory.Endpoint) {
-	if len(eps) == 0 {
-		fmt.Fprintln(w, "no endpoints")
+// writeTable prints items as the list commands do: "no NOUNs" when there
+// are none, else the header, one row of tab-separated cells per item
+// (row writes it, newline included) and "-- N NOUN(s)".
+func writeTable[T any](w io.Writer, noun, header string, items []T, row func(tw io.Writer, item T)) {
+	if len(items) == 0 {
+		fmt.Fprintf(w, "no %ss\n", noun)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tODS\tSTATUS\tPURPOSE\tNEXT HOP\tVERIFIED UNTIL")
-	for _, e := range eps {
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		row(tw, it)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "-- %d %s(s)\n", len(items), noun)
+}
+
+func writeEndpoints(w io.Writer, eps []directory.Endpoint) {
+	writeTable(w, "endpoint", "ID\tADDRESS\tODS\tSTATUS\tPURPOSE\tNEXT HOP\tVERIFIED UNTIL", eps, func(tw io.Writer, e directory.Endpoint) {
 		until := "-"
 		if e.Status == directory.StatusVerified {
 			until = dirDay(e.Verification.Expires)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Address, e.ODS, e.Status, dirDash(e.Purpose), hopText(e.NextHop), until)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "-- %d endpoint(s)\n", len(eps))
+	})
 }
 
 func writeOrganisations(w io.Writer, orgs []directory.Organisation) {
-	if len(orgs) == 0 {
-		fmt.Fprintln(w, "no organisations")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ODS\tSTATUS\tKIND\tPOSTCODE\tNAME")
-	for _, o := range orgs {
+	writeTable(w, "organisation", "ODS\tSTATUS\tKIND\tPOSTCODE\tNAME", orgs, func(tw io.Writer, o directory.Organisation) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.ODS, orgStatus(o), dirDash(o.Kind), dirDash(o.Postcode), o.Name)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "-- %d organisation(s)\n", len(orgs))
+	})
 }
 
 func orgStatus(o directory.Organisation) string {

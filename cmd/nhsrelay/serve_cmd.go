@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -23,15 +21,11 @@ const shutdownGrace = 30 * time.Second
 
 // runServe runs every listener until SIGTERM or SIGINT.
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	path, err := parseConfigOnly("serve", args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}

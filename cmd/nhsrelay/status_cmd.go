@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,15 +17,11 @@ import (
 // of the shared queue and which node is delivering which message, read
 // straight from Redis (any node's config will do).
 func runStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	path := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	path, err := parseConfigOnly("status", args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
