@@ -43,10 +43,13 @@ func (b *Bridge) deadLetter(ctx context.Context, in Inbound, rec Record, reason 
 	dl := DeadLetter{Ref: rec.Ref, Reason: reason, Source: in.Source, Received: in.Received, Called: rec.Called,
 		Calling: rec.Calling, CallerName: in.CallerName, CSI: rec.CSI, Pages: rec.Pages, Quality: in.Quality,
 		PDF: in.PDF, Size: len(in.Data)}
+	wrote := false
 	if rc, err := b.dead.Open(rec.Ref); err == nil {
 		rc.Close() // a re-route that failed again: the file is kept already
 	} else if _, err := b.dead.Write(rec.Ref, bytes.NewReader(in.Data)); err != nil {
 		return Outcome{}, fmt.Errorf("faxbridge: dead-letter %s: %w", rec.Ref, err)
+	} else {
+		wrote = true
 	}
 	rec.Outcome, rec.Reason = OutcomeDeadLetter, reason
 	err := b.state.db.Update(func(tx *bolt.Tx) error {
@@ -56,7 +59,13 @@ func (b *Bridge) deadLetter(ctx context.Context, in Inbound, rec Record, reason 
 		return put(tx, bucketFaxes, rec.Ref, rec)
 	})
 	if err != nil {
-		b.dead.Remove(rec.Ref)
+		// Only the file this call wrote: a re-route's file is still the
+		// one its existing index entry names.
+		if wrote {
+			if rerr := b.dead.Remove(rec.Ref); rerr != nil {
+				b.log.Error("dead-letter file not removed after a failed index update", "ref", rec.Ref, "err", rerr)
+			}
+		}
 		return Outcome{}, fmt.Errorf("faxbridge: dead-letter %s: %w", rec.Ref, err)
 	}
 	in.stored(Outcome{Ref: rec.Ref, Outcome: OutcomeDeadLetter})

@@ -122,7 +122,9 @@ func (s *SpoolFolder) recover(ctx context.Context) error {
 		ref, name, ok := strings.Cut(e.Name(), "~")
 		if !ok || !validRef(ref) {
 			// not ours: put it back for a normal pickup
-			os.Rename(filepath.Join(s.Dir, workDir, e.Name()), filepath.Join(s.Dir, e.Name()))
+			if err := os.Rename(filepath.Join(s.Dir, workDir, e.Name()), filepath.Join(s.Dir, e.Name())); err != nil {
+				s.Bridge.log.Error("spool folder: could not put back a file left in .work; it is not picked up", "dir", s.Dir, "file", e.Name(), "err", err)
+			}
 			continue
 		}
 		if groups[ref] == nil {

@@ -134,12 +134,24 @@ func (h *T37) Handle(ctx context.Context, env relay.Envelope, body io.Reader) (s
 	}
 	csi := oneLine(msg.Header.Get("X-Fax-CSI"))
 	received, _ := msg.Header.Date()
-	var refs []string
+	// Every number is read before anything is stored: a recipient that is
+	// not a fax address is refused, never skipped, so no fax is dropped
+	// behind a 250 (smtpd passes only recipients Accepts took, so this
+	// guards the contract).
+	numbers := make([]string, 0, len(env.Recipients))
 	for _, rcpt := range env.Recipients {
 		called, err := h.number(rcpt)
 		if err != nil {
-			continue
+			return "", &Refusal{Code: 550, Subject: 1, Detail: 1,
+				Text: "<" + oneLine(rcpt) + "> is not a fax address (FAX=<number>@" + h.Domain + ")", Err: err}
 		}
+		numbers = append(numbers, called)
+	}
+	if len(numbers) == 0 {
+		return "", &Refusal{Code: 554, Subject: 5, Detail: 0, Text: "no fax recipients"}
+	}
+	var refs []string
+	for _, called := range numbers {
 		for _, tif := range tiffs {
 			out, err := h.Bridge.Receive(ctx, Inbound{Source: "t37", Called: called, Calling: calling, CSI: csi,
 				Received: received, Data: tif})

@@ -77,3 +77,22 @@ func TestT37CannotStoreAnswers451(t *testing.T) {
 		t.Fatalf("Handle error = %v, want a 451 Refusal (the gateway keeps the message)", err)
 	}
 }
+
+func TestT37RecipientNotAFaxAddressRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	h := &T37{Bridge: w.bridge, Domain: "fax.nhsrelay.test"}
+	// One good and one bad recipient: refused before anything is stored,
+	// never a 250 that drops the bad one's fax.
+	_, err := h.Handle(t.Context(), relay.Envelope{Account: "gw",
+		Recipients: []string{"FAX=+441632960001@fax.nhsrelay.test", "gp@nhsrelay.test"}},
+		bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
+	var r *Refusal
+	if !errors.As(err, &r) || r.Code != 550 {
+		t.Fatalf("Handle error = %v, want a 550 Refusal", err)
+	}
+	_, err = h.Handle(t.Context(), relay.Envelope{Account: "gw"}, bytes.NewReader(fixture(t, "t37-simple-mode.eml")))
+	if !errors.As(err, &r) || r.Code != 554 {
+		t.Fatalf("Handle without recipients = %v, want a 554 Refusal", err)
+	}
+}

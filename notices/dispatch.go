@@ -75,7 +75,13 @@ func (s *Service) dispatch(ctx context.Context, ref string) {
 			s.log.Error("read notice to dispatch", "reference", ref, "err", err)
 		}
 		s.mu.Lock()
-		delete(s.pending, ref)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			// A store that failed to read is no reason to stop sending
+			// the notice: keep it pending and try again in a minute.
+			s.pending[ref] = s.now().Add(time.Minute)
+		} else {
+			delete(s.pending, ref)
+		}
 		s.mu.Unlock()
 		return
 	}

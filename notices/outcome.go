@@ -57,7 +57,7 @@ func (s *Service) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool
 		return true // a return path of ours: a DSN to it would come back to us
 	}
 	now := s.now()
-	s.update(ctx, ref, func(n *Notice) error {
+	_, err := s.update(ctx, ref, func(n *Notice) error {
 		detail := o.Text
 		if o.Reply != "" {
 			detail = o.Reply
@@ -83,6 +83,13 @@ func (s *Service) NoticeOutcome(ctx context.Context, o relay.NoticeOutcome) bool
 		}
 		return nil
 	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		// Not recorded (update logged why): not handled, so the relay
+		// sends its DSN to our return path and the BounceHandler gets a
+		// second chance, instead of the outcome (and a failure's letter)
+		// being dropped.
+		return false
+	}
 	return true
 }
 
@@ -131,7 +138,7 @@ func (h *BounceHandler) Handle(ctx context.Context, env relay.Envelope, body io.
 			h.s.log.Info("mail to a notice return path that is not a DSN; dropped", "notice", id, "err", perr)
 			continue
 		}
-		h.s.update(ctx, ref, func(n *Notice) error {
+		_, err := h.s.update(ctx, ref, func(n *Notice) error {
 			changed := false
 			for _, rc := range rep.Recipients {
 				detail := fmt.Sprintf("bounce from %s: %s %s", rep.ReportingMTA, rc.Status, rc.Diagnostic)
@@ -150,6 +157,12 @@ func (h *BounceHandler) Handle(ctx context.Context, env relay.Envelope, body io.
 			}
 			return nil
 		})
+		if err != nil && !errors.Is(err, errUnchanged) {
+			// Not recorded (update logged why): a 4xx keeps the bounce at
+			// the reporting MTA to try again, rather than a 250 that drops
+			// it and the letter a hard bounce would send.
+			return "", fmt.Errorf("notices: bounce for %s not recorded: %w", ref, err)
+		}
 	}
 	return "bounce recorded", nil
 }

@@ -73,6 +73,8 @@ func (s *Service) sendWebhooks(ctx context.Context) {
 func (s *Service) sendNoticeWebhooks(ctx context.Context, ref string, now time.Time) {
 	n, err := s.store.Get(ctx, ref)
 	if err != nil {
+		// Left in the outbox, tried again next round; said, not silent.
+		s.log.Error("webhook events not sent: notice unreadable", "reference", ref, "err", err)
 		return
 	}
 	s.credMu.RLock()
