@@ -40,9 +40,11 @@ func TestRedisBodiesDelivery(t *testing.T) {
 	if !strings.HasSuffix(string(got[0]), message("referral", "tokR")) {
 		t.Errorf("delivered message is not the submitted one:\n%s", got[0])
 	}
-	if _, err := relay.Spool(e.r).Open(id); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("body still in redis after delivery: %v", err)
-	}
+	// The record goes first, then the body (Relay.remove).
+	waitFor(t, "the body to be removed from redis after delivery", func() bool {
+		_, err := relay.Spool(e.r).Open(id)
+		return errors.Is(err, fs.ErrNotExist)
+	})
 }
 
 // A node starting while another's message is young (its body not yet
